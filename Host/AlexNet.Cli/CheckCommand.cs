@@ -1,9 +1,24 @@
-using AlexNet.Cuda;
+using AlexNet.Cuda.Checks;
+using AlexNet.Cuda.Devices;
 
 namespace AlexNet.Cli;
 
+/// <summary><c>alexnet check</c>: every kernel and GEMM on the chosen device against the C# references.</summary>
 internal static class CheckCommand
 {
-    public static int Run(string[] args, TextWriter stdout) =>
-        throw new AlexNetException("'check' is not written yet");
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        (_, Dictionary<string, string> options) = CommandLine.Parse(args, "check", "device");
+        DeviceChoice choice = DeviceChoiceParser.Parse(options.GetValueOrDefault("device", "auto"));
+        using SelectedDevice selected = DeviceSelector.Open(choice);
+        stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason})");
+        int passed = 0, failed = 0;
+        foreach (CheckResult result in KernelChecks.RunAll(selected.Device))
+        {
+            if (result.Passed) passed++; else failed++;
+            stdout.WriteLine($"{(result.Passed ? "PASS" : "FAIL")} {result.Name}: {result.Detail.ReplaceLineEndings(" | ")} ({result.Time.TotalMilliseconds:F0} ms)");
+        }
+        stdout.WriteLine($"checks: {passed} passed, {failed} failed");
+        return failed == 0 ? 0 : 1;
+    }
 }

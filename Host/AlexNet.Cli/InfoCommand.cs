@@ -1,9 +1,38 @@
 using AlexNet.Cuda;
+using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Diagnostics;
 
 namespace AlexNet.Cli;
 
+/// <summary><c>alexnet info</c>: the devices and libraries found, and which device <c>auto</c> would pick.</summary>
 internal static class InfoCommand
 {
-    public static int Run(string[] args, TextWriter stdout) =>
-        throw new AlexNetException("'info' is not written yet");
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        CommandLine.Parse(args, "info");
+        SystemInventory inv = SystemInventory.Probe();
+        stdout.WriteLine($"alexnet {typeof(Program).Assembly.GetName().Version} on .NET {Environment.Version} ({System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier})");
+        stdout.WriteLine($"kernel cache:  {inv.CacheRoot}");
+        stdout.WriteLine($"PoCL cache:    {inv.PoclCacheDir ?? "(POCL_CACHE_DIR unset: PoCL uses ~/.cache/pocl; the ./alexnet launcher sets it under the kernel cache)"}");
+        stdout.WriteLine($"CUDA driver:   {inv.CudaDriver}");
+        stdout.WriteLine("CUDA devices:");
+        foreach (string d in inv.CudaDevices) stdout.WriteLine($"  {d}");
+        if (inv.CudaDevicesMissing is not null) stdout.WriteLine($"  none: {inv.CudaDevicesMissing}");
+        stdout.WriteLine($"NVRTC:         {inv.Nvrtc}");
+        stdout.WriteLine($"cuBLAS:        {inv.Cublas}");
+        stdout.WriteLine("OpenCL devices:");
+        foreach (string d in inv.OpenClDevices) stdout.WriteLine($"  {d}");
+        if (inv.OpenClDevicesMissing is not null) stdout.WriteLine($"  none: {inv.OpenClDevicesMissing}");
+        stdout.WriteLine($"CLBlast:       {inv.ClBlast}");
+        try
+        {
+            using SelectedDevice picked = DeviceSelector.Open(DeviceChoice.Auto);
+            stdout.WriteLine($"--device auto: {picked.Device.Description} ({picked.Reason})");
+        }
+        catch (AlexNetException e)
+        {
+            stdout.WriteLine($"--device auto: {e.Message}");
+        }
+        return 0;
+    }
 }

@@ -1,0 +1,41 @@
+using AlexNet.Cuda.Devices;
+
+namespace AlexNet.Cuda.Bench;
+
+/// <summary>Device-timed repeats of one operation: median and minimum, with a work formula for rates.</summary>
+public sealed record BenchmarkResult(string Name, int Repeats, double MedianMs, double MinMs, double? Gflops, double? GBps)
+{
+    public string Format() =>
+        $"{Name,-52} median {MedianMs,9:F4} ms  min {MinMs,9:F4} ms" +
+        (Gflops is double g ? $"  {g,9:F1} GFLOP/s" : "") +
+        (GBps is double b ? $"  {b,8:F1} GB/s" : "");
+}
+
+/// <summary>
+/// Times work queued on a device with the device's own events (CUDA events, OpenCL profiling), after
+/// warm-up launches that absorb compilation, first-launch and cache effects; reports the median of the
+/// repeats (robust to a noisy machine) and the minimum (the best the hardware did).
+/// </summary>
+public static class BenchmarkHarness
+{
+    public static BenchmarkResult Measure(ComputeDevice device, string name, Action enqueue,
+        int warmup, int repeats, double flops = 0, double bytes = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(repeats);
+        for (int i = 0; i < warmup; i++) enqueue();
+        device.Synchronize();
+        var times = new double[repeats];
+        for (int i = 0; i < repeats; i++)
+        {
+            using DeviceEvent start = device.RecordEvent();
+            enqueue();
+            using DeviceEvent end = device.RecordEvent();
+            times[i] = device.ElapsedMilliseconds(start, end);
+        }
+        Array.Sort(times);
+        double median = repeats % 2 == 1 ? times[repeats / 2] : (times[repeats / 2 - 1] + times[repeats / 2]) / 2;
+        return new BenchmarkResult(name, repeats, median, times[0],
+            flops > 0 ? flops / (median * 1e6) : null,
+            bytes > 0 ? bytes / (median * 1e6) : null);
+    }
+}

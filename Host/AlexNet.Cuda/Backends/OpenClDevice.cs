@@ -1,0 +1,402 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Text;
+using AlexNet.Cuda.Compilation;
+using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Interop;
+
+namespace AlexNet.Cuda.Backends;
+
+/// <summary>One OpenCL device as the platform reports it.</summary>
+public sealed record OpenClDeviceInfo(int Index, IntPtr Platform, IntPtr Device, string PlatformName, string PlatformVersion,
+    string Name, string Vendor, string Version, string DriverVersion, bool IsGpu, int ComputeUnits, long GlobalMemoryBytes)
+{
+    public override string ToString() =>
+        $"opencl:{Index} {Name} ({PlatformName}, {Version}, driver {DriverVersion}, {ComputeUnits} compute units)";
+}
+
+/// <summary>
+/// An OpenCL 1.2 device (PoCL on the CPU in the tests): one in-order profiling command queue, kernels
+/// compiled by the OpenCL driver from the same CUDA C text as NVRTC's (through the prelude), GEMMs by
+/// CLBlast with column-major layout so the semantics match cuBLAS's.
+/// </summary>
+public sealed unsafe class OpenClDevice : ComputeDevice
+{
+    private readonly OpenClDeviceInfo _info;
+    private IntPtr _context;
+    private IntPtr _queue;
+    // A kernel object holds its arguments: setting them and enqueueing must not interleave across threads.
+    private readonly Lock _launchGate = new();
+
+    private OpenClDevice(OpenClDeviceInfo info, IntPtr context, IntPtr queue, KernelCache cache)
+    {
+        _info = info;
+        _context = context;
+        _queue = queue;
+        Cache = cache;
+    }
+
+    /// <summary>Every OpenCL device of every platform, numbered in that order.</summary>
+    public static IReadOnlyList<OpenClDeviceInfo> Enumerate()
+    {
+        NativeLibraries.Load(NativeLibraryId.OpenCl);
+        int status = OpenCl.clGetPlatformIDs(0, null, out uint platformCount);
+        if (status == OpenCl.PlatformNotFoundKhr || platformCount == 0) return [];
+        OpenClException.ThrowIfFailed(status);
+        var platforms = new IntPtr[platformCount];
+        fixed (IntPtr* p = platforms) OpenClException.ThrowIfFailed(OpenCl.clGetPlatformIDs(platformCount, p, out _));
+
+        var result = new List<OpenClDeviceInfo>();
+        foreach (IntPtr platform in platforms)
+        {
+            status = OpenCl.clGetDeviceIDs(platform, OpenCl.DeviceTypeAll, 0, null, out uint deviceCount);
+            if (status == OpenCl.DeviceNotFound || deviceCount == 0) continue;
+            OpenClException.ThrowIfFailed(status);
+            var devices = new IntPtr[deviceCount];
+            fixed (IntPtr* d = devices) OpenClException.ThrowIfFailed(OpenCl.clGetDeviceIDs(platform, OpenCl.DeviceTypeAll, deviceCount, d, out _));
+            foreach (IntPtr device in devices)
+            {
+                result.Add(new OpenClDeviceInfo(result.Count, platform, device,
+                    PlatformText(platform, OpenCl.PlatformName), PlatformText(platform, OpenCl.PlatformVersion),
+                    DeviceText(device, OpenCl.DeviceName), DeviceText(device, OpenCl.DeviceVendor),
+                    DeviceText(device, OpenCl.DeviceVersion), DeviceText(device, OpenCl.DriverVersion),
+                    (DeviceValue<ulong>(device, OpenCl.DeviceType) & 4UL) != 0, // CL_DEVICE_TYPE_GPU
+                    (int)DeviceValue<uint>(device, OpenCl.DeviceMaxComputeUnits),
+                    (long)DeviceValue<ulong>(device, OpenCl.DeviceGlobalMemSize)));
+            }
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Opens OpenCL device <paramref name="index"/> (see <see cref="Enumerate"/>), or when it is null the
+    /// first GPU, else the first device. Throws <see cref="NoDeviceException"/> ("no OpenCL device: …").
+    /// </summary>
+    public static OpenClDevice Open(int? index = null, KernelCache? cache = null)
+    {
+        IReadOnlyList<OpenClDeviceInfo> devices;
+        try
+        {
+            devices = Enumerate();
+        }
+        catch (AlexNetException e)
+        {
+            throw new NoDeviceException(DeviceBackend.OpenCl, $"no OpenCL device: {e.Message}", e);
+        }
+        if (devices.Count == 0)
+            throw new NoDeviceException(DeviceBackend.OpenCl, "no OpenCL device: no platform reports one; install an OpenCL driver (Debian: pocl-opencl-icd)");
+        OpenClDeviceInfo info = index is int i
+            ? (i >= 0 && i < devices.Count ? devices[i] : throw new NoDeviceException(DeviceBackend.OpenCl, $"no OpenCL device {i}: there are {devices.Count}"))
+            : devices.FirstOrDefault(d => d.IsGpu) ?? devices[0];
+
+        IntPtr device = info.Device;
+        IntPtr context = OpenCl.clCreateContext(null, 1, &device, IntPtr.Zero, IntPtr.Zero, out int error);
+        OpenClException.ThrowIfFailed(error, "clCreateContext");
+        IntPtr queue = OpenCl.clCreateCommandQueue(context, device, OpenCl.QueueProfilingEnable, out error);
+        if (error != OpenCl.Success)
+        {
+            OpenCl.clReleaseContext(context);
+            OpenClException.ThrowIfFailed(error, "clCreateCommandQueue(CL_QUEUE_PROFILING_ENABLE)");
+        }
+        return new OpenClDevice(info, context, queue, cache ?? KernelCache.Default);
+    }
+
+    public override DeviceBackend Backend => DeviceBackend.OpenCl;
+
+    public override string Name => _info.Name;
+
+    public OpenClDeviceInfo Info => _info;
+
+    public override string CompilerVersion => $"{_info.Version} ({_info.PlatformName} {_info.DriverVersion})";
+
+    public override long TotalMemoryBytes => _info.GlobalMemoryBytes;
+
+    public override KernelCache Cache { get; }
+
+    public override string Description => _info.ToString();
+
+    /// <summary>The command queue (for interop).</summary>
+    public IntPtr Queue => _queue;
+
+    // ---- memory ----
+
+    protected internal override nint AllocateMemory(long bytes)
+    {
+        ObjectDisposedException.ThrowIf(_context == IntPtr.Zero, this);
+        IntPtr buffer = OpenCl.clCreateBuffer(_context, OpenCl.MemReadWrite, (nuint)bytes, null, out int error);
+        if (error is -4 or -5 or -6 or -61) // allocation failure, out of resources/host memory, invalid buffer size
+            throw new AlexNetException($"out of device memory: allocating {Bytes(bytes)} on {Name} failed with {OpenCl.ErrorName(error)}; use a smaller batch");
+        OpenClException.ThrowIfFailed(error, $"clCreateBuffer({bytes} bytes)");
+        return buffer;
+    }
+
+    protected internal override void FreeMemory(nint handle)
+    {
+        if (_context != IntPtr.Zero) OpenCl.clReleaseMemObject(handle);
+    }
+
+    protected override void WriteMemory(nint handle, long byteOffset, void* source, long bytes) =>
+        OpenClException.ThrowIfFailed(OpenCl.clEnqueueWriteBuffer(_queue, handle, 1, (nuint)byteOffset, (nuint)bytes, source, 0, null, null));
+
+    protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes) =>
+        OpenClException.ThrowIfFailed(OpenCl.clEnqueueReadBuffer(_queue, handle, 1, (nuint)byteOffset, (nuint)bytes, destination, 0, null, null));
+
+    protected override void FillMemory(nint handle, uint pattern, long count) =>
+        OpenClException.ThrowIfFailed(OpenCl.clEnqueueFillBuffer(_queue, handle, &pattern, sizeof(uint), 0, (nuint)(count * sizeof(uint)), 0, null, null));
+
+    // ---- kernels ----
+
+    /// <summary>Options every build uses: the OpenCL C version the prelude is written for; no fast-math,
+    /// so results stay comparable with the CUDA build and the references.</summary>
+    public static IReadOnlyList<string> BaseOptions => ["-cl-std=CL1.2"];
+
+    public override KernelModule LoadModule(KernelSource source, IReadOnlyDictionary<string, string>? defines = null)
+    {
+        ObjectDisposedException.ThrowIf(_context == IntPtr.Zero, this);
+        var clock = Stopwatch.StartNew();
+        string options = string.Join(' ', BaseOptions.Concat(KernelSource.DefineOptions(defines)));
+        string key = KernelCache.Key(source.Hash, options, _info.PlatformName, _info.PlatformVersion, _info.Name, _info.DriverVersion);
+
+        byte[]? binary = Cache.TryRead("opencl", source.Name, key, "bin");
+        if (binary is { Length: > 0 } && TryBuildFromBinary(binary, options) is IntPtr cached)
+            return new OpenClModule(this, cached, source.Name, key, fromCache: true, clock.Elapsed);
+
+        IntPtr program = BuildFromSource(source, options);
+        if (ReadBinary(program) is byte[] built) Cache.TryWrite("opencl", source.Name, key, "bin", built);
+        return new OpenClModule(this, program, source.Name, key, fromCache: false, clock.Elapsed);
+    }
+
+    private IntPtr BuildFromSource(KernelSource source, string options)
+    {
+        byte[] text = Encoding.UTF8.GetBytes(source.Text);
+        IntPtr program;
+        int error;
+        fixed (byte* p = text)
+        {
+            byte* strings = p;
+            nuint length = (nuint)text.Length;
+            program = OpenCl.clCreateProgramWithSource(_context, 1, &strings, &length, out error);
+        }
+        OpenClException.ThrowIfFailed(error, $"clCreateProgramWithSource({source.Name})");
+        int status = Build(program, options);
+        if (status != OpenCl.Success)
+        {
+            string log = BuildLog(program);
+            OpenCl.clReleaseProgram(program);
+            throw OpenClException.Create(status, $"clBuildProgram({source.Name}, {options})", log);
+        }
+        return program;
+    }
+
+    private IntPtr? TryBuildFromBinary(byte[] binary, string options)
+    {
+        IntPtr device = _info.Device;
+        IntPtr program;
+        int error, binaryStatus;
+        fixed (byte* p = binary)
+        {
+            byte* image = p;
+            nuint length = (nuint)binary.Length;
+            program = OpenCl.clCreateProgramWithBinary(_context, 1, &device, &length, &image, &binaryStatus, out error);
+        }
+        if (error != OpenCl.Success || binaryStatus != OpenCl.Success) return null;
+        if (Build(program, options) == OpenCl.Success) return program;
+        // A stale or foreign binary only costs a rebuild from source.
+        OpenCl.clReleaseProgram(program);
+        return null;
+    }
+
+    private int Build(IntPtr program, string options)
+    {
+        IntPtr device = _info.Device;
+        byte[] optionBytes = NvrtcCompiler.NulTerminated(options);
+        fixed (byte* o = optionBytes) return OpenCl.clBuildProgram(program, 1, &device, o, IntPtr.Zero, IntPtr.Zero);
+    }
+
+    private string BuildLog(IntPtr program)
+    {
+        if (OpenCl.clGetProgramBuildInfo(program, _info.Device, OpenCl.ProgramBuildLog, 0, null, out nuint size) != OpenCl.Success || size <= 1)
+            return "";
+        var log = new byte[(int)size];
+        fixed (byte* p = log)
+            if (OpenCl.clGetProgramBuildInfo(program, _info.Device, OpenCl.ProgramBuildLog, size, p, out _) != OpenCl.Success) return "";
+        return Utf8(log);
+    }
+
+    private static byte[]? ReadBinary(IntPtr program)
+    {
+        nuint size;
+        if (OpenCl.clGetProgramInfo(program, OpenCl.ProgramBinarySizes, (nuint)sizeof(nuint), &size, out _) != OpenCl.Success || size == 0)
+            return null;
+        var binary = new byte[(int)size];
+        fixed (byte* p = binary)
+        {
+            byte* pointer = p;
+            if (OpenCl.clGetProgramInfo(program, OpenCl.ProgramBinaries, (nuint)sizeof(byte*), &pointer, out _) != OpenCl.Success) return null;
+        }
+        return binary;
+    }
+
+    public override void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments)
+    {
+        if (kernel is not OpenClKernel cl || !ReferenceEquals(cl.Device, this))
+            throw new ArgumentException($"kernel {kernel} was not compiled for this device", nameof(kernel));
+        if (grid.Volume == 0 || block.Volume == 0) return;
+        nuint* global = stackalloc nuint[3] { (nuint)grid.X * block.X, (nuint)grid.Y * block.Y, (nuint)grid.Z * block.Z };
+        nuint* local = stackalloc nuint[3] { block.X, block.Y, block.Z };
+        lock (_launchGate)
+        {
+            fixed (byte* data = &Unsafe.AsRef(in arguments.Data))
+            {
+                for (int i = 0; i < arguments.Count; i++)
+                {
+                    int status = OpenCl.clSetKernelArg(cl.Handle, (uint)i, (nuint)arguments.SizeOf(i), data + arguments.OffsetOf(i));
+                    if (status != OpenCl.Success)
+                        throw OpenClException.Create(status, $"clSetKernelArg({kernel}, argument {i}, {arguments.SizeOf(i)} bytes)", "");
+                }
+            }
+            int launched = OpenCl.clEnqueueNDRangeKernel(_queue, cl.Handle, 3, null, global, local, 0, null, null);
+            if (launched != OpenCl.Success)
+                throw OpenClException.Create(launched, $"clEnqueueNDRangeKernel({kernel}, grid {grid}, block {block})", "");
+        }
+    }
+
+    // ---- GEMM ----
+
+    private static ClBlastTranspose Op(MatrixOp op) => op == MatrixOp.None ? ClBlastTranspose.No : ClBlastTranspose.Yes;
+
+    protected override void GemmCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
+        float alpha, DeviceBuffer<float> a, long aOffset, int lda,
+        DeviceBuffer<float> b, long bOffset, int ldb,
+        float beta, DeviceBuffer<float> c, long cOffset, int ldc)
+    {
+        NativeLibraries.Load(NativeLibraryId.ClBlast);
+        IntPtr queue = _queue;
+        ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemm(ClBlastLayout.ColMajor, Op(transA), Op(transB),
+            (nuint)m, (nuint)n, (nuint)k, alpha, a.Handle, (nuint)aOffset, (nuint)lda, b.Handle, (nuint)bOffset, (nuint)ldb,
+            beta, c.Handle, (nuint)cOffset, (nuint)ldc, &queue, null));
+    }
+
+    protected override void GemmStridedBatchedCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
+        float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
+        DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
+        float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
+    {
+        NativeLibraries.Load(NativeLibraryId.ClBlast);
+        IntPtr queue = _queue;
+        ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemmStridedBatched(ClBlastLayout.ColMajor, Op(transA), Op(transB),
+            (nuint)m, (nuint)n, (nuint)k, alpha, a.Handle, (nuint)aOffset, (nuint)lda, (nuint)strideA,
+            b.Handle, (nuint)bOffset, (nuint)ldb, (nuint)strideB, beta, c.Handle, (nuint)cOffset, (nuint)ldc, (nuint)strideC,
+            (nuint)batchCount, &queue, null));
+    }
+
+    // ---- ordering and timing ----
+
+    public override void Synchronize() => OpenClException.ThrowIfFailed(OpenCl.clFinish(_queue));
+
+    public override DeviceEvent RecordEvent()
+    {
+        IntPtr handle;
+        OpenClException.ThrowIfFailed(OpenCl.clEnqueueMarkerWithWaitList(_queue, 0, null, &handle));
+        return new OpenClEvent(handle);
+    }
+
+    public override double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end)
+    {
+        if (start is not OpenClEvent s || end is not OpenClEvent e) throw new ArgumentException("events of another backend");
+        IntPtr endHandle = e.Handle;
+        OpenClException.ThrowIfFailed(OpenCl.clWaitForEvents(1, &endHandle));
+        // A marker completes when everything queued before it has: its END is that moment.
+        ulong t0 = ProfilingTime(s.Handle, OpenCl.ProfilingCommandEnd);
+        ulong t1 = ProfilingTime(e.Handle, OpenCl.ProfilingCommandEnd);
+        return (t1 - t0) / 1e6;
+    }
+
+    private static ulong ProfilingTime(IntPtr handle, uint which)
+    {
+        ulong value;
+        OpenClException.ThrowIfFailed(OpenCl.clGetEventProfilingInfo(handle, which, sizeof(ulong), &value, out _));
+        return value;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (_context == IntPtr.Zero) return;
+        OpenCl.clFinish(_queue);
+        OpenCl.clReleaseCommandQueue(_queue);
+        OpenCl.clReleaseContext(_context);
+        _queue = _context = IntPtr.Zero;
+    }
+
+    // ---- device queries ----
+
+    private static string PlatformText(IntPtr platform, uint parameter)
+    {
+        Span<byte> text = stackalloc byte[1024];
+        fixed (byte* p = text) OpenClException.ThrowIfFailed(OpenCl.clGetPlatformInfo(platform, parameter, (nuint)text.Length, p, out _));
+        return Utf8(text).Trim();
+    }
+
+    private static string DeviceText(IntPtr device, uint parameter)
+    {
+        Span<byte> text = stackalloc byte[1024];
+        fixed (byte* p = text) OpenClException.ThrowIfFailed(OpenCl.clGetDeviceInfo(device, parameter, (nuint)text.Length, p, out _));
+        return Utf8(text).Trim();
+    }
+
+    private static T DeviceValue<T>(IntPtr device, uint parameter) where T : unmanaged
+    {
+        T value = default;
+        OpenClException.ThrowIfFailed(OpenCl.clGetDeviceInfo(device, parameter, (nuint)sizeof(T), &value, out _));
+        return value;
+    }
+
+    private sealed class OpenClModule(OpenClDevice device, IntPtr program, string name, string key, bool fromCache, TimeSpan time)
+        : KernelModule(name, key, fromCache, time)
+    {
+        private IntPtr _program = program;
+
+        protected override Kernel CreateKernel(string kernelName)
+        {
+            ObjectDisposedException.ThrowIf(_program == IntPtr.Zero, this);
+            byte[] nameBytes = NvrtcCompiler.NulTerminated(kernelName);
+            IntPtr kernel;
+            int error;
+            fixed (byte* p = nameBytes) kernel = OpenCl.clCreateKernel(_program, p, out error);
+            if (error == -46) // CL_INVALID_KERNEL_NAME
+                throw new AlexNetException($"kernel '{kernelName}' is not defined in {SourceName} (is it declared KERNEL?)");
+            OpenClException.ThrowIfFailed(error, $"clCreateKernel({SourceName}, {kernelName})");
+            return new OpenClKernel(this, kernelName, device, kernel);
+        }
+
+        protected override void ReleaseModule()
+        {
+            IntPtr program = Interlocked.Exchange(ref _program, IntPtr.Zero);
+            if (program != IntPtr.Zero) OpenCl.clReleaseProgram(program);
+        }
+    }
+
+    private sealed class OpenClKernel(KernelModule module, string name, OpenClDevice device, IntPtr handle) : Kernel(module, name)
+    {
+        public OpenClDevice Device { get; } = device;
+
+        public IntPtr Handle { get; private set; } = handle;
+
+        internal override void Release()
+        {
+            if (Handle != IntPtr.Zero) OpenCl.clReleaseKernel(Handle);
+            Handle = IntPtr.Zero;
+        }
+    }
+
+    private sealed class OpenClEvent(IntPtr handle) : DeviceEvent
+    {
+        public IntPtr Handle { get; private set; } = handle;
+
+        public override void Dispose()
+        {
+            if (Handle != IntPtr.Zero) OpenCl.clReleaseEvent(Handle);
+            Handle = IntPtr.Zero;
+        }
+    }
+}

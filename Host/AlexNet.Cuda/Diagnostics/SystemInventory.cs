@@ -1,0 +1,77 @@
+using AlexNet.Cuda.Backends;
+using AlexNet.Cuda.Compilation;
+using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Interop;
+
+namespace AlexNet.Cuda.Diagnostics;
+
+/// <summary>What this machine offers the engine: each library and device, or the one-line reason it is
+/// missing. Probing never throws.</summary>
+public sealed record SystemInventory(
+    string CacheRoot,
+    string? PoclCacheDir,
+    string CudaDriver,
+    IReadOnlyList<string> CudaDevices,
+    string? CudaDevicesMissing,
+    string Nvrtc,
+    string Cublas,
+    IReadOnlyList<string> OpenClDevices,
+    string? OpenClDevicesMissing,
+    string ClBlast)
+{
+    public static SystemInventory Probe()
+    {
+        var cudaDevices = new List<string>();
+        string? cudaMissing = null;
+        string driver = Describe(NativeLibraryId.CudaDriver, () =>
+        {
+            CudaException.ThrowIfFailed(Interop.CudaDriver.cuDriverGetVersion(out int v));
+            return $"CUDA {v / 1000}.{v % 1000 / 10}";
+        });
+        try
+        {
+            using CudaDevice first = CudaDevice.Open(0);
+            cudaDevices.Add(first.Description);
+            CudaException.ThrowIfFailed(Interop.CudaDriver.cuDeviceGetCount(out int count));
+            for (int i = 1; i < count; i++)
+            {
+                using CudaDevice other = CudaDevice.Open(i);
+                cudaDevices.Add(other.Description);
+            }
+        }
+        catch (AlexNetException e) { cudaMissing = e.Message; }
+
+        string nvrtc = Describe(NativeLibraryId.Nvrtc, () =>
+        {
+            IReadOnlyList<int> archs = NvrtcCompiler.SupportedArchitectures();
+            return $"{NvrtcCompiler.VersionText}, builds sm_{archs.Min()}..sm_{archs.Max()}";
+        });
+        string cublas = Describe(NativeLibraryId.Cublas, () => "loadable");
+
+        var clDevices = new List<string>();
+        string? clMissing = null;
+        try
+        {
+            foreach (OpenClDeviceInfo info in OpenClDevice.Enumerate()) clDevices.Add(info.ToString());
+            if (clDevices.Count == 0) clMissing = "no OpenCL platform reports a device";
+        }
+        catch (AlexNetException e) { clMissing = e.Message; }
+        string clblast = Describe(NativeLibraryId.ClBlast, () => "loadable");
+
+        return new SystemInventory(KernelCache.DefaultRoot(), Environment.GetEnvironmentVariable("POCL_CACHE_DIR"),
+            driver, cudaDevices, cudaMissing, nvrtc, cublas, clDevices, clMissing, clblast);
+    }
+
+    private static string Describe(NativeLibraryId id, Func<string> details)
+    {
+        try
+        {
+            NativeLibraries.Load(id);
+            return $"{details()} ({NativeLibraries.LoadedPath(id)})";
+        }
+        catch (AlexNetException e)
+        {
+            return $"not available: {e.Message}";
+        }
+    }
+}

@@ -1,0 +1,208 @@
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace AlexNet.Cuda.Interop;
+
+/// <summary>The native libraries the bindings call, by the logical name used in every <c>[LibraryImport]</c>.</summary>
+public enum NativeLibraryId
+{
+    CudaDriver,
+    Nvrtc,
+    Cublas,
+    OpenCl,
+    ClBlast,
+}
+
+/// <summary>
+/// Finds the native libraries. The CUDA toolkit's sonames change with every major release
+/// (<c>libnvrtc.so.13</c>, <c>.so.12</c>, <c>.so.11.2</c>), and the toolkit often sits outside the
+/// loader's path (<c>/usr/local/cuda/lib64</c>), so each library is looked up under every name a
+/// supported release uses, first through the system loader (which honours <c>LD_LIBRARY_PATH</c>),
+/// then in the usual toolkit folders. An environment variable per library (<see cref="OverrideVariable"/>)
+/// names an exact file instead. A failure lists every name and path tried.
+/// </summary>
+public static class NativeLibraries
+{
+    /// <summary>The logical library names written in the <c>[LibraryImport]</c> attributes.</summary>
+    internal const string CudaDriverName = "alexnet-cuda-driver";
+    internal const string NvrtcName = "alexnet-nvrtc";
+    internal const string CublasName = "alexnet-cublas";
+    internal const string OpenClName = "alexnet-opencl";
+    internal const string ClBlastName = "alexnet-clblast";
+
+    private static readonly Lock Gate = new();
+    private static readonly Dictionary<NativeLibraryId, IntPtr> Loaded = [];
+    private static readonly Dictionary<NativeLibraryId, string> LoadedFrom = [];
+
+    /// <summary>Names tried, newest release first.</summary>
+    public static IReadOnlyList<string> CandidateNames(NativeLibraryId id) => id switch
+    {
+        // The driver's user-space library keeps soname 1 across releases.
+        NativeLibraryId.CudaDriver => ["libcuda.so.1", "libcuda.so"],
+        NativeLibraryId.Nvrtc => ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"],
+        NativeLibraryId.Cublas => ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"],
+        NativeLibraryId.OpenCl => ["libOpenCL.so.1", "libOpenCL.so"],
+        NativeLibraryId.ClBlast => ["libclblast.so.1", "libclblast.so"],
+        _ => throw new ArgumentOutOfRangeException(nameof(id)),
+    };
+
+    /// <summary>Environment variable that, when set, names the exact file to load for <paramref name="id"/>.</summary>
+    public static string OverrideVariable(NativeLibraryId id) => id switch
+    {
+        NativeLibraryId.CudaDriver => "ALEXNET_LIBCUDA",
+        NativeLibraryId.Nvrtc => "ALEXNET_LIBNVRTC",
+        NativeLibraryId.Cublas => "ALEXNET_LIBCUBLAS",
+        NativeLibraryId.OpenCl => "ALEXNET_LIBOPENCL",
+        NativeLibraryId.ClBlast => "ALEXNET_LIBCLBLAST",
+        _ => throw new ArgumentOutOfRangeException(nameof(id)),
+    };
+
+    /// <summary>Folders searched after the system loader, in order.</summary>
+    public static IReadOnlyList<string> SearchFolders()
+    {
+        var folders = new List<string>();
+        foreach (string variable in new[] { "CUDA_HOME", "CUDA_PATH" })
+        {
+            string? root = Environment.GetEnvironmentVariable(variable);
+            if (!string.IsNullOrEmpty(root)) folders.Add(Path.Combine(root, "lib64"));
+        }
+        string? ldPath = Environment.GetEnvironmentVariable("LD_LIBRARY_PATH");
+        if (!string.IsNullOrEmpty(ldPath))
+            folders.AddRange(ldPath.Split(':', StringSplitOptions.RemoveEmptyEntries));
+        folders.AddRange([
+            "/usr/local/cuda/lib64",
+            "/usr/local/cuda/targets/x86_64-linux/lib",
+            "/usr/lib/x86_64-linux-gnu",
+            "/usr/lib/x86_64-linux-gnu/nvidia/current",
+            "/usr/lib64",
+            "/usr/lib/wsl/lib",
+        ]);
+        // Side-by-side toolkits: /usr/local/cuda-13.0/lib64 and the like, newest first.
+        try
+        {
+            foreach (string dir in Directory.EnumerateDirectories("/usr/local", "cuda-*").OrderDescending(StringComparer.Ordinal))
+                folders.Add(Path.Combine(dir, "lib64"));
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return folders.Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>Loads <paramref name="id"/> (once) and returns its handle; throws
+    /// <see cref="NativeLibraryNotFoundException"/> naming everything tried.</summary>
+    public static IntPtr Load(NativeLibraryId id)
+    {
+        lock (Gate)
+        {
+            if (Loaded.TryGetValue(id, out IntPtr handle)) return handle;
+            var tried = new List<string>();
+            string? exact = Environment.GetEnvironmentVariable(OverrideVariable(id));
+            if (!string.IsNullOrEmpty(exact))
+            {
+                if (NativeLibrary.TryLoad(exact, out handle)) return Remember(id, handle, exact);
+                throw new NativeLibraryNotFoundException(id, [$"{exact} (from {NativeLibraries.OverrideVariable(id)})"]);
+            }
+            foreach (string name in CandidateNames(id))
+            {
+                tried.Add(name);
+                if (NativeLibrary.TryLoad(name, out handle)) return Remember(id, handle, name);
+            }
+            foreach (string folder in SearchFolders())
+            {
+                foreach (string name in CandidateNames(id))
+                {
+                    string path = Path.Combine(folder, name);
+                    if (!File.Exists(path)) continue;
+                    tried.Add(path);
+                    if (NativeLibrary.TryLoad(path, out handle)) return Remember(id, handle, path);
+                }
+            }
+            throw new NativeLibraryNotFoundException(id, tried);
+        }
+    }
+
+    /// <summary>True when <paramref name="id"/> can be loaded; never throws.</summary>
+    public static bool TryLoad(NativeLibraryId id, out IntPtr handle)
+    {
+        try
+        {
+            handle = Load(id);
+            return true;
+        }
+        catch (NativeLibraryNotFoundException)
+        {
+            handle = IntPtr.Zero;
+            return false;
+        }
+    }
+
+    /// <summary>The name or path the library was loaded from, or null when it is not loaded.</summary>
+    public static string? LoadedPath(NativeLibraryId id)
+    {
+        lock (Gate) return LoadedFrom.GetValueOrDefault(id);
+    }
+
+    private static IntPtr Remember(NativeLibraryId id, IntPtr handle, string from)
+    {
+        Loaded[id] = handle;
+        LoadedFrom[id] = from;
+        return handle;
+    }
+
+    private static bool TryMapLogicalName(string libraryName, out NativeLibraryId id)
+    {
+        switch (libraryName)
+        {
+            case CudaDriverName: id = NativeLibraryId.CudaDriver; return true;
+            case NvrtcName: id = NativeLibraryId.Nvrtc; return true;
+            case CublasName: id = NativeLibraryId.Cublas; return true;
+            case OpenClName: id = NativeLibraryId.OpenCl; return true;
+            case ClBlastName: id = NativeLibraryId.ClBlast; return true;
+            default: id = default; return false;
+        }
+    }
+
+    // The resolver must be in place before the first P/Invoke of this assembly, whichever class makes it;
+    // a module initializer is the one hook that runs early enough in a library.
+#pragma warning disable CA2255
+    [ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void InstallResolver()
+    {
+        NativeLibrary.SetDllImportResolver(typeof(NativeLibraries).Assembly, Resolve);
+    }
+
+    private static IntPtr Resolve(string libraryName, Assembly assembly, DllImportSearchPath? searchPath)
+    {
+        // Throwing here surfaces as the DllNotFoundException of the first call, but with our message.
+        return TryMapLogicalName(libraryName, out NativeLibraryId id) ? Load(id) : IntPtr.Zero;
+    }
+}
+
+/// <summary>A native library could not be loaded under any of the names and paths tried.</summary>
+public sealed class NativeLibraryNotFoundException(NativeLibraryId library, IReadOnlyList<string> tried)
+    : AlexNetException($"{Describe(library)} not found; tried {string.Join(", ", tried)}. {Hint(library)}")
+{
+    public NativeLibraryId Library { get; } = library;
+
+    public IReadOnlyList<string> Tried { get; } = tried;
+
+    private static string Describe(NativeLibraryId id) => id switch
+    {
+        NativeLibraryId.CudaDriver => "the CUDA driver library (libcuda)",
+        NativeLibraryId.Nvrtc => "NVRTC (libnvrtc)",
+        NativeLibraryId.Cublas => "cuBLAS (libcublas)",
+        NativeLibraryId.OpenCl => "the OpenCL ICD loader (libOpenCL)",
+        NativeLibraryId.ClBlast => "CLBlast (libclblast)",
+        _ => id.ToString(),
+    };
+
+    private static string Hint(NativeLibraryId id) => id switch
+    {
+        NativeLibraryId.CudaDriver => "Install the NVIDIA driver, or on Debian without a GPU run .ci/native-packages.sh (package libcuda1)",
+        NativeLibraryId.Nvrtc or NativeLibraryId.Cublas =>
+            $"Install the CUDA toolkit libraries, add their folder to LD_LIBRARY_PATH, or set {NativeLibraries.OverrideVariable(id)} to the file",
+        _ => "Run .ci/native-packages.sh as root (Debian packages ocl-icd-libopencl1, pocl-opencl-icd, libclblast1)",
+    };
+}
