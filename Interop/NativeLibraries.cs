@@ -96,30 +96,46 @@ public static class NativeLibraries
         lock (Gate)
         {
             if (Loaded.TryGetValue(id, out IntPtr handle)) return handle;
-            var tried = new List<string>();
-            string? exact = Environment.GetEnvironmentVariable(OverrideVariable(id));
-            if (!string.IsNullOrEmpty(exact))
-            {
-                if (NativeLibrary.TryLoad(exact, out handle)) return Remember(id, handle, exact);
-                throw new NativeLibraryNotFoundException(id, [$"{exact} (from {NativeLibraries.OverrideVariable(id)})"]);
-            }
-            foreach (string name in CandidateNames(id))
-            {
-                tried.Add(name);
-                if (NativeLibrary.TryLoad(name, out handle)) return Remember(id, handle, name);
-            }
-            foreach (string folder in SearchFolders())
-            {
-                foreach (string name in CandidateNames(id))
-                {
-                    string path = Path.Combine(folder, name);
-                    if (!File.Exists(path)) continue;
-                    tried.Add(path);
-                    if (NativeLibrary.TryLoad(path, out handle)) return Remember(id, handle, path);
-                }
-            }
-            throw new NativeLibraryNotFoundException(id, tried);
+            handle = LoadFrom(id, CandidateNames(id), SearchFolders(), Environment.GetEnvironmentVariable(OverrideVariable(id)), out string from);
+            Loaded[id] = handle;
+            LoadedFrom[id] = from;
+            return handle;
         }
+    }
+
+    /// <summary>The probing itself, uncached: <paramref name="exactPath"/> when given, else each name
+    /// through the system loader, then each name in each folder.</summary>
+    internal static IntPtr LoadFrom(NativeLibraryId id, IReadOnlyList<string> names, IReadOnlyList<string> folders, string? exactPath) =>
+        LoadFrom(id, names, folders, exactPath, out _);
+
+    private static IntPtr LoadFrom(NativeLibraryId id, IReadOnlyList<string> names, IReadOnlyList<string> folders,
+        string? exactPath, out string from)
+    {
+        if (!string.IsNullOrEmpty(exactPath))
+        {
+            from = exactPath;
+            if (NativeLibrary.TryLoad(exactPath, out IntPtr exact)) return exact;
+            throw new NativeLibraryNotFoundException(id, [$"{exactPath} (from {OverrideVariable(id)})"]);
+        }
+        var tried = new List<string>();
+        foreach (string name in names)
+        {
+            tried.Add(name);
+            from = name;
+            if (NativeLibrary.TryLoad(name, out IntPtr handle)) return handle;
+        }
+        foreach (string folder in folders)
+        {
+            foreach (string name in names)
+            {
+                string path = Path.Combine(folder, name);
+                if (!File.Exists(path)) continue;
+                tried.Add(path);
+                from = path;
+                if (NativeLibrary.TryLoad(path, out IntPtr handle)) return handle;
+            }
+        }
+        throw new NativeLibraryNotFoundException(id, tried);
     }
 
     /// <summary>True when <paramref name="id"/> can be loaded; never throws.</summary>
@@ -141,13 +157,6 @@ public static class NativeLibraries
     public static string? LoadedPath(NativeLibraryId id)
     {
         lock (Gate) return LoadedFrom.GetValueOrDefault(id);
-    }
-
-    private static IntPtr Remember(NativeLibraryId id, IntPtr handle, string from)
-    {
-        Loaded[id] = handle;
-        LoadedFrom[id] = from;
-        return handle;
     }
 
     private static bool TryMapLogicalName(string libraryName, out NativeLibraryId id)

@@ -1,0 +1,64 @@
+using AlexNet.Cuda.Interop;
+using AlexNet.Cuda.Tests.Infrastructure;
+
+namespace AlexNet.Cuda.Tests.Cli;
+
+public class CliTests
+{
+    [Fact]
+    public void UnknownCommandIsAOneLineError()
+    {
+        var e = Assert.Throws<AlexNetException>(() => AlexNet.Cli.Program.Run(["frobnicate"], TextWriter.Null));
+        Assert.Equal("unknown command 'frobnicate'; run 'alexnet --help' for the list", e.Message);
+    }
+
+    [Fact]
+    public void UnknownOptionIsNamed()
+    {
+        var e = Assert.Throws<AlexNetException>(() => AlexNet.Cli.Program.Run(["check", "--devcie", "cuda"], TextWriter.Null));
+        Assert.StartsWith("'check' has no option --devcie", e.Message);
+    }
+
+    [Fact]
+    public void MainPrintsErrorsAsOneLineAndExitsNonZero()
+    {
+        TextWriter saved = Console.Error;
+        var captured = new StringWriter();
+        Console.SetError(captured);
+        try
+        {
+            int code = AlexNet.Cli.Program.Main(["check", "--device", "tpu"]);
+            Assert.Equal(1, code);
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+        Assert.Equal("alexnet: error: unknown device 'tpu'; use --device auto, cuda or opencl" + Environment.NewLine, captured.ToString());
+    }
+
+    [SkippableFact]
+    public void InfoListsTheOpenClDeviceNvrtcAndTheCache()
+    {
+        TestNative.Require(NativeLibraryId.OpenCl);
+        TestNative.Require(NativeLibraryId.Nvrtc);
+        var output = new StringWriter();
+        Assert.Equal(0, AlexNet.Cli.Program.Run(["info"], output));
+        string text = output.ToString();
+        Assert.Contains("kernel cache:", text);
+        Assert.Matches(@"NVRTC:\s+NVRTC \d+\.\d+, builds sm_\d+\.\.sm_\d+", text);
+        Assert.Matches(@"OpenCL devices:\n  opencl:0 ", text.ReplaceLineEndings("\n"));
+        Assert.Contains("--device auto: ", text);
+    }
+
+    [SkippableFact]
+    public void CheckRunsEveryKernelOnOpenClAndPasses()
+    {
+        TestNative.Require(NativeLibraryId.OpenCl);
+        TestNative.Require(NativeLibraryId.ClBlast);
+        var output = new StringWriter();
+        int code = AlexNet.Cli.Program.Run(["check", "--device", "opencl"], output);
+        Assert.True(code == 0, output.ToString());
+        Assert.Matches(@"checks: \d+ passed, 0 failed", output.ToString());
+    }
+}

@@ -1,0 +1,158 @@
+using AlexNet.Cuda.Backends;
+using AlexNet.Cuda.Checks;
+using AlexNet.Cuda.Compilation;
+using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Interop;
+using AlexNet.Cuda.Reference;
+using AlexNet.Cuda.Tests.Infrastructure;
+
+namespace AlexNet.Cuda.Tests.Kernels;
+
+/// <summary>Every kernel and GEMM runs on the OpenCL device (PoCL on the CPU in CI) and matches the C#
+/// reference; the kernel text is the same that NVRTC compiles.</summary>
+[Collection(OpenClCollection.Name)]
+public class OpenClKernelTests(OpenClFixture fixture)
+{
+    public static TheoryData<string> CheckNames() => new(KernelChecks.All().Select(c => c.Name));
+
+    [SkippableTheory]
+    [MemberData(nameof(CheckNames))]
+    public void KernelMatchesTheReference(string name)
+    {
+        ComputeDevice device = fixture.Device;
+        if (name.StartsWith("sgemm", StringComparison.Ordinal)) TestNative.Require(NativeLibraryId.ClBlast);
+        ComparisonResult result = KernelChecks.All().Single(c => c.Name == name).Run(device);
+        Assert.True(result.Passed, $"{name} on {device.Description}: {result.Detail}");
+    }
+
+    [SkippableFact]
+    public void EveryEmbeddedKernelFileBuildsOnOpenCl()
+    {
+        ComputeDevice device = fixture.Device;
+        Assert.NotEmpty(KernelSource.EmbeddedKernelFiles());
+        foreach (string file in KernelSource.EmbeddedKernelFiles())
+        {
+            using KernelModule module = device.LoadModule(file);
+            Assert.Equal(file, module.SourceName);
+        }
+    }
+
+    [SkippableFact]
+    public void ABrokenKernelFailsWithTheBuildLog()
+    {
+        ComputeDevice device = fixture.Device;
+        KernelSource broken = KernelSource.FromText("broken.cu", """
+            #include "prelude.h"
+            KERNEL void broken(GLOBAL float* x)
+            {
+                x[0] = undeclared_variable;
+            }
+            """);
+        var e = Assert.Throws<OpenClException>(() => device.LoadModule(broken));
+        Assert.StartsWith("clBuildProgram(broken.cu, -cl-std=CL1.2) failed: CL_BUILD_PROGRAM_FAILURE (-11); compiler log:", e.Message);
+        Assert.Contains("undeclared_variable", e.CompilerLog);
+        Assert.Contains("broken.cu:4", e.CompilerLog); // #line keeps the kernel file's own line numbers
+    }
+
+    [SkippableFact]
+    public void AMissingEntryPointIsNamed()
+    {
+        using KernelModule module = fixture.Device.LoadModule("transpose.cu");
+        var e = Assert.Throws<AlexNetException>(() => module.GetKernel("transpose_kernel9"));
+        Assert.Equal("kernel 'transpose_kernel9' is not defined in transpose.cu (is it declared KERNEL?)", e.Message);
+    }
+
+    [SkippableFact]
+    public void ASecondLoadOfTheSameModuleComesFromTheDiskCache()
+    {
+        TestNative.Require(NativeLibraryId.OpenCl);
+        KernelCache cache = TestCache.Fresh();
+        try
+        {
+            using OpenClDevice device = OpenClDevice.Open(null, cache);
+            using KernelModule first = device.LoadModule("transpose.cu");
+            using KernelModule second = device.LoadModule("transpose.cu");
+            using KernelModule otherDefines = device.LoadModule("transpose.cu", new Dictionary<string, string> { ["TILE_DIM"] = "16" });
+            Assert.False(first.FromCache);
+            Assert.True(second.FromCache);
+            Assert.False(otherDefines.FromCache);
+            Assert.NotEqual(first.CacheKey, otherDefines.CacheKey);
+            // The cached binary still runs correctly.
+            Assert.True(KernelChecks.Transpose(device, 2, 37, 41, null).Passed);
+        }
+        finally
+        {
+            Directory.Delete(cache.Root, recursive: true);
+        }
+    }
+
+    [SkippableFact]
+    public void ACorruptCacheEntryIsRebuiltFromSource()
+    {
+        TestNative.Require(NativeLibraryId.OpenCl);
+        KernelCache cache = TestCache.Fresh();
+        try
+        {
+            using OpenClDevice device = OpenClDevice.Open(null, cache);
+            using (device.LoadModule("transpose.cu")) { }
+            foreach (string entry in Directory.GetFiles(Path.Combine(cache.Root, "opencl")))
+                File.WriteAllBytes(entry, [1, 2, 3, 4]);
+            using KernelModule rebuilt = device.LoadModule("transpose.cu");
+            Assert.False(rebuilt.FromCache);
+            Assert.True(KernelChecks.Transpose(device, 1, 5, 3, null).Passed);
+        }
+        finally
+        {
+            Directory.Delete(cache.Root, recursive: true);
+        }
+    }
+
+    [SkippableFact]
+    public void DeviceTimingMeasuresQueuedWork()
+    {
+        ComputeDevice device = fixture.Device;
+        TestNative.Require(NativeLibraryId.ClBlast);
+        using DeviceBuffer<float> a = device.Allocate<float>(256 * 256);
+        device.Fill(a, 1f);
+        using DeviceBuffer<float> c = device.Allocate<float>(256 * 256);
+        using DeviceEvent start = device.RecordEvent();
+        device.Gemm(MatrixOp.None, MatrixOp.None, 256, 256, 256, 1f, a, 0, 256, a, 0, 256, 0f, c, 0, 256);
+        using DeviceEvent end = device.RecordEvent();
+        double ms = device.ElapsedMilliseconds(start, end);
+        Assert.InRange(ms, 0.0, 60_000.0);
+        Assert.Equal(256f, device.Download(c)[12345]);
+    }
+
+    [SkippableFact]
+    public void GemmShapesAreCheckedBeforeAnyNativeCall()
+    {
+        ComputeDevice device = fixture.Device;
+        using DeviceBuffer<float> small = device.Allocate<float>(10);
+        using DeviceBuffer<float> big = device.Allocate<float>(1000);
+        var tooSmall = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            device.Gemm(MatrixOp.None, MatrixOp.None, 4, 4, 4, 1f, small, 0, 4, big, 0, 4, 0f, big, 0, 4));
+        Assert.Contains("GEMM operand A (4×4, ld 4, offset 0, stride 0, batch 1) reaches element 15 of a buffer of 10", tooSmall.Message);
+        var badLd = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            device.Gemm(MatrixOp.Transpose, MatrixOp.None, 4, 4, 6, 1f, big, 0, 5, big, 0, 6, 0f, big, 0, 4));
+        Assert.Contains("lda=5 is less than the 6 rows of A", badLd.Message);
+        var batch = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            device.GemmStridedBatched(MatrixOp.None, MatrixOp.None, 4, 4, 4, 1f, big, 0, 4, 16, big, 0, 4, 16, 0f, big, 0, 4, 500, 3));
+        Assert.Contains("GEMM operand C", batch.Message);
+    }
+
+    [SkippableFact]
+    public void CopiesHonourOffsetsAndRanges()
+    {
+        ComputeDevice device = fixture.Device;
+        using DeviceBuffer<float> buffer = device.Allocate<float>(8);
+        device.Fill(buffer, -1f);
+        device.CopyToDevice<float>([1f, 2f, 3f], buffer, offset: 4);
+        Assert.Equal([-1f, -1f, -1f, -1f, 1f, 2f, 3f, -1f], device.Download(buffer));
+        var part = new float[2];
+        device.CopyToHost<float>(buffer, part, offset: 5);
+        Assert.Equal([2f, 3f], part);
+        Assert.Throws<ArgumentOutOfRangeException>(() => device.CopyToDevice<float>([1f, 2f], buffer, offset: 7));
+        buffer.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => buffer.Handle);
+    }
+}
