@@ -18,6 +18,8 @@ internal static class CheckCommand
             if (result.Passed) passed++; else failed++;
             stdout.WriteLine($"{(result.Passed ? "PASS" : "FAIL")} {result.Name}: {result.Detail.ReplaceLineEndings(" | ")} ({result.Time.TotalMilliseconds:F0} ms)");
         }
+        (int compiled, int fromCache) = selected.Device.ModuleLoads;
+        stdout.WriteLine($"kernel modules: {compiled} compiled, {fromCache} loaded from the disk cache ({selected.Device.Cache.Root})");
         stdout.WriteLine($"checks: {passed} passed, {failed} failed");
         return failed == 0 ? 0 : 1;
     }

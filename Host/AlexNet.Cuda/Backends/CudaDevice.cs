@@ -167,7 +167,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
         NvrtcOutput output = NvrtcCompiler.CompileCached(Cache, source, Target, defines);
         IntPtr module = LoadImage(source.Name, output);
         string key = KernelCache.Key(source.Hash, string.Join(' ', KernelSource.DefineOptions(defines)), Target.ToString());
-        return new CudaModule(this, module, source.Name, key, output.FromCache, clock.Elapsed);
+        return Loaded(new CudaModule(this, module, source.Name, key, output.FromCache, clock.Elapsed));
     }
 
     private IntPtr LoadImage(string name, NvrtcOutput output)

@@ -159,11 +159,11 @@ public sealed unsafe class OpenClDevice : ComputeDevice
 
         byte[]? binary = Cache.TryRead("opencl", source.Name, key, "bin");
         if (binary is { Length: > 0 } && TryBuildFromBinary(binary, options) is IntPtr cached)
-            return new OpenClModule(this, cached, source.Name, key, fromCache: true, clock.Elapsed);
+            return Loaded(new OpenClModule(this, cached, source.Name, key, fromCache: true, clock.Elapsed));
 
         IntPtr program = BuildFromSource(source, options);
         if (ReadBinary(program) is byte[] built) Cache.TryWrite("opencl", source.Name, key, "bin", built);
-        return new OpenClModule(this, program, source.Name, key, fromCache: false, clock.Elapsed);
+        return Loaded(new OpenClModule(this, program, source.Name, key, fromCache: false, clock.Elapsed));
     }
 
     private IntPtr BuildFromSource(KernelSource source, string options)

@@ -32,6 +32,18 @@ public abstract class ComputeDevice : IDisposable
 
     public abstract KernelCache Cache { get; }
 
+    private int _modulesCompiled, _modulesFromCache;
+
+    /// <summary>Kernel modules this device compiled (cache misses) and loaded from the disk cache.</summary>
+    public (int Compiled, int FromCache) ModuleLoads => (_modulesCompiled, _modulesFromCache);
+
+    /// <summary>Counts a module load; backends return their modules through it.</summary>
+    protected KernelModule Loaded(KernelModule module)
+    {
+        Interlocked.Increment(ref module.FromCache ? ref _modulesFromCache : ref _modulesCompiled);
+        return module;
+    }
+
     // ---- memory ----
 
     /// <summary>Allocates <paramref name="length"/> elements of uninitialised device memory.</summary>
