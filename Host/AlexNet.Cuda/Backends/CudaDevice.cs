@@ -70,6 +70,13 @@ public sealed unsafe class CudaDevice : ComputeDevice
             CudaException.ThrowIfFailed(CudaDriver.cuStreamCreate(out stream, CudaDriver.StreamNonBlocking));
             return new CudaDevice(ordinal, device, context, stream, cache ?? KernelCache.Default);
         }
+        catch (NativeLibraryNotFoundException e)
+        {
+            // A GPU without NVRTC cannot run a single kernel: for `auto` that is no CUDA device at all.
+            if (stream != IntPtr.Zero) CudaDriver.cuStreamDestroy_v2(stream);
+            CudaDriver.cuDevicePrimaryCtxRelease_v2(device);
+            throw new NoDeviceException(DeviceBackend.Cuda, $"no usable CUDA device: {ReadName(device)} is present but {e.Message}", e);
+        }
         catch
         {
             if (stream != IntPtr.Zero) CudaDriver.cuStreamDestroy_v2(stream);
