@@ -13,7 +13,7 @@ internal static class NpyReader
     public const long MaxElements = int.MaxValue / 4;
 
     private const int MaxHeaderLength = 1 << 20;
-    private static ReadOnlySpan<byte> Magic => "\x93NUMPY"u8;
+    private static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
     /// <summary>Reads the array at the current position of <paramref name="src"/>: an <see cref="NpyArray"/>
     /// for numeric data, or the unpickled value (see <see cref="PickleMachine"/>) for an object array.</summary>

@@ -212,7 +212,7 @@ public static class WeightFile
         for (; i < bits.Length; i++)
         {
             if ((bits[i] & 0x7f800000) == 0x7f800000)
-                throw new WeightFileException($"{path}: layer '{layer}' {what} holds {data[i]} at index {i}; weights must be finite (the file is damaged or the training diverged)");
+                throw new WeightFileException($"{path}: layer '{layer}' {what} holds {(float.IsNaN(data[i]) ? "NaN" : data[i] > 0 ? "+inf" : "-inf")} at index {i}; weights must be finite (the file is damaged or the training diverged)");
         }
     }
 
