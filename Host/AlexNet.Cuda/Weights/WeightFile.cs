@@ -109,7 +109,7 @@ public static class WeightFile
                     ignored.Add(key);
             }
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or IOException or NotSupportedException)
         {
             throw new WeightFileException($"{path}: not a readable .npz (zip) archive: {e.Message}", null, e);
         }
