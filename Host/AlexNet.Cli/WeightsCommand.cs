@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using AlexNet.Cuda;
 using AlexNet.Cuda.Weights;
@@ -42,6 +43,7 @@ internal static class WeightsCommand
 
     internal readonly record struct Summary(float Min, float Max, double Mean);
 
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     internal static Summary Summarise(float[] v)
     {
         if (v.Length == 0) return new(float.NaN, float.NaN, double.NaN);
@@ -63,12 +65,12 @@ internal static class WeightsCommand
     private static void WriteText(AlexNetWeights w, string path, TextWriter o)
     {
         o.WriteLine($"{path}: {w.Layers.Count} layers, {w.NumClasses} classes");
-        o.WriteLine($"{"layer",-6} {"weight shape",-20} {"bias shape",-10} {"dtype",-5}  {"weight min",11} {"max",11} {"mean",11}  {"bias min",11} {"max",11} {"mean",11}");
+        o.WriteLine($"{"layer",-6} {"weight shape",-20} {"bias shape",-10} {"dtype",-5}  {"weight min",12} {"max",12} {"mean",12}  {"bias min",12} {"max",12} {"mean",12}");
         foreach (var l in w.Layers)
         {
             var ws = Summarise(l.Weight);
             var bs = Summarise(l.Bias);
-            o.WriteLine($"{l.Name,-6} {Shape(l.WeightShape),-20} {Shape(l.BiasShape),-10} {l.Source,-5}  {G(ws.Min),11} {G(ws.Max),11} {G(ws.Mean),11}  {G(bs.Min),11} {G(bs.Max),11} {G(bs.Mean),11}");
+            o.WriteLine($"{l.Name,-6} {Shape(l.WeightShape),-20} {Shape(l.BiasShape),-10} {l.Source,-5}  {G(ws.Min),12} {G(ws.Max),12} {G(ws.Mean),12}  {G(bs.Min),12} {G(bs.Max),12} {G(bs.Mean),12}");
         }
         o.WriteLine($"parameters: {w.ParameterCount.ToString("N0", CultureInfo.InvariantCulture)} ({w.ParameterCount * 4 / (1024.0 * 1024.0):F1} MiB as float32)");
     }
@@ -76,7 +78,7 @@ internal static class WeightsCommand
     private static void WriteJson(AlexNetWeights w, TextWriter o)
     {
         var buffer = new MemoryStream();
-        using (var j = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        using (var j = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             j.WriteStartObject();
             j.WriteStartArray("layers");

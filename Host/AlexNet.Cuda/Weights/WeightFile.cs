@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace AlexNet.Cuda.Weights;
@@ -198,7 +199,9 @@ public static class WeightFile
             throw new WeightFileException($"{path}: layer '{layer}' {what} has shape {NpyArray.FormatShape(found)} but AlexNet needs {NpyArray.FormatShape(expected)}");
     }
 
-    /// <summary>Fails on the first NaN or infinity, naming the layer and the index.</summary>
+    /// <summary>Fails on the first NaN or infinity, naming the layer and the index. (Fully optimised from the
+    /// first call: it runs once per layer over 61 M values, where tier-0 code would cost a fresh process ~0.1 s.)</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void CheckFinite(string path, string layer, string what, float[] data)
     {
         ReadOnlySpan<int> bits = MemoryMarshal.Cast<float, int>(data.AsSpan());
