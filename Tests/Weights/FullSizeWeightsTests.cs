@@ -45,3 +45,48 @@ public class FullSizeWeightsTests(ITestOutputHelper output)
         Py2PickleWriter.WriteFile(path, TinyNet.Layers(AlexNetArchitecture.Default));
     }
 }
+
+/// <summary>A full-size file as Python 3 numpy's <c>np.save</c> writes it, made by Debian's numpy when
+/// <c>/usr/bin/python3</c> has it (skipped otherwise), read back and compared with the formula.</summary>
+public class FullSizeNumpySaveTests
+{
+    [SkippableFact]
+    public void FullSizeNpSaveFileReadsExactly()
+    {
+        const string python = "/usr/bin/python3";
+        Skip.IfNot(File.Exists(python), "no /usr/bin/python3");
+        using var dir = new TempDir();
+        string path = dir.File("bvlc_alexnet_py3.npy");
+        string script = $$"""
+            import sys
+            try:
+                import numpy as np
+            except ImportError:
+                sys.exit(3)
+            sys.path.insert(0, {{PyStr(Path.GetDirectoryName(TinyNet.Fixture("make_fixtures.py"))!)}})
+            from make_fixtures import values
+            shapes = [("conv1", (11, 11, 3, 96)), ("conv2", (5, 5, 48, 256)), ("conv3", (3, 3, 256, 384)), ("conv4", (3, 3, 192, 384)),
+                      ("conv5", (3, 3, 192, 256)), ("fc6", (9216, 4096)), ("fc7", (4096, 4096)), ("fc8", (4096, 1000))]
+            d = {name: list(values(k, s)) for k, (name, s) in enumerate(shapes)}
+            np.save({{PyStr(path)}}, np.array(d, dtype=object), allow_pickle=True)
+            """;
+        var psi = new System.Diagnostics.ProcessStartInfo(python, ["-c", script]) { RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Skip.If(p.ExitCode == 3, "/usr/bin/python3 has no numpy (apt-get install python3-numpy)");
+        Assert.True(p.ExitCode == 0, err);
+
+        var w = WeightFile.Load(path);
+        var expected = TinyNet.Layers(AlexNetArchitecture.Default);
+        Assert.Equal(60_965_224, w.ParameterCount);
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.Equal(expected[i].WeightShape, w.Layers[i].WeightShape);
+            Assert.True(expected[i].Weight.AsSpan().SequenceEqual(w.Layers[i].Weight), $"{w.Layers[i].Name} weights differ");
+            Assert.True(expected[i].Bias.AsSpan().SequenceEqual(w.Layers[i].Bias), $"{w.Layers[i].Name} biases differ");
+        }
+    }
+
+    private static string PyStr(string s) => "'" + s.Replace("\\", "\\\\").Replace("'", "\\'") + "'";
+}

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace AlexNet.Cuda.Tests.Weights;
 
 /// <summary>The <c>alexnet weights</c> command.</summary>
-public class WeightsCliTests
+public class WeightsCliTests(WeightsCliTests.FullFile file) : IClassFixture<WeightsCliTests.FullFile>
 {
     private static readonly (string Name, int[] W)[] ModelMd =
     [
@@ -11,7 +11,7 @@ public class WeightsCliTests
         ("conv5", [3, 3, 192, 256]), ("fc6", [9216, 4096]), ("fc7", [4096, 4096]), ("fc8", [4096, 1000]),
     ];
 
-    /// <summary>A full-shape file with the formula's values, shared by the tests of this class.</summary>
+    /// <summary>A full-shape file with the formula's values, written once and shared by the tests of this class.</summary>
     public sealed class FullFile : IDisposable
     {
         private readonly TempDir _dir = new();
@@ -37,7 +37,6 @@ public class WeightsCliTests
     [Fact]
     public void JsonListsTheEightLayersWithTheShapesOfModelMd()
     {
-        using var file = new FullFile();
         var (code, json) = Run(file.Path, "--format", "json");
         Assert.Equal(0, code);
         using var doc = JsonDocument.Parse(json);
@@ -65,7 +64,6 @@ public class WeightsCliTests
         var e = Assert.Throws<AlexNet.Cuda.Weights.WeightFileException>(() => Run(path));
         Assert.Contains("layer 'conv1' weight has shape (3, 3, 3, 4) but AlexNet needs (11, 11, 3, 96)", e.Message);
 
-        using var file = new FullFile();
         var (code, text) = Run(file.Path, "--skip-layer", "fc8", "--num-classes", "10");
         Assert.Equal(0, code);
         Assert.Matches(@"conv2\s+\(5, 5, 48, 256\)\s+\(256,\)\s+<f4", text);
