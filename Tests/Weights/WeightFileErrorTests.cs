@@ -242,3 +242,52 @@ public class WeightFileErrorTests
         Assert.Contains("layer 'conv1' has weights but no bias", e.Message);
     }
 }
+
+/// <summary>Limits that keep a small hostile file from allocating without bound.</summary>
+public class WeightFileAllocationLimitTests
+{
+    private static readonly WeightLoadOptions Tiny = new() { Architecture = TinyNet.Architecture };
+
+    private static WeightFileException Refused(byte[] file)
+    {
+        using var dir = new TempDir();
+        string path = dir.Write("bad.npy", file);
+        return Assert.Throws<WeightFileException>(() => WeightFile.Load(path, Tiny));
+    }
+
+    /// <summary>One 70,000-byte BINSTRING, memoised, then used as the data of <paramref name="uses"/> arrays in a list.</summary>
+    private static byte[] ReusedString(int uses)
+    {
+        var p = new List<byte> { 0x80, 2 };
+        p.AddRange(Pickles.Ascii("cnumpy.core.multiarray\n_reconstruct\nq\u0001cnumpy\nndarray\nq\u0002cnumpy\ndtype\nq\u0003"));
+        p.Add((byte)'T'); p.AddRange(BitConverter.GetBytes(70_000)); p.AddRange(new byte[70_000]); p.AddRange([(byte)'q', 4, (byte)'0']);
+        p.Add((byte)']');
+        for (int k = 0; k < uses; k++)
+        {
+            // _reconstruct(ndarray, (0,), 'b') BUILD (1, (17500,), dtype('f4') BUILD (3, '<', …), False, <memo 4>)
+            p.AddRange(Pickles.Ascii("h\u0001h\u0002K\u0000\u0085U\u0001b\u0087R(K\u0001M"));
+            p.AddRange([17_500 & 0xff, 17_500 >> 8, 0x85]);
+            p.AddRange(Pickles.Ascii("h\u0003U\u0002f4K\u0000K\u0001\u0087R(K\u0003U\u0001<NNNJ\u00ff\u00ff\u00ff\u00ffJ\u00ff\u00ff\u00ff\u00ffK\u0000tb"));
+            p.AddRange([0x89, (byte)'h', 4, (byte)'t', (byte)'b', (byte)'a']);
+        }
+        p.Add((byte)'.');
+        return Pickles.ObjectNpy([.. p]);
+    }
+
+    [Fact]
+    public void ReusingOneMemoisedStringForManyArraysIsRefused()
+    {
+        var e5 = Refused(ReusedString(5)); Assert.True(e5.Message.Contains("used again and again"), e5.Message);
+        // Two uses are within the limit: the pickle is read and refused later, for holding a list.
+        Assert.Contains("holds a list", Refused(ReusedString(2)).Message);
+    }
+
+    [Fact]
+    public void MoreThanAMillionContainerItemsIsRefused()
+    {
+        var p = new List<byte> { 0x80, 2, (byte)']' };
+        for (int i = 0; i <= PickleMachine.MaxItems; i++) { p.Add((byte)'N'); p.Add((byte)'a'); }
+        p.Add((byte)'.');
+        Assert.Contains("more than 1048576 items", Refused(Pickles.ObjectNpy([.. p])).Message);
+    }
+}

@@ -15,6 +15,8 @@ internal sealed class PickleMachine
     public const int MaxStack = 1 << 20;
     public const int MaxMemo = 1 << 20;
     public const int MaxDepth = 64;
+    /// <summary>Items held by all lists, tuples and dicts together (a weight file has a few dozen).</summary>
+    public const int MaxItems = 1 << 20;
     /// <summary>Byte strings at least this long, on a seekable file, stay in the file until an array takes them.</summary>
     public const int LazyBytesThreshold = 1 << 16;
 
@@ -23,6 +25,11 @@ internal sealed class PickleMachine
     private readonly Stack<int> _marks = new();
     private readonly Dictionary<long, object?> _memo = [];
     private long _opAt;
+    private long _items;
+    /// <summary>Source bytes turned into arrays, plus text turned into bytes, so far: at most twice the file's
+    /// length (every array of a real file has its own bytes there, and Python 3's protocol 2 counts its data
+    /// twice); this stops a memoised string being reused to allocate without bound.</summary>
+    private long _madeBytes;
     private byte _op;
 
     public PickleMachine(ByteSource src) => _src = src;
@@ -257,6 +264,7 @@ internal sealed class PickleMachine
 
     private void Nest(PyContainer parent, object? child)
     {
+        if (++_items > MaxItems) throw Error($"the lists, tuples and dicts hold more than {MaxItems} items together");
         if (child is PyContainer c && c.Depth + 1 > parent.Depth)
         {
             if (c.Depth + 1 > MaxDepth) throw Error($"nests containers deeper than {MaxDepth} levels");
@@ -372,6 +380,7 @@ internal sealed class PickleMachine
                 {
                     if (a.Length != 2 || a[0] is not string s || a[1] is not string enc || enc.Replace("-", "").Replace("_", "").ToLowerInvariant() is not ("latin1" or "iso88591"))
                         throw Error($"calls {g.Name} with arguments other than (text, 'latin1')");
+                    Budget(s.Length);
                     var bytes = new byte[s.Length];
                     for (int i = 0; i < s.Length; i++)
                     {
@@ -455,10 +464,18 @@ internal sealed class PickleMachine
         if (bytes.Length != count * type.ItemSize)
             throw Error($"array data is {bytes.Length} bytes but shape {NpyReader.FormatShape(dims)} of {type} needs {count * type.ItemSize}");
         int[] shape = dims.Select(d => (int)d).ToArray();
+        Budget(bytes.Length);
         float[] data = NpyArray.Allocate(count);
         type.ReadInto(data, bytes.SequentialReader());
         if (fortran) data = NpyArray.FortranToC(data, shape);
         return new NpyArray(shape, data, type.ToString(), fortran);
+    }
+
+    private void Budget(long bytes)
+    {
+        _madeBytes += bytes;
+        if (_madeBytes > 2 * _src.Length + (1 << 16))
+            throw Error($"would make {_madeBytes} bytes of arrays from a {_src.Length}-byte file (the same data used again and again); refusing to allocate");
     }
 
     internal static string TypeName(object? o) => o switch

@@ -92,6 +92,9 @@ public static class WeightFile
         {
             using var fs = new FileStream(handle, FileAccess.Read, 1 << 16);
             using var zip = new ZipArchive(fs, ZipArchiveMode.Read, leaveOpen: true);
+            // Entries that share compressed data (a zip bomb's trick) add up to more than the file.
+            if (zip.Entries.Sum(e => e.CompressedLength) > fs.Length)
+                throw new WeightFileException($"{path}: the archive's members claim more compressed bytes than the file has; it is damaged or hostile");
             foreach (var entry in zip.Entries)
             {
                 string key = entry.FullName.EndsWith(".npy", StringComparison.Ordinal) ? entry.FullName[..^4] : entry.FullName;
