@@ -47,6 +47,7 @@ public class WeightFileFormatTests
     [InlineData("tiny_numpy2_p2.npy")]
     [InlineData("tiny_numpy2_p4.npy")]
     [InlineData("tiny_caffe_tf_p4.npy")]
+    [InlineData("tiny_fortran_p3.npy")]
     [InlineData("tiny_underscore.npz")]
     [InlineData("tiny_slash.npz")]
     public void Python3NumpyFixturesReadExactly(string fixture)
@@ -54,12 +55,15 @@ public class WeightFileFormatTests
         TinyNet.AssertExact(WeightFile.Load(TinyNet.Fixture(fixture), Tiny));
     }
 
-    [Fact]
-    public void Float64PickleConvertsToFloat32()
+    [Theory]
+    [InlineData("tiny_f8_p4.npy", "<f8")]
+    [InlineData("tiny_f2_p4.npy", "<f2")]
+    [InlineData("tiny_be_p2.npy", ">f4")]
+    public void OtherDtypesInPicklesConvertToFloat32(string fixture, string dtype)
     {
-        var w = WeightFile.Load(TinyNet.Fixture("tiny_f8_p4.npy"), Tiny);
+        var w = WeightFile.Load(TinyNet.Fixture(fixture), Tiny);
         TinyNet.AssertExact(w);
-        Assert.All(w.Layers, l => Assert.Equal("<f8", l.Source));
+        Assert.All(w.Layers, l => Assert.Equal(dtype, l.Source));
     }
 
     [Theory]

@@ -69,6 +69,9 @@ def main():
     object_npy("tiny_numpy2_p4.npy", d, 4, numpy2_names)
     object_npy("tiny_numpy2_p2.npy", d, 2, numpy2_names)
     object_npy("tiny_f8_p4.npy", tiny_dict(np.float64), 4)
+    object_npy("tiny_f2_p4.npy", tiny_dict(np.float16), 4)
+    object_npy("tiny_be_p2.npy", tiny_dict(np.dtype(">f4")), 2)
+    object_npy("tiny_fortran_p3.npy", {k: [np.asfortranarray(w), b] for k, (w, b) in d.items()}, 3)
     # caffe-tensorflow's layout: {'conv1': {'weights': W, 'biases': b}}
     object_npy("tiny_caffe_tf_p4.npy", {k: {"weights": w, "biases": b} for k, (w, b) in d.items()}, 4)
 
