@@ -1,9 +1,119 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
 using AlexNet.Cuda;
+using AlexNet.Cuda.Weights;
 
 namespace AlexNet.Cli;
 
+/// <summary>
+/// <c>alexnet weights FILE [--format text|json] [--num-classes N] [--skip-layer fc8,fc7] [--seed S]</c>:
+/// reads a weight file, checks it against AlexNet, and prints each layer's shapes, dtype and value summary.
+/// </summary>
 internal static class WeightsCommand
 {
-    public static int Run(string[] args, TextWriter stdout) =>
-        throw new AlexNetException("'weights' is not written yet");
+    public static int Run(string[] args, TextWriter stdout)
+    {
+        var (positional, options) = CommandLine.Parse(args, "weights", "format", "num-classes", "skip-layer", "seed");
+        if (positional.Count != 1)
+            throw new AlexNetException("usage: alexnet weights FILE [--format text|json] [--num-classes N] [--skip-layer fc8,fc7] [--seed S]");
+        string format = options.GetValueOrDefault("format", "text");
+        if (format is not ("text" or "json"))
+            throw new AlexNetException($"--format must be text or json, not '{format}'");
+        int? numClasses = null;
+        if (options.TryGetValue("num-classes", out string? nc))
+        {
+            if (!int.TryParse(nc, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n <= 0)
+                throw new AlexNetException($"--num-classes must be a positive integer, not '{nc}'");
+            numClasses = n;
+        }
+        ulong seed = 0;
+        if (options.TryGetValue("seed", out string? s) && !ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out seed))
+            throw new AlexNetException($"--seed must be a non-negative integer, not '{s}'");
+        string[] skip = options.TryGetValue("skip-layer", out string? sl)
+            ? sl.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : [];
+
+        var weights = WeightFile.Load(positional[0], new WeightLoadOptions { NumClasses = numClasses, SkipLayers = skip, Seed = seed });
+        if (format == "json") WriteJson(weights, stdout);
+        else WriteText(weights, positional[0], stdout);
+        return 0;
+    }
+
+    internal readonly record struct Summary(float Min, float Max, double Mean);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    internal static Summary Summarise(float[] v)
+    {
+        if (v.Length == 0) return new(float.NaN, float.NaN, double.NaN);
+        float min = float.PositiveInfinity, max = float.NegativeInfinity;
+        double sum = 0;
+        foreach (float x in v)
+        {
+            if (x < min) min = x;
+            if (x > max) max = x;
+            sum += x;
+        }
+        return new(min, max, sum / v.Length);
+    }
+
+    private static string Shape(int[] s) => NpyArray.FormatShape(s);
+
+    private static string G(double x) => x.ToString("G6", CultureInfo.InvariantCulture);
+
+    private static void WriteText(AlexNetWeights w, string path, TextWriter o)
+    {
+        o.WriteLine($"{path}: {w.Layers.Count} layers, {w.NumClasses} classes");
+        o.WriteLine($"{"layer",-6} {"weight shape",-20} {"bias shape",-10} {"dtype",-5}  {"weight min",12} {"max",12} {"mean",12}  {"bias min",12} {"max",12} {"mean",12}");
+        foreach (var l in w.Layers)
+        {
+            var ws = Summarise(l.Weight);
+            var bs = Summarise(l.Bias);
+            o.WriteLine($"{l.Name,-6} {Shape(l.WeightShape),-20} {Shape(l.BiasShape),-10} {l.Source,-5}  {G(ws.Min),12} {G(ws.Max),12} {G(ws.Mean),12}  {G(bs.Min),12} {G(bs.Max),12} {G(bs.Mean),12}");
+        }
+        o.WriteLine($"parameters: {w.ParameterCount.ToString("N0", CultureInfo.InvariantCulture)} ({w.ParameterCount * 4 / (1024.0 * 1024.0):F1} MiB as float32)");
+    }
+
+    private static void WriteJson(AlexNetWeights w, TextWriter o)
+    {
+        var buffer = new MemoryStream();
+        using (var j = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            j.WriteStartObject();
+            j.WriteStartArray("layers");
+            foreach (var l in w.Layers)
+            {
+                j.WriteStartObject();
+                j.WriteString("name", l.Name);
+                WriteInts(j, "weight_shape", l.WeightShape);
+                WriteInts(j, "bias_shape", l.BiasShape);
+                j.WriteString("dtype", l.Source);
+                WriteSummary(j, "weight_summary", Summarise(l.Weight));
+                WriteSummary(j, "bias_summary", Summarise(l.Bias));
+                j.WriteEndObject();
+            }
+            j.WriteEndArray();
+            j.WriteNumber("num_classes", w.NumClasses);
+            j.WriteNumber("parameters", w.ParameterCount);
+            j.WriteEndObject();
+        }
+        o.WriteLine(Encoding.UTF8.GetString(buffer.ToArray()));
+    }
+
+    private static void WriteInts(Utf8JsonWriter j, string name, int[] values)
+    {
+        j.WriteStartArray(name);
+        foreach (int v in values) j.WriteNumberValue(v);
+        j.WriteEndArray();
+    }
+
+    private static void WriteSummary(Utf8JsonWriter j, string name, Summary s)
+    {
+        j.WriteStartObject(name);
+        j.WriteNumber("min", s.Min);
+        j.WriteNumber("max", s.Max);
+        j.WriteNumber("mean", s.Mean);
+        j.WriteEndObject();
+    }
 }

@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using AlexNet.Cuda.Weights;
+using Xunit.Abstractions;
+
+namespace AlexNet.Cuda.Tests.Weights;
+
+/// <summary>A full-size (233 MiB) Python-2-style bvlc_alexnet.npy written to a temp folder, read back, compared
+/// bit for bit and deleted.</summary>
+public class FullSizeWeightsTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void FullSizePython2StyleFileRoundTripsExactly()
+    {
+        var layers = TinyNet.Layers(AlexNetArchitecture.Default);
+        using var dir = new TempDir();
+        string path = dir.File("bvlc_alexnet.npy");
+        var sw = Stopwatch.StartNew();
+        Py2PickleWriter.WriteFile(path, layers);
+        var written = sw.Elapsed;
+        Assert.InRange(new FileInfo(path).Length, 60_965_224L * 4, 60_965_224L * 4 + 4096);
+        sw.Restart();
+        var w = WeightFile.Load(path);
+        var read = sw.Elapsed;
+        output.WriteLine($"wrote {new FileInfo(path).Length} bytes in {written.TotalSeconds:F2} s, loaded in {read.TotalSeconds:F2} s");
+        Assert.Equal(1000, w.NumClasses);
+        Assert.Equal(60_965_224, w.ParameterCount);
+        for (int i = 0; i < 8; i++)
+        {
+            var expected = layers[i];
+            var got = w.Layers[i];
+            Assert.Equal(expected.Name, got.Name);
+            Assert.Equal(expected.WeightShape, got.WeightShape);
+            Assert.True(expected.Weight.AsSpan().SequenceEqual(got.Weight), $"{got.Name} weights differ");
+            Assert.True(expected.Bias.AsSpan().SequenceEqual(got.Bias), $"{got.Name} biases differ");
+        }
+    }
+
+    /// <summary>Writes a full-size Python-2-style file where ALEXNET_WRITE_FULL_WEIGHTS says (for the load-time
+    /// measurement of docs/weights.md); skipped otherwise.</summary>
+    [SkippableFact]
+    public void WriteFullSizeFileForMeasurement()
+    {
+        string? path = Environment.GetEnvironmentVariable("ALEXNET_WRITE_FULL_WEIGHTS");
+        Skip.If(string.IsNullOrEmpty(path), "set ALEXNET_WRITE_FULL_WEIGHTS=/path/bvlc_alexnet.npy to write the file");
+        Py2PickleWriter.WriteFile(path, TinyNet.Layers(AlexNetArchitecture.Default));
+    }
+}
+
+/// <summary>A full-size file as Python 3 numpy's <c>np.save</c> writes it, made by Debian's numpy when
+/// <c>/usr/bin/python3</c> has it (skipped otherwise), read back and compared with the formula.</summary>
+public class FullSizeNumpySaveTests
+{
+    [SkippableFact]
+    public void FullSizeNpSaveFileReadsExactly()
+    {
+        const string python = "/usr/bin/python3";
+        Skip.IfNot(File.Exists(python), "no /usr/bin/python3");
+        using var dir = new TempDir();
+        string path = dir.File("bvlc_alexnet_py3.npy");
+        string script = $$"""
+            import sys
+            try:
+                import numpy as np
+            except ImportError:
+                sys.exit(3)
+            sys.path.insert(0, {{PyStr(Path.GetDirectoryName(TinyNet.Fixture("make_fixtures.py"))!)}})
+            from make_fixtures import values
+            shapes = [("conv1", (11, 11, 3, 96)), ("conv2", (5, 5, 48, 256)), ("conv3", (3, 3, 256, 384)), ("conv4", (3, 3, 192, 384)),
+                      ("conv5", (3, 3, 192, 256)), ("fc6", (9216, 4096)), ("fc7", (4096, 4096)), ("fc8", (4096, 1000))]
+            d = {name: list(values(k, s)) for k, (name, s) in enumerate(shapes)}
+            np.save({{PyStr(path)}}, np.array(d, dtype=object), allow_pickle=True)
+            """;
+        var psi = new System.Diagnostics.ProcessStartInfo(python, ["-c", script]) { RedirectStandardError = true };
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        string err = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Skip.If(p.ExitCode == 3, "/usr/bin/python3 has no numpy (apt-get install python3-numpy)");
+        Assert.True(p.ExitCode == 0, err);
+
+        var w = WeightFile.Load(path);
+        var expected = TinyNet.Layers(AlexNetArchitecture.Default);
+        Assert.Equal(60_965_224, w.ParameterCount);
+        for (int i = 0; i < 8; i++)
+        {
+            Assert.Equal(expected[i].WeightShape, w.Layers[i].WeightShape);
+            Assert.True(expected[i].Weight.AsSpan().SequenceEqual(w.Layers[i].Weight), $"{w.Layers[i].Name} weights differ");
+            Assert.True(expected[i].Bias.AsSpan().SequenceEqual(w.Layers[i].Bias), $"{w.Layers[i].Name} biases differ");
+        }
+    }
+
+    private static string PyStr(string s) => "'" + s.Replace("\\", "\\\\").Replace("'", "\\'") + "'";
+}
