@@ -15,8 +15,9 @@ internal static class Program
           info                       devices found (CUDA and OpenCL), NVRTC version, cache folder
           check [--device D]         run every kernel and GEMM on a device against the C# references
           bench kernels [--device D] time each kernel and GEMM on a device (warm-up, repeats, median)
-          weights FILE [--format text|json]
-                                     read a weight file (.npy pickle or .npz) and summarise each layer
+          weights FILE [--format text|json] [--num-classes N] [--skip-layer fc7,fc8] [--seed S]
+                                     read a weight file (.npy pickle or .npz), check it against the
+                                     architecture and summarise each layer
           test                       run the test suite (handled by the ./alexnet launcher)
 
         options:
