@@ -4,8 +4,10 @@
 #   - NVRTC 11.8 and libcuda1 from Debian non-free: NVRTC compiles every kernel for sm_80/sm_90 in the
 #     tests, and libcuda1 lets the tests look up every CUDA driver entry point (cuInit then reports
 #     CUDA_ERROR_NO_DEVICE, which is the "no CUDA device" path);
-#   - cuBLAS 11 (optional, --with-cublas): lets the tests look up every cuBLAS entry point.
-# Usage: native-packages.sh [--check] [--with-cublas]
+#   - cuBLAS 11 (optional, --with-cublas): lets the tests look up every cuBLAS entry point;
+#   - numpy for Debian's python3 (optional, --with-numpy): lets a test read a full-size weight file
+#     that numpy's own np.save wrote.
+# Usage: native-packages.sh [--check] [--with-cublas] [--with-numpy]
 #   --check   only report what is missing: prints the apt-get line and exits 1 when something is.
 set -euo pipefail
 
@@ -15,6 +17,7 @@ for arg in "$@"; do
   case "$arg" in
     --check) check_only=1 ;;
     --with-cublas) required+=(libcublas11) ;;
+    --with-numpy) required+=(python3-numpy) ;;
     *) echo "native-packages.sh: unknown option '$arg'" >&2; exit 2 ;;
   esac
 done
