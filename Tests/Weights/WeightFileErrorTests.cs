@@ -227,7 +227,9 @@ public class WeightFileErrorTests
     public void MissingFileIsAOneLineError()
     {
         var e = Assert.Throws<WeightFileException>(() => WeightFile.Load("/nonexistent/bvlc_alexnet.npy"));
-        Assert.Contains("cannot open weight file", e.Message);
+        Assert.Equal("weight file '/nonexistent/bvlc_alexnet.npy' does not exist; download bvlc_alexnet.npy or give its path", e.Message);
+        var folder = Assert.Throws<WeightFileException>(() => WeightFile.Load(Path.GetTempPath()));
+        Assert.Contains("is a folder; give the weight file itself", folder.Message);
     }
 
     [Fact]

@@ -61,6 +61,10 @@ public static class WeightFile
     public static IReadOnlyDictionary<string, FileLayer> ReadLayers(string path)
     {
         Microsoft.Win32.SafeHandles.SafeFileHandle handle;
+        if (Directory.Exists(path))
+            throw new WeightFileException($"'{path}' is a folder; give the weight file itself (e.g. {Path.Combine(path, "bvlc_alexnet.npy")})", null);
+        if (!File.Exists(path))
+            throw new WeightFileException($"weight file '{path}' does not exist; download bvlc_alexnet.npy or give its path", null);
         try
         {
             handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.SequentialScan);
