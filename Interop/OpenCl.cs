@@ -60,6 +60,7 @@ public static unsafe partial class OpenCl
     public static partial int clEnqueueNDRangeKernel(IntPtr queue, IntPtr kernel, uint dimensions, nuint* globalOffset, nuint* globalSize,
         nuint* localSize, uint waitCount, IntPtr* waitList, IntPtr* @event);
     [LibraryImport(Lib)] public static partial int clEnqueueMarkerWithWaitList(IntPtr queue, uint waitCount, IntPtr* waitList, IntPtr* @event);
+    [LibraryImport(Lib)] public static partial int clEnqueueBarrierWithWaitList(IntPtr queue, uint waitCount, IntPtr* waitList, IntPtr* @event);
     [LibraryImport(Lib)] public static partial int clWaitForEvents(uint count, IntPtr* events);
     [LibraryImport(Lib)] public static partial int clGetEventProfilingInfo(IntPtr @event, uint parameter, nuint size, void* value, out nuint sizeReturned);
     [LibraryImport(Lib)] public static partial int clReleaseEvent(IntPtr @event);

@@ -156,3 +156,48 @@ public class OpenClKernelTests(OpenClFixture fixture)
         Assert.Throws<ObjectDisposedException>(() => buffer.Handle);
     }
 }
+
+/// <summary>Streams, pinned memory and events on the OpenCL device.</summary>
+[Collection(OpenClCollection.Name)]
+public class OpenClStreamTests(OpenClFixture fixture)
+{
+    [SkippableFact]
+    public void PinnedAsyncCopiesRoundTripWithOffsets()
+    {
+        ComputeDevice device = fixture.Device;
+        using ComputeStream stream = device.CreateStream();
+        using PinnedHostBuffer<float> up = device.AllocatePinned<float>(10);
+        using PinnedHostBuffer<float> down = device.AllocatePinned<float>(10);
+        using DeviceBuffer<float> buffer = device.Allocate<float>(6);
+        for (int i = 0; i < 10; i++) up.Span[i] = i;
+        down.Span.Fill(-1);
+        stream.Fill(buffer, 100f);
+        stream.CopyToDeviceAsync(up, 2, buffer, 1, 4);  // buffer = 100, 2, 3, 4, 5, 100
+        stream.CopyToHostAsync(buffer, 0, down, 4, 6);  // down[4..10] = buffer
+        stream.Synchronize();
+        Assert.Equal([-1f, -1f, -1f, -1f, 100f, 2f, 3f, 4f, 5f, 100f], down.Span.ToArray());
+        Assert.Throws<ArgumentOutOfRangeException>(() => stream.CopyToDeviceAsync(up, 8, buffer, 0, 3));
+        Assert.Throws<ArgumentOutOfRangeException>(() => stream.CopyToHostAsync(buffer, 4, down, 0, 3));
+    }
+
+    [SkippableFact]
+    public void EventsOrderWorkAcrossStreams()
+    {
+        ComparisonResult result = KernelChecks.Streams(fixture.Device, 2, 70, 33);
+        Assert.True(result.Passed, result.Detail);
+    }
+
+    [SkippableFact]
+    public void DisposingADeviceDisposesItsStreams()
+    {
+        TestNative.Require(NativeLibraryId.OpenCl);
+        using OpenClDevice device = OpenClDevice.Open(null, TestCache.Shared);
+        ComputeStream stream = device.CreateStream();
+        using DeviceBuffer<float> buffer = device.Allocate<float>(4);
+        stream.Fill(buffer, 1f);
+        device.Synchronize(); // waits for every stream, not only the default one
+        Assert.Equal([1f, 1f, 1f, 1f], device.Download(buffer));
+        device.Dispose();
+        stream.Dispose(); // a second release is harmless
+    }
+}

@@ -17,16 +17,14 @@ public sealed unsafe class CudaDevice : ComputeDevice
     private readonly int _ordinal;
     private readonly int _device;
     private IntPtr _context;
-    private IntPtr _stream;
-    private IntPtr _cublas;
-    private readonly Lock _cublasGate = new();
+    private readonly CudaStream _defaultStream;
 
     private CudaDevice(int ordinal, int device, IntPtr context, IntPtr stream, KernelCache cache)
     {
         _ordinal = ordinal;
         _device = device;
         _context = context;
-        _stream = stream;
+        _defaultStream = new CudaStream(this, stream);
         Cache = cache;
         Name = ReadName(device);
         CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int major, CudaDeviceAttribute.ComputeCapabilityMajor, device));
@@ -102,8 +100,8 @@ public sealed unsafe class CudaDevice : ComputeDevice
 
     public override KernelCache Cache { get; }
 
-    /// <summary>The CUDA stream all work is queued on (for interop with other CUDA libraries).</summary>
-    public IntPtr Stream => _stream;
+    /// <summary>The default stream's CUDA handle (for interop with other CUDA libraries).</summary>
+    public IntPtr Stream => _defaultStream.Handle;
 
     public override string Description =>
         $"cuda:{_ordinal} {Name} (compute capability {ComputeCapability.Major}.{ComputeCapability.Minor}, {MultiprocessorCount} SMs, {Bytes(TotalMemoryBytes)}; {CompilerVersion} -> {Target})";
@@ -122,8 +120,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
         CudaException.ThrowIfFailed(CudaDriver.cuCtxSetCurrent(_context));
     }
 
-    // ---- memory ----
-
+    /// <summary>Allocates device memory; an out-of-memory failure says how much was free.</summary>
     protected internal override nint AllocateMemory(long bytes)
     {
         MakeCurrent();
@@ -144,25 +141,19 @@ public sealed unsafe class CudaDevice : ComputeDevice
         if (CudaDriver.cuCtxSetCurrent(_context) == CudaResult.Success) CudaDriver.cuMemFree_v2((ulong)handle);
     }
 
-    protected override void WriteMemory(nint handle, long byteOffset, void* source, long bytes)
+    protected internal override void* AllocatePinnedMemory(long bytes)
     {
         MakeCurrent();
-        // Stream-ordered after the queued work; waiting afterwards lets the caller reuse pageable memory.
-        CudaException.ThrowIfFailed(CudaDriver.cuMemcpyHtoDAsync_v2((ulong)handle + (ulong)byteOffset, source, (nuint)bytes, _stream));
-        CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
+        CudaResult result = CudaDriver.cuMemHostAlloc(out void* pointer, (nuint)bytes, CudaDriver.MemHostAllocPortable);
+        if (result == CudaResult.OutOfMemory)
+            throw new AlexNetException($"out of page-locked host memory: allocating {Bytes(bytes)} failed; use a smaller batch");
+        CudaException.ThrowIfFailed(result, $"cuMemHostAlloc({bytes} bytes)");
+        return pointer;
     }
 
-    protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes)
+    protected internal override void FreePinnedMemory(void* pointer)
     {
-        MakeCurrent();
-        CudaException.ThrowIfFailed(CudaDriver.cuMemcpyDtoHAsync_v2(destination, (ulong)handle + (ulong)byteOffset, (nuint)bytes, _stream));
-        CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
-    }
-
-    protected override void FillMemory(nint handle, uint pattern, long count)
-    {
-        MakeCurrent();
-        CudaException.ThrowIfFailed(CudaDriver.cuMemsetD32Async((ulong)handle, pattern, (nuint)count, _stream));
+        if (_context != IntPtr.Zero && CudaDriver.cuCtxSetCurrent(_context) == CudaResult.Success) CudaDriver.cuMemFreeHost(pointer);
     }
 
     // ---- kernels ----
@@ -201,82 +192,15 @@ public sealed unsafe class CudaDevice : ComputeDevice
         return module;
     }
 
-    public override void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments)
-    {
-        if (kernel is not CudaKernel cuda || !ReferenceEquals(cuda.Device, this))
-            throw new ArgumentException($"kernel {kernel} was not compiled for this device", nameof(kernel));
-        if (grid.Volume == 0 || block.Volume == 0) return;
-        MakeCurrent();
-        int count = arguments.Count;
-        void** parameters = stackalloc void*[Math.Max(count, 1)];
-        fixed (byte* data = &Unsafe.AsRef(in arguments.Data))
-        {
-            for (int i = 0; i < count; i++) parameters[i] = data + arguments.OffsetOf(i);
-            CudaResult result = CudaDriver.cuLaunchKernel(cuda.Function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
-                0, _stream, parameters, null);
-            if (result != CudaResult.Success)
-                throw CudaException.Create(result, $"cuLaunchKernel({kernel}, grid {grid}, block {block})");
-        }
-    }
+    // ---- streams and timing ----
 
-    // ---- GEMM ----
+    public override ComputeStream DefaultStream => _defaultStream;
 
-    private IntPtr CublasHandle()
-    {
-        lock (_cublasGate)
-        {
-            if (_cublas != IntPtr.Zero) return _cublas;
-            MakeCurrent();
-            CublasException.ThrowIfFailed(Cublas.cublasCreate_v2(out IntPtr handle));
-            CublasException.ThrowIfFailed(Cublas.cublasSetStream_v2(handle, _stream));
-            // Plain FP32 unless asked otherwise: TF32 would change results in the 4th digit.
-            CublasException.ThrowIfFailed(Cublas.cublasSetMathMode(handle, CublasMath.Default));
-            _cublas = handle;
-            return handle;
-        }
-    }
-
-    private static CublasOperation Op(MatrixOp op) => op == MatrixOp.None ? CublasOperation.None : CublasOperation.Transpose;
-
-    private static ulong At(DeviceBuffer<float> buffer, long offset) => (ulong)buffer.Handle + (ulong)offset * sizeof(float);
-
-    protected override void GemmCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda,
-        DeviceBuffer<float> b, long bOffset, int ldb,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc)
-    {
-        IntPtr handle = CublasHandle();
-        MakeCurrent();
-        CublasException.ThrowIfFailed(Cublas.cublasSgemm_v2(handle, Op(transA), Op(transB), m, n, k,
-            &alpha, At(a, aOffset), lda, At(b, bOffset), ldb, &beta, At(c, cOffset), ldc));
-    }
-
-    protected override void GemmStridedBatchedCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
-        DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
-    {
-        IntPtr handle = CublasHandle();
-        MakeCurrent();
-        CublasException.ThrowIfFailed(Cublas.cublasSgemmStridedBatched(handle, Op(transA), Op(transB), m, n, k,
-            &alpha, At(a, aOffset), lda, strideA, At(b, bOffset), ldb, strideB, &beta, At(c, cOffset), ldc, strideC, batchCount));
-    }
-
-    // ---- ordering and timing ----
-
-    public override void Synchronize()
+    protected override ComputeStream CreateStreamCore()
     {
         MakeCurrent();
-        CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
-    }
-
-    public override DeviceEvent RecordEvent()
-    {
-        MakeCurrent();
-        CudaException.ThrowIfFailed(CudaDriver.cuEventCreate(out IntPtr handle, CudaDriver.EventDefault));
-        var ev = new CudaEvent(this, handle);
-        CudaException.ThrowIfFailed(CudaDriver.cuEventRecord(handle, _stream));
-        return ev;
+        CudaException.ThrowIfFailed(CudaDriver.cuStreamCreate(out IntPtr stream, CudaDriver.StreamNonBlocking));
+        return new CudaStream(this, stream);
     }
 
     public override double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end)
@@ -293,11 +217,134 @@ public sealed unsafe class CudaDevice : ComputeDevice
         if (_context == IntPtr.Zero) return;
         // Releasing never throws; a failed synchronize here means the work is lost anyway.
         CudaDriver.cuCtxSetCurrent(_context);
-        CudaDriver.cuStreamSynchronize(_stream);
-        if (_cublas != IntPtr.Zero) Cublas.cublasDestroy_v2(_cublas);
-        CudaDriver.cuStreamDestroy_v2(_stream);
+        _defaultStream.Dispose();
         CudaDriver.cuDevicePrimaryCtxRelease_v2(_device);
-        _cublas = _stream = _context = IntPtr.Zero;
+        _context = IntPtr.Zero;
+    }
+
+    /// <summary>A CUDA stream with its own cuBLAS handle (created on the first GEMM), so GEMMs on
+    /// different streams need no lock and no stream switching.</summary>
+    private sealed class CudaStream(CudaDevice device, IntPtr stream) : ComputeStream(device)
+    {
+        private readonly CudaDevice _device = device;
+        private IntPtr _stream = stream;
+        private IntPtr _cublas;
+        private readonly Lock _cublasGate = new();
+
+        public IntPtr Handle => _stream;
+
+        protected override void WriteMemory(nint handle, long byteOffset, void* source, long bytes, bool wait)
+        {
+            _device.MakeCurrent();
+            // Stream-ordered after the queued work; waiting afterwards lets the caller reuse pageable memory.
+            CudaException.ThrowIfFailed(CudaDriver.cuMemcpyHtoDAsync_v2((ulong)handle + (ulong)byteOffset, source, (nuint)bytes, _stream));
+            if (wait) CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
+        }
+
+        protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes, bool wait)
+        {
+            _device.MakeCurrent();
+            CudaException.ThrowIfFailed(CudaDriver.cuMemcpyDtoHAsync_v2(destination, (ulong)handle + (ulong)byteOffset, (nuint)bytes, _stream));
+            if (wait) CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
+        }
+
+        protected override void FillMemory(nint handle, uint pattern, long count)
+        {
+            _device.MakeCurrent();
+            CudaException.ThrowIfFailed(CudaDriver.cuMemsetD32Async((ulong)handle, pattern, (nuint)count, _stream));
+        }
+
+        public override void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments)
+        {
+            if (kernel is not CudaKernel cuda || !ReferenceEquals(cuda.Device, _device))
+                throw new ArgumentException($"kernel {kernel} was not compiled for this device", nameof(kernel));
+            if (grid.Volume == 0 || block.Volume == 0) return;
+            _device.MakeCurrent();
+            int count = arguments.Count;
+            void** parameters = stackalloc void*[Math.Max(count, 1)];
+            fixed (byte* data = &Unsafe.AsRef(in arguments.Data))
+            {
+                for (int i = 0; i < count; i++) parameters[i] = data + arguments.OffsetOf(i);
+                CudaResult result = CudaDriver.cuLaunchKernel(cuda.Function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
+                    0, _stream, parameters, null);
+                if (result != CudaResult.Success)
+                    throw CudaException.Create(result, $"cuLaunchKernel({kernel}, grid {grid}, block {block})");
+            }
+        }
+
+        private IntPtr CublasHandle()
+        {
+            lock (_cublasGate)
+            {
+                if (_cublas != IntPtr.Zero) return _cublas;
+                _device.MakeCurrent();
+                CublasException.ThrowIfFailed(Cublas.cublasCreate_v2(out IntPtr handle));
+                CublasException.ThrowIfFailed(Cublas.cublasSetStream_v2(handle, _stream));
+                // Plain FP32 unless asked otherwise: TF32 would change results in the 4th digit.
+                CublasException.ThrowIfFailed(Cublas.cublasSetMathMode(handle, CublasMath.Default));
+                _cublas = handle;
+                return handle;
+            }
+        }
+
+        private static CublasOperation Op(MatrixOp op) => op == MatrixOp.None ? CublasOperation.None : CublasOperation.Transpose;
+
+        private static ulong At(DeviceBuffer<float> buffer, long offset) => (ulong)buffer.Handle + (ulong)offset * sizeof(float);
+
+        protected override void GemmCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
+            float alpha, DeviceBuffer<float> a, long aOffset, int lda,
+            DeviceBuffer<float> b, long bOffset, int ldb,
+            float beta, DeviceBuffer<float> c, long cOffset, int ldc)
+        {
+            IntPtr handle = CublasHandle();
+            _device.MakeCurrent();
+            CublasException.ThrowIfFailed(Cublas.cublasSgemm_v2(handle, Op(transA), Op(transB), m, n, k,
+                &alpha, At(a, aOffset), lda, At(b, bOffset), ldb, &beta, At(c, cOffset), ldc));
+        }
+
+        protected override void GemmStridedBatchedCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
+            float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
+            DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
+            float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
+        {
+            IntPtr handle = CublasHandle();
+            _device.MakeCurrent();
+            CublasException.ThrowIfFailed(Cublas.cublasSgemmStridedBatched(handle, Op(transA), Op(transB), m, n, k,
+                &alpha, At(a, aOffset), lda, strideA, At(b, bOffset), ldb, strideB, &beta, At(c, cOffset), ldc, strideC, batchCount));
+        }
+
+        public override void Synchronize()
+        {
+            _device.MakeCurrent();
+            CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
+        }
+
+        public override DeviceEvent RecordEvent()
+        {
+            _device.MakeCurrent();
+            CudaException.ThrowIfFailed(CudaDriver.cuEventCreate(out IntPtr handle, CudaDriver.EventDefault));
+            var ev = new CudaEvent(_device, handle);
+            CudaException.ThrowIfFailed(CudaDriver.cuEventRecord(handle, _stream));
+            return ev;
+        }
+
+        public override void Wait(DeviceEvent @event)
+        {
+            if (@event is not CudaEvent e) throw new ArgumentException("an event of another backend", nameof(@event));
+            _device.MakeCurrent();
+            CudaException.ThrowIfFailed(CudaDriver.cuStreamWaitEvent(_stream, e.Handle, 0));
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            IntPtr stream = Interlocked.Exchange(ref _stream, IntPtr.Zero);
+            if (stream == IntPtr.Zero || _device._context == IntPtr.Zero) return;
+            if (CudaDriver.cuCtxSetCurrent(_device._context) != CudaResult.Success) return;
+            CudaDriver.cuStreamSynchronize(stream);
+            if (_cublas != IntPtr.Zero) Cublas.cublasDestroy_v2(_cublas);
+            _cublas = IntPtr.Zero;
+            CudaDriver.cuStreamDestroy_v2(stream);
+        }
     }
 
     private sealed class CudaModule(CudaDevice device, IntPtr module, string name, string key, bool fromCache, TimeSpan time)

@@ -24,15 +24,16 @@ public sealed unsafe class OpenClDevice : ComputeDevice
 {
     private readonly OpenClDeviceInfo _info;
     private IntPtr _context;
-    private IntPtr _queue;
-    // A kernel object holds its arguments: setting them and enqueueing must not interleave across threads.
+    private readonly OpenClStream _defaultStream;
+    // A kernel object holds its arguments: setting them and enqueueing must not interleave across
+    // threads or streams.
     private readonly Lock _launchGate = new();
 
     private OpenClDevice(OpenClDeviceInfo info, IntPtr context, IntPtr queue, KernelCache cache)
     {
         _info = info;
         _context = context;
-        _queue = queue;
+        _defaultStream = new OpenClStream(this, queue);
         Cache = cache;
     }
 
@@ -115,8 +116,8 @@ public sealed unsafe class OpenClDevice : ComputeDevice
 
     public override string Description => _info.ToString();
 
-    /// <summary>The command queue (for interop).</summary>
-    public IntPtr Queue => _queue;
+    /// <summary>The default stream's command queue (for interop).</summary>
+    public IntPtr Queue => _defaultStream.Queue;
 
     // ---- memory ----
 
@@ -135,14 +136,21 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         if (_context != IntPtr.Zero) OpenCl.clReleaseMemObject(handle);
     }
 
-    protected override void WriteMemory(nint handle, long byteOffset, void* source, long bytes) =>
-        OpenClException.ThrowIfFailed(OpenCl.clEnqueueWriteBuffer(_queue, handle, 1, (nuint)byteOffset, (nuint)bytes, source, 0, null, null));
+    protected internal override void* AllocatePinnedMemory(long bytes)
+    {
+        // OpenCL 1.2 has no portable page-locked allocation; aligned host memory keeps the same API (and
+        // PoCL, on the CPU, copies from it at memory speed).
+        try
+        {
+            return System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)bytes, 64);
+        }
+        catch (OutOfMemoryException)
+        {
+            throw new AlexNetException($"out of host memory: allocating {Bytes(bytes)} failed; use a smaller batch");
+        }
+    }
 
-    protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes) =>
-        OpenClException.ThrowIfFailed(OpenCl.clEnqueueReadBuffer(_queue, handle, 1, (nuint)byteOffset, (nuint)bytes, destination, 0, null, null));
-
-    protected override void FillMemory(nint handle, uint pattern, long count) =>
-        OpenClException.ThrowIfFailed(OpenCl.clEnqueueFillBuffer(_queue, handle, &pattern, sizeof(uint), 0, (nuint)(count * sizeof(uint)), 0, null, null));
+    protected internal override void FreePinnedMemory(void* pointer) => System.Runtime.InteropServices.NativeMemory.AlignedFree(pointer);
 
     // ---- kernels ----
 
@@ -237,68 +245,16 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         return binary;
     }
 
-    public override void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments)
+    // ---- streams and timing ----
+
+    public override ComputeStream DefaultStream => _defaultStream;
+
+    protected override ComputeStream CreateStreamCore()
     {
-        if (kernel is not OpenClKernel cl || !ReferenceEquals(cl.Device, this))
-            throw new ArgumentException($"kernel {kernel} was not compiled for this device", nameof(kernel));
-        if (grid.Volume == 0 || block.Volume == 0) return;
-        nuint* global = stackalloc nuint[3] { (nuint)grid.X * block.X, (nuint)grid.Y * block.Y, (nuint)grid.Z * block.Z };
-        nuint* local = stackalloc nuint[3] { block.X, block.Y, block.Z };
-        lock (_launchGate)
-        {
-            fixed (byte* data = &Unsafe.AsRef(in arguments.Data))
-            {
-                for (int i = 0; i < arguments.Count; i++)
-                {
-                    int status = OpenCl.clSetKernelArg(cl.Handle, (uint)i, (nuint)arguments.SizeOf(i), data + arguments.OffsetOf(i));
-                    if (status != OpenCl.Success)
-                        throw OpenClException.Create(status, $"clSetKernelArg({kernel}, argument {i}, {arguments.SizeOf(i)} bytes)", "");
-                }
-            }
-            int launched = OpenCl.clEnqueueNDRangeKernel(_queue, cl.Handle, 3, null, global, local, 0, null, null);
-            if (launched != OpenCl.Success)
-                throw OpenClException.Create(launched, $"clEnqueueNDRangeKernel({kernel}, grid {grid}, block {block})", "");
-        }
-    }
-
-    // ---- GEMM ----
-
-    private static ClBlastTranspose Op(MatrixOp op) => op == MatrixOp.None ? ClBlastTranspose.No : ClBlastTranspose.Yes;
-
-    protected override void GemmCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda,
-        DeviceBuffer<float> b, long bOffset, int ldb,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc)
-    {
-        NativeLibraries.Load(NativeLibraryId.ClBlast);
-        IntPtr queue = _queue;
-        ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemm(ClBlastLayout.ColMajor, Op(transA), Op(transB),
-            (nuint)m, (nuint)n, (nuint)k, alpha, a.Handle, (nuint)aOffset, (nuint)lda, b.Handle, (nuint)bOffset, (nuint)ldb,
-            beta, c.Handle, (nuint)cOffset, (nuint)ldc, &queue, null));
-    }
-
-    protected override void GemmStridedBatchedCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
-        DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
-    {
-        NativeLibraries.Load(NativeLibraryId.ClBlast);
-        IntPtr queue = _queue;
-        ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemmStridedBatched(ClBlastLayout.ColMajor, Op(transA), Op(transB),
-            (nuint)m, (nuint)n, (nuint)k, alpha, a.Handle, (nuint)aOffset, (nuint)lda, (nuint)strideA,
-            b.Handle, (nuint)bOffset, (nuint)ldb, (nuint)strideB, beta, c.Handle, (nuint)cOffset, (nuint)ldc, (nuint)strideC,
-            (nuint)batchCount, &queue, null));
-    }
-
-    // ---- ordering and timing ----
-
-    public override void Synchronize() => OpenClException.ThrowIfFailed(OpenCl.clFinish(_queue));
-
-    public override DeviceEvent RecordEvent()
-    {
-        IntPtr handle;
-        OpenClException.ThrowIfFailed(OpenCl.clEnqueueMarkerWithWaitList(_queue, 0, null, &handle));
-        return new OpenClEvent(handle);
+        ObjectDisposedException.ThrowIf(_context == IntPtr.Zero, this);
+        IntPtr queue = OpenCl.clCreateCommandQueue(_context, _info.Device, OpenCl.QueueProfilingEnable, out int error);
+        OpenClException.ThrowIfFailed(error, "clCreateCommandQueue(CL_QUEUE_PROFILING_ENABLE)");
+        return new OpenClStream(this, queue);
     }
 
     public override double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end)
@@ -322,10 +278,102 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     protected override void Dispose(bool disposing)
     {
         if (_context == IntPtr.Zero) return;
-        OpenCl.clFinish(_queue);
-        OpenCl.clReleaseCommandQueue(_queue);
+        _defaultStream.Dispose();
         OpenCl.clReleaseContext(_context);
-        _queue = _context = IntPtr.Zero;
+        _context = IntPtr.Zero;
+    }
+
+    /// <summary>An in-order OpenCL command queue with profiling; CLBlast is given the queue per call.</summary>
+    private sealed class OpenClStream(OpenClDevice device, IntPtr queue) : ComputeStream(device)
+    {
+        private readonly OpenClDevice _device = device;
+        private IntPtr _queue = queue;
+
+        public IntPtr Queue => _queue;
+
+        protected override void WriteMemory(nint handle, long byteOffset, void* source, long bytes, bool wait) =>
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueWriteBuffer(_queue, handle, wait ? 1u : 0u, (nuint)byteOffset, (nuint)bytes, source, 0, null, null));
+
+        protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes, bool wait) =>
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueReadBuffer(_queue, handle, wait ? 1u : 0u, (nuint)byteOffset, (nuint)bytes, destination, 0, null, null));
+
+        protected override void FillMemory(nint handle, uint pattern, long count) =>
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueFillBuffer(_queue, handle, &pattern, sizeof(uint), 0, (nuint)(count * sizeof(uint)), 0, null, null));
+
+        public override void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments)
+        {
+            if (kernel is not OpenClKernel cl || !ReferenceEquals(cl.Device, _device))
+                throw new ArgumentException($"kernel {kernel} was not compiled for this device", nameof(kernel));
+            if (grid.Volume == 0 || block.Volume == 0) return;
+            nuint* global = stackalloc nuint[3] { (nuint)grid.X * block.X, (nuint)grid.Y * block.Y, (nuint)grid.Z * block.Z };
+            nuint* local = stackalloc nuint[3] { block.X, block.Y, block.Z };
+            lock (_device._launchGate)
+            {
+                fixed (byte* data = &Unsafe.AsRef(in arguments.Data))
+                {
+                    for (int i = 0; i < arguments.Count; i++)
+                    {
+                        int status = OpenCl.clSetKernelArg(cl.Handle, (uint)i, (nuint)arguments.SizeOf(i), data + arguments.OffsetOf(i));
+                        if (status != OpenCl.Success)
+                            throw OpenClException.Create(status, $"clSetKernelArg({kernel}, argument {i}, {arguments.SizeOf(i)} bytes)", "");
+                    }
+                }
+                int launched = OpenCl.clEnqueueNDRangeKernel(_queue, cl.Handle, 3, null, global, local, 0, null, null);
+                if (launched != OpenCl.Success)
+                    throw OpenClException.Create(launched, $"clEnqueueNDRangeKernel({kernel}, grid {grid}, block {block})", "");
+            }
+        }
+
+        private static ClBlastTranspose Op(MatrixOp op) => op == MatrixOp.None ? ClBlastTranspose.No : ClBlastTranspose.Yes;
+
+        protected override void GemmCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
+            float alpha, DeviceBuffer<float> a, long aOffset, int lda,
+            DeviceBuffer<float> b, long bOffset, int ldb,
+            float beta, DeviceBuffer<float> c, long cOffset, int ldc)
+        {
+            NativeLibraries.Load(NativeLibraryId.ClBlast);
+            IntPtr queue = _queue;
+            ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemm(ClBlastLayout.ColMajor, Op(transA), Op(transB),
+                (nuint)m, (nuint)n, (nuint)k, alpha, a.Handle, (nuint)aOffset, (nuint)lda, b.Handle, (nuint)bOffset, (nuint)ldb,
+                beta, c.Handle, (nuint)cOffset, (nuint)ldc, &queue, null));
+        }
+
+        protected override void GemmStridedBatchedCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
+            float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
+            DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
+            float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
+        {
+            NativeLibraries.Load(NativeLibraryId.ClBlast);
+            IntPtr queue = _queue;
+            ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemmStridedBatched(ClBlastLayout.ColMajor, Op(transA), Op(transB),
+                (nuint)m, (nuint)n, (nuint)k, alpha, a.Handle, (nuint)aOffset, (nuint)lda, (nuint)strideA,
+                b.Handle, (nuint)bOffset, (nuint)ldb, (nuint)strideB, beta, c.Handle, (nuint)cOffset, (nuint)ldc, (nuint)strideC,
+                (nuint)batchCount, &queue, null));
+        }
+
+        public override void Synchronize() => OpenClException.ThrowIfFailed(OpenCl.clFinish(_queue));
+
+        public override DeviceEvent RecordEvent()
+        {
+            IntPtr handle;
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueMarkerWithWaitList(_queue, 0, null, &handle));
+            return new OpenClEvent(handle);
+        }
+
+        public override void Wait(DeviceEvent @event)
+        {
+            if (@event is not OpenClEvent e) throw new ArgumentException("an event of another backend", nameof(@event));
+            IntPtr handle = e.Handle;
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueBarrierWithWaitList(_queue, 1, &handle, null));
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            IntPtr queue = Interlocked.Exchange(ref _queue, IntPtr.Zero);
+            if (queue == IntPtr.Zero) return;
+            OpenCl.clFinish(queue);
+            OpenCl.clReleaseCommandQueue(queue);
+        }
     }
 
     // ---- device queries ----

@@ -29,6 +29,7 @@ public static class KernelChecks
         }
         yield return ("sgemm NN 1x1x1", d => Gemm(d, MatrixOp.None, MatrixOp.None, 1, 1, 1, batch: 1));
         yield return ("sgemm TN 96x128x363 (conv1 im2col shape, N=128 pixels)", d => Gemm(d, MatrixOp.Transpose, MatrixOp.None, 96, 128, 363, batch: 1));
+        yield return ("streams: pinned async copies, transpose on a second stream ordered by events", d => Streams(d, 3, 45, 77));
     }
 
     /// <summary>Runs every check; one that throws is a failure with the error's message, not a crash.</summary>
@@ -122,5 +123,43 @@ public static class KernelChecks
                 beta, dc, cOffset, ldc, strideC, batch);
         // The whole C buffer is compared: elements outside the m×n blocks (magnitude 0) must be untouched.
         return Comparison.AgainstMagnitude(device.Download(dc), expected, magnitude, Tolerances.GemmAtol, Tolerances.GemmRtol(k));
+    }
+
+    /// <summary>
+    /// The pipeline pattern of batch inference, on two streams: stream 1 uploads from pinned memory, an
+    /// event orders stream 2's transpose after the upload, another orders stream 1's download after the
+    /// transpose. Any missing ordering or a wrong offset shows up as NaN or misplaced elements.
+    /// </summary>
+    public static ComparisonResult Streams(ComputeDevice device, int batch, int rows, int cols)
+    {
+        int count = batch * rows * cols;
+        float[] input = TestData(count, seed: 77);
+        using KernelModule module = device.LoadModule("transpose.cu");
+        Kernel kernel = module.GetKernel("transpose_kernel1");
+        using ComputeStream copies = device.CreateStream();
+        using ComputeStream compute = device.CreateStream();
+        using PinnedHostBuffer<float> staging = device.AllocatePinned<float>(count + 5);
+        using PinnedHostBuffer<float> result = device.AllocatePinned<float>(count + 3);
+        using DeviceBuffer<float> src = device.Allocate<float>(count);
+        using DeviceBuffer<float> dst = device.Allocate<float>(count);
+        staging.Span.Fill(float.NaN);
+        input.CopyTo(staging.Span[5..]);
+        result.Span.Fill(float.NaN);
+        compute.Fill(dst, float.NaN);
+
+        copies.CopyToDeviceAsync(staging, 5, src, 0, count);
+        using DeviceEvent uploaded = copies.RecordEvent();
+        compute.Wait(uploaded);
+        var args = new KernelArguments();
+        args.Add(dst);
+        args.Add(src);
+        args.Add(rows);
+        args.Add(cols);
+        compute.Launch(kernel, new Dim3(Dim3.CeilDiv(cols, 32), Dim3.CeilDiv(rows, 32), (uint)batch), new Dim3(32, 8), args);
+        using DeviceEvent transposed = compute.RecordEvent();
+        copies.Wait(transposed);
+        copies.CopyToHostAsync(dst, 0, result, 3, count);
+        copies.Synchronize();
+        return Comparison.Exact(result.Span.Slice(3, count), CpuReference.Transpose(input, batch, rows, cols));
     }
 }

@@ -11,12 +11,17 @@ public enum MatrixOp
 }
 
 /// <summary>
-/// One compute device, whichever backend runs it. All work goes into the device's one in-order queue
-/// (a CUDA stream, an OpenCL command queue) and runs asynchronously: launches and GEMMs return at
-/// once, copies to the host wait for the work before them, <see cref="Synchronize"/> waits for all.
+/// One compute device, whichever backend runs it: it owns device memory, compiled kernel modules and
+/// its streams. Work runs on a <see cref="ComputeStream"/> (a CUDA stream, an OpenCL command queue),
+/// in order within a stream and asynchronously to the host. The operations on the device itself
+/// (<see cref="Launch"/>, <see cref="Gemm"/>, copies, events) go to <see cref="DefaultStream"/>;
+/// <see cref="CreateStream"/> gives more, to overlap copies with compute.
 /// </summary>
 public abstract class ComputeDevice : IDisposable
 {
+    private readonly List<ComputeStream> _streams = [];
+    private int _modulesCompiled, _modulesFromCache;
+
     public abstract DeviceBackend Backend { get; }
 
     /// <summary>The device's own name (<c>NVIDIA H100 80GB HBM3</c>, <c>pthread-haswell-AMD EPYC …</c>).</summary>
@@ -25,14 +30,30 @@ public abstract class ComputeDevice : IDisposable
     /// <summary>One line naming backend, device and compiler target, for logs and benchmark output.</summary>
     public abstract string Description { get; }
 
-    /// <summary>The compiler and its version (<c>NVRTC 11.8</c>, <c>OpenCL 1.2 PoCL 3.1</c>).</summary>
+    /// <summary>The compiler and its version (<c>NVRTC 11.8</c>, <c>OpenCL 3.0 PoCL …</c>).</summary>
     public abstract string CompilerVersion { get; }
 
     public abstract long TotalMemoryBytes { get; }
 
     public abstract KernelCache Cache { get; }
 
-    private int _modulesCompiled, _modulesFromCache;
+    /// <summary>The stream the device's own operations use.</summary>
+    public abstract ComputeStream DefaultStream { get; }
+
+    /// <summary>A new stream of this device; disposed with the device if not before.</summary>
+    public ComputeStream CreateStream()
+    {
+        ComputeStream stream = CreateStreamCore();
+        lock (_streams) _streams.Add(stream);
+        return stream;
+    }
+
+    protected abstract ComputeStream CreateStreamCore();
+
+    internal void Forget(ComputeStream stream)
+    {
+        lock (_streams) _streams.Remove(stream);
+    }
 
     /// <summary>Kernel modules this device compiled (cache misses) and loaded from the disk cache.</summary>
     public (int Compiled, int FromCache) ModuleLoads => (_modulesCompiled, _modulesFromCache);
@@ -54,6 +75,17 @@ public abstract class ComputeDevice : IDisposable
         return new DeviceBuffer<T>(this, AllocateMemory(bytes), length);
     }
 
+    /// <summary>
+    /// Allocates host memory the device can copy from and to asynchronously (page-locked on CUDA), for
+    /// <see cref="ComputeStream.CopyToDeviceAsync{T}"/> and <see cref="ComputeStream.CopyToHostAsync{T}"/>.
+    /// </summary>
+    public unsafe PinnedHostBuffer<T> AllocatePinned<T>(long length) where T : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        long bytes = checked(length * Unsafe.SizeOf<T>());
+        return new PinnedHostBuffer<T>(this, AllocatePinnedMemory(bytes), length);
+    }
+
     /// <summary>Allocates a buffer holding a copy of <paramref name="data"/>.</summary>
     public DeviceBuffer<T> Upload<T>(ReadOnlySpan<T> data) where T : unmanaged
     {
@@ -70,26 +102,16 @@ public abstract class ComputeDevice : IDisposable
         }
     }
 
-    /// <summary>Copies host data into <paramref name="destination"/> at element <paramref name="offset"/>,
-    /// after the work queued before it. <paramref name="source"/> may be reused once this returns.</summary>
-    public unsafe void CopyToDevice<T>(ReadOnlySpan<T> source, DeviceBuffer<T> destination, long offset = 0) where T : unmanaged
-    {
-        CheckRange(destination, offset, source.Length, nameof(destination));
-        if (source.IsEmpty) return;
-        fixed (T* p = source)
-            WriteMemory(destination.Handle, offset * Unsafe.SizeOf<T>(), p, (long)source.Length * Unsafe.SizeOf<T>());
-    }
+    /// <summary>Copies host data into <paramref name="destination"/> on the default stream; see
+    /// <see cref="ComputeStream.CopyToDevice{T}"/>.</summary>
+    public void CopyToDevice<T>(ReadOnlySpan<T> source, DeviceBuffer<T> destination, long offset = 0) where T : unmanaged =>
+        DefaultStream.CopyToDevice(source, destination, offset);
 
-    /// <summary>Copies device data to the host, after the work queued before it has finished.</summary>
-    public unsafe void CopyToHost<T>(DeviceBuffer<T> source, Span<T> destination, long offset = 0) where T : unmanaged
-    {
-        CheckRange(source, offset, destination.Length, nameof(source));
-        if (destination.IsEmpty) return;
-        fixed (T* p = destination)
-            ReadMemory(source.Handle, offset * Unsafe.SizeOf<T>(), p, (long)destination.Length * Unsafe.SizeOf<T>());
-    }
+    /// <summary>Copies device data to the host on the default stream; see <see cref="ComputeStream.CopyToHost{T}"/>.</summary>
+    public void CopyToHost<T>(DeviceBuffer<T> source, Span<T> destination, long offset = 0) where T : unmanaged =>
+        DefaultStream.CopyToHost(source, destination, offset);
 
-    /// <summary>The whole buffer as a new array (waits for queued work).</summary>
+    /// <summary>The whole buffer as a new array (waits for the default stream's queued work).</summary>
     public T[] Download<T>(DeviceBuffer<T> source) where T : unmanaged
     {
         var result = new T[checked((int)source.Length)];
@@ -98,8 +120,7 @@ public abstract class ComputeDevice : IDisposable
     }
 
     /// <summary>Queues setting every element of <paramref name="buffer"/> to <paramref name="value"/>.</summary>
-    public void Fill(DeviceBuffer<float> buffer, float value) =>
-        FillMemory(buffer.Handle, BitConverter.SingleToUInt32Bits(value), buffer.Length);
+    public void Fill(DeviceBuffer<float> buffer, float value) => DefaultStream.Fill(buffer, value);
 
     // ---- kernels ----
 
@@ -114,58 +135,58 @@ public abstract class ComputeDevice : IDisposable
     /// <summary>Compiles a kernel source that is not embedded (tests, experiments).</summary>
     public abstract KernelModule LoadModule(KernelSource source, IReadOnlyDictionary<string, string>? defines = null);
 
-    /// <summary>Queues a launch of <paramref name="grid"/> blocks of <paramref name="block"/> threads.</summary>
-    public abstract void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments);
+    /// <summary>Queues a launch on the default stream.</summary>
+    public void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments) =>
+        DefaultStream.Launch(kernel, grid, block, arguments);
 
-    // ---- GEMM, with cuBLAS's semantics ----
+    // ---- GEMM, with cuBLAS's semantics, on the default stream ----
 
-    /// <summary>
-    /// C = alpha·op(A)·op(B) + beta·C on column-major matrices, as cuBLAS's <c>cublasSgemm</c>:
-    /// op(A) is m×k, op(B) is k×n, C is m×n; <c>lda</c>/<c>ldb</c>/<c>ldc</c> are the leading dimensions
-    /// (column strides) of the stored matrices; offsets are in elements. Queued, not waited for.
-    /// </summary>
+    /// <inheritdoc cref="ComputeStream.Gemm"/>
     public void Gemm(MatrixOp transA, MatrixOp transB, int m, int n, int k,
         float alpha, DeviceBuffer<float> a, long aOffset, int lda,
         DeviceBuffer<float> b, long bOffset, int ldb,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc)
-    {
-        ValidateGemm(transA, transB, m, n, k, a, aOffset, lda, 0, b, bOffset, ldb, 0, c, cOffset, ldc, 0, 1);
-        if (m == 0 || n == 0) return;
-        GemmCore(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
-    }
+        float beta, DeviceBuffer<float> c, long cOffset, int ldc) =>
+        DefaultStream.Gemm(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
 
-    /// <summary>
-    /// <paramref name="batchCount"/> independent GEMMs; matrix <c>i</c> of each operand starts
-    /// <c>i·stride</c> elements after its offset (cuBLAS's <c>cublasSgemmStridedBatched</c>).
-    /// </summary>
+    /// <inheritdoc cref="ComputeStream.GemmStridedBatched"/>
     public void GemmStridedBatched(MatrixOp transA, MatrixOp transB, int m, int n, int k,
         float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
         DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
-    {
-        ValidateGemm(transA, transB, m, n, k, a, aOffset, lda, strideA, b, bOffset, ldb, strideB, c, cOffset, ldc, strideC, batchCount);
-        if (m == 0 || n == 0 || batchCount == 0) return;
-        GemmStridedBatchedCore(transA, transB, m, n, k, alpha, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
+        float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount) =>
+        DefaultStream.GemmStridedBatched(transA, transB, m, n, k, alpha, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
             beta, c, cOffset, ldc, strideC, batchCount);
-    }
 
     // ---- ordering and timing ----
 
-    /// <summary>Waits until all queued work has finished.</summary>
-    public abstract void Synchronize();
+    /// <summary>Waits until the work queued on every stream of the device has finished.</summary>
+    public void Synchronize()
+    {
+        DefaultStream.Synchronize();
+        ComputeStream[] others;
+        lock (_streams) others = [.. _streams];
+        foreach (ComputeStream stream in others) stream.Synchronize();
+    }
 
-    /// <summary>Marks the current point of the queue; two marks give device-side elapsed time.</summary>
-    public abstract DeviceEvent RecordEvent();
+    /// <summary>Marks the current point of the default stream; see <see cref="ComputeStream.RecordEvent"/>.</summary>
+    public DeviceEvent RecordEvent() => DefaultStream.RecordEvent();
 
     /// <summary>Device time between two recorded events, in milliseconds; waits for <paramref name="end"/>.</summary>
     public abstract double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end);
 
     public void Dispose()
     {
+        ComputeStream[] streams;
+        lock (_streams)
+        {
+            streams = [.. _streams];
+            _streams.Clear();
+        }
+        foreach (ComputeStream stream in streams) stream.Dispose();
         Dispose(true);
         GC.SuppressFinalize(this);
     }
 
+    /// <summary>Releases the backend's resources; never throws.</summary>
     protected abstract void Dispose(bool disposing);
 
     // ---- what each backend implements ----
@@ -175,64 +196,10 @@ public abstract class ComputeDevice : IDisposable
     /// <summary>Frees memory; must never throw (it runs from Dispose).</summary>
     protected internal abstract void FreeMemory(nint handle);
 
-    protected abstract unsafe void WriteMemory(nint handle, long byteOffset, void* source, long bytes);
+    protected internal abstract unsafe void* AllocatePinnedMemory(long bytes);
 
-    protected abstract unsafe void ReadMemory(nint handle, long byteOffset, void* destination, long bytes);
-
-    protected abstract void FillMemory(nint handle, uint pattern, long count);
-
-    protected abstract void GemmCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda,
-        DeviceBuffer<float> b, long bOffset, int ldb,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc);
-
-    protected abstract void GemmStridedBatchedCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
-        DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount);
-
-    // ---- checks shared by both backends ----
-
-    private void CheckRange<T>(DeviceBuffer<T> buffer, long offset, long count, string name) where T : unmanaged
-    {
-        if (!ReferenceEquals(buffer.Device, this))
-            throw new ArgumentException($"{name} belongs to another device ({buffer.Device.Description})", name);
-        if (offset < 0 || count < 0 || offset + count > buffer.Length)
-            throw new ArgumentOutOfRangeException(name, $"elements [{offset}, {offset + count}) are outside the buffer's {buffer.Length}");
-    }
-
-    /// <summary>
-    /// Checks a GEMM's shapes against its buffers before any native call: cuBLAS would read or write
-    /// past a buffer silently, so the last element each operand touches must lie inside it.
-    /// </summary>
-    private void ValidateGemm(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        DeviceBuffer<float> a, long aOffset, int lda, long strideA,
-        DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
-        DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
-    {
-        if (m < 0 || n < 0 || k < 0 || batchCount < 0)
-            throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must not be negative (m={m}, n={n}, k={k}, batch={batchCount})");
-        // Stored shapes (rows × columns, column-major) of A and B.
-        (long aRows, long aCols) = transA == MatrixOp.None ? (m, k) : (k, m);
-        (long bRows, long bCols) = transB == MatrixOp.None ? (k, n) : (n, k);
-        CheckOperand("A", a, aOffset, lda, aRows, aCols, strideA, batchCount);
-        CheckOperand("B", b, bOffset, ldb, bRows, bCols, strideB, batchCount);
-        CheckOperand("C", c, cOffset, ldc, m, n, strideC, batchCount);
-    }
-
-    private void CheckOperand(string name, DeviceBuffer<float> buffer, long offset, int ld, long rows, long cols, long stride, int batchCount)
-    {
-        if (!ReferenceEquals(buffer.Device, this))
-            throw new ArgumentException($"GEMM operand {name} belongs to another device", name);
-        if (ld < Math.Max(1, rows))
-            throw new ArgumentOutOfRangeException(name, $"GEMM leading dimension ld{name.ToLowerInvariant()}={ld} is less than the {rows} rows of {name}");
-        if (offset < 0 || stride < 0)
-            throw new ArgumentOutOfRangeException(name, $"GEMM operand {name} has a negative offset or stride");
-        if (rows == 0 || cols == 0 || batchCount == 0) return;
-        long last = offset + (long)(batchCount - 1) * stride + (cols - 1) * ld + rows - 1;
-        if (last >= buffer.Length)
-            throw new ArgumentOutOfRangeException(name, $"GEMM operand {name} ({rows}×{cols}, ld {ld}, offset {offset}, stride {stride}, batch {batchCount}) reaches element {last} of a buffer of {buffer.Length}");
-    }
+    /// <summary>Frees pinned host memory; must never throw.</summary>
+    protected internal abstract unsafe void FreePinnedMemory(void* pointer);
 
     protected static string Bytes(long bytes) => bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):0.0} GiB" : $"{bytes / (double)(1L << 20):0.0} MiB";
 
@@ -241,5 +208,4 @@ public abstract class ComputeDevice : IDisposable
         int end = text.IndexOf((byte)0);
         return System.Text.Encoding.UTF8.GetString(end >= 0 ? text[..end] : text);
     }
-
 }
