@@ -8,9 +8,10 @@ using AlexNet.Cuda.Interop;
 namespace AlexNet.Cuda.Backends;
 
 /// <summary>
-/// A CUDA GPU through the driver API: the device's primary context, one non-blocking stream that every
-/// operation is queued on, kernels compiled by NVRTC for the GPU's own architecture, GEMMs by cuBLAS
-/// (created on first use, so a machine without cuBLAS can still run kernels).
+/// A CUDA GPU through the driver API: the device's primary context (shared with the runtime API, so
+/// with PyTorch in the same process), non-blocking streams, kernels compiled by NVRTC for the GPU's own
+/// architecture, GEMMs by cuBLAS (a handle per stream, created on a stream's first GEMM, so a machine
+/// without cuBLAS can still run kernels).
 /// </summary>
 public sealed unsafe class CudaDevice : ComputeDevice
 {

@@ -16,7 +16,7 @@ public sealed record OpenClDeviceInfo(int Index, IntPtr Platform, IntPtr Device,
 }
 
 /// <summary>
-/// An OpenCL 1.2 device (PoCL on the CPU in the tests): one in-order profiling command queue, kernels
+/// An OpenCL 1.2 device (PoCL on the CPU in the tests): in-order profiling command queues as streams, kernels
 /// compiled by the OpenCL driver from the same CUDA C text as NVRTC's (through the prelude), GEMMs by
 /// CLBlast with column-major layout so the semantics match cuBLAS's.
 /// </summary>
