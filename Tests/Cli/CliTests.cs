@@ -61,4 +61,20 @@ public class CliTests
         Assert.True(code == 0, output.ToString());
         Assert.Matches(@"checks: \d+ passed, 0 failed", output.ToString());
     }
+
+    [SkippableFact]
+    public void BenchKernelsReportsMediansAndRatesForEachOperation()
+    {
+        TestNative.Require(NativeLibraryId.OpenCl);
+        TestNative.Require(NativeLibraryId.ClBlast);
+        var output = new StringWriter();
+        Assert.Equal(0, AlexNet.Cli.Program.Run(["bench", "kernels", "--device", "opencl", "--warmup", "1", "--repeats", "3"], output));
+        string text = output.ToString();
+        Assert.Contains("device: opencl:0 ", text);
+        Assert.Contains("warm-up 1, repeats 3, device-side timing", text);
+        Assert.Matches(@"transpose_kernel1 \d+x729x96 +median +\d+\.\d+ ms +min +\d+\.\d+ ms +\d+\.\d+ GB/s", text);
+        Assert.Matches(@"sgemm fc6 4096x\d+x9216 +median .* GFLOP/s", text);
+        var e = Assert.Throws<AlexNetException>(() => AlexNet.Cli.Program.Run(["bench", "kernels", "--repeats", "0"], TextWriter.Null));
+        Assert.Equal("--repeats takes a positive whole number, not '0'", e.Message);
+    }
 }
