@@ -165,7 +165,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
         var clock = Stopwatch.StartNew();
         NvrtcOutput output = NvrtcCompiler.CompileCached(Cache, source, Target, defines);
         IntPtr module = LoadImage(source.Name, output);
-        string key = KernelCache.Key(source.Hash, string.Join(' ', KernelSource.DefineOptions(defines)), Target.ToString());
+        string key = NvrtcCompiler.CacheKey(source, Target, defines);
         return Loaded(new CudaModule(this, module, source.Name, key, output.FromCache, clock.Elapsed));
     }
 

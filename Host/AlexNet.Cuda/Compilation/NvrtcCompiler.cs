@@ -62,12 +62,18 @@ public static unsafe class NvrtcCompiler
     public static IReadOnlyList<string> BaseOptions(NvrtcTarget target) =>
         [target.Option, "-lineinfo", "--std=c++17"];
 
+    private static List<string> Options(NvrtcTarget target, IReadOnlyDictionary<string, string>? defines) =>
+        BaseOptions(target).Concat(KernelSource.DefineOptions(defines)).ToList();
+
+    /// <summary>The disk cache entry's name for this source, options, NVRTC version and target.</summary>
+    public static string CacheKey(KernelSource source, NvrtcTarget target, IReadOnlyDictionary<string, string>? defines) =>
+        KernelCache.Key(source.Hash, string.Join(' ', Options(target, defines)), VersionText, target.ToString());
+
     /// <summary>Compiles through the disk cache: a hit returns the stored image without calling NVRTC.</summary>
     public static NvrtcOutput CompileCached(KernelCache cache, KernelSource source, NvrtcTarget target,
         IReadOnlyDictionary<string, string>? defines)
     {
-        var options = BaseOptions(target).Concat(KernelSource.DefineOptions(defines)).ToList();
-        string key = KernelCache.Key(source.Hash, string.Join(' ', options), VersionText, target.ToString());
+        string key = CacheKey(source, target, defines);
         string extension = target.Cubin ? "cubin" : "ptx";
         var clock = Stopwatch.StartNew();
         byte[]? cached = cache.TryRead("cuda", source.Name, key, extension);
@@ -83,7 +89,7 @@ public static unsafe class NvrtcCompiler
     /// </summary>
     public static NvrtcOutput Compile(KernelSource source, NvrtcTarget target, IReadOnlyDictionary<string, string>? defines)
     {
-        var options = BaseOptions(target).Concat(KernelSource.DefineOptions(defines)).ToList();
+        List<string> options = Options(target, defines);
         var clock = Stopwatch.StartNew();
         IntPtr program = IntPtr.Zero;
         byte[] text = NulTerminated(source.Text);
