@@ -111,7 +111,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
     {
         Span<byte> name = stackalloc byte[256];
         fixed (byte* p = name) CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetName(p, name.Length, device));
-        return Utf8(name);
+        return NativeText.FromUtf8(name);
     }
 
     /// <summary>Every public operation may come from any thread; the context must be current on it.</summary>
@@ -186,7 +186,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
             result = CudaDriver.cuModuleLoadDataEx(out module, image, 2, options, values);
         if (result != CudaResult.Success)
         {
-            string log = Utf8(new ReadOnlySpan<byte>(errorLog, logSize));
+            string log = NativeText.FromUtf8(new ReadOnlySpan<byte>(errorLog, logSize));
             CudaException error = CudaException.Create(result, $"cuModuleLoadDataEx({name}, {output.Target})");
             throw log.Length == 0 ? error : new AlexNetException($"{error.Message}; JIT log: {log.ReplaceLineEndings(" ")}", error);
         }
@@ -357,7 +357,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
         {
             ObjectDisposedException.ThrowIf(_module == IntPtr.Zero, this);
             device.MakeCurrent();
-            byte[] nameBytes = NvrtcCompiler.NulTerminated(kernelName);
+            byte[] nameBytes = NativeText.NulTerminated(kernelName);
             CudaResult result;
             IntPtr function;
             fixed (byte* p = nameBytes) result = CudaDriver.cuModuleGetFunction(out function, _module, p);

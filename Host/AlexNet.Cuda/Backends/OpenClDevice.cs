@@ -217,7 +217,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     private int Build(IntPtr program, string options)
     {
         IntPtr device = _info.Device;
-        byte[] optionBytes = NvrtcCompiler.NulTerminated(options);
+        byte[] optionBytes = NativeText.NulTerminated(options);
         fixed (byte* o = optionBytes) return OpenCl.clBuildProgram(program, 1, &device, o, IntPtr.Zero, IntPtr.Zero);
     }
 
@@ -228,7 +228,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         var log = new byte[(int)size];
         fixed (byte* p = log)
             if (OpenCl.clGetProgramBuildInfo(program, _info.Device, OpenCl.ProgramBuildLog, size, p, out _) != OpenCl.Success) return "";
-        return Utf8(log);
+        return NativeText.FromUtf8(log);
     }
 
     private static byte[]? ReadBinary(IntPtr program)
@@ -382,14 +382,14 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     {
         Span<byte> text = stackalloc byte[1024];
         fixed (byte* p = text) OpenClException.ThrowIfFailed(OpenCl.clGetPlatformInfo(platform, parameter, (nuint)text.Length, p, out _));
-        return Utf8(text).Trim();
+        return NativeText.FromUtf8(text).Trim();
     }
 
     private static string DeviceText(IntPtr device, uint parameter)
     {
         Span<byte> text = stackalloc byte[1024];
         fixed (byte* p = text) OpenClException.ThrowIfFailed(OpenCl.clGetDeviceInfo(device, parameter, (nuint)text.Length, p, out _));
-        return Utf8(text).Trim();
+        return NativeText.FromUtf8(text).Trim();
     }
 
     private static T DeviceValue<T>(IntPtr device, uint parameter) where T : unmanaged
@@ -407,7 +407,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         protected override Kernel CreateKernel(string kernelName)
         {
             ObjectDisposedException.ThrowIf(_program == IntPtr.Zero, this);
-            byte[] nameBytes = NvrtcCompiler.NulTerminated(kernelName);
+            byte[] nameBytes = NativeText.NulTerminated(kernelName);
             IntPtr kernel;
             int error;
             fixed (byte* p = nameBytes) kernel = OpenCl.clCreateKernel(_program, p, out error);

@@ -92,8 +92,8 @@ public static unsafe class NvrtcCompiler
         List<string> options = Options(target, defines);
         var clock = Stopwatch.StartNew();
         IntPtr program = IntPtr.Zero;
-        byte[] text = NulTerminated(source.Text);
-        byte[] name = NulTerminated(source.Name);
+        byte[] text = NativeText.NulTerminated(source.Text);
+        byte[] name = NativeText.NulTerminated(source.Name);
         fixed (byte* pText = text)
         fixed (byte* pName = name)
             NvrtcException.ThrowIfFailed(Nvrtc.nvrtcCreateProgram(out program, pText, pName, 0, null, null));
@@ -151,12 +151,5 @@ public static unsafe class NvrtcCompiler
         var cubin = new byte[(int)size];
         fixed (byte* p = cubin) NvrtcException.ThrowIfFailed(Nvrtc.nvrtcGetCUBIN(program, p));
         return cubin;
-    }
-
-    internal static byte[] NulTerminated(string text)
-    {
-        var bytes = new byte[Encoding.UTF8.GetByteCount(text) + 1];
-        Encoding.UTF8.GetBytes(text, bytes);
-        return bytes;
     }
 }

@@ -202,10 +202,4 @@ public abstract class ComputeDevice : IDisposable
     protected internal abstract unsafe void FreePinnedMemory(void* pointer);
 
     protected static string Bytes(long bytes) => bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):0.0} GiB" : $"{bytes / (double)(1L << 20):0.0} MiB";
-
-    protected static string Utf8(ReadOnlySpan<byte> text)
-    {
-        int end = text.IndexOf((byte)0);
-        return System.Text.Encoding.UTF8.GetString(end >= 0 ? text[..end] : text);
-    }
 }
