@@ -54,9 +54,19 @@ public static class TestCache
             ? root
             : Path.Combine(Path.GetTempPath(), "alexnet-cuda-tests"));
 
-    /// <summary>A fresh, empty cache folder for tests of the cache itself.</summary>
-    public static KernelCache Fresh() =>
-        new(Path.Combine(Path.GetTempPath(), "alexnet-cache-test-" + Guid.NewGuid().ToString("N")));
+    /// <summary>A fresh, empty cache folder for tests of the cache itself; deleted on dispose.</summary>
+    public static FreshCache Fresh() =>
+        new(new KernelCache(Path.Combine(Path.GetTempPath(), "alexnet-cache-test-" + Guid.NewGuid().ToString("N"))));
+}
+
+public sealed class FreshCache(KernelCache cache) : IDisposable
+{
+    public KernelCache Cache { get; } = cache;
+
+    public void Dispose()
+    {
+        if (Directory.Exists(Cache.Root)) Directory.Delete(Cache.Root, recursive: true);
+    }
 }
 
 /// <summary>The OpenCL device (PoCL in CI), opened once and shared by every test in the collection.</summary>

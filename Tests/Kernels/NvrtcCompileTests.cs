@@ -90,24 +90,18 @@ public class NvrtcCompileTests
     public void ASecondCompileOfTheSameSourceComesFromTheDiskCache()
     {
         TestNative.Require(NativeLibraryId.Nvrtc);
-        KernelCache cache = TestCache.Fresh();
-        try
-        {
-            KernelSource source = KernelSource.FromEmbedded("transpose.cu");
-            NvrtcOutput first = NvrtcCompiler.CompileCached(cache, source, NvrtcTarget.Sm(90), null);
-            NvrtcOutput second = NvrtcCompiler.CompileCached(cache, source, NvrtcTarget.Sm(90), null);
-            NvrtcOutput otherDefines = NvrtcCompiler.CompileCached(cache, source, NvrtcTarget.Sm(90), new Dictionary<string, string> { ["TILE_DIM"] = "16" });
-            NvrtcOutput otherTarget = NvrtcCompiler.CompileCached(cache, source, NvrtcTarget.Sm(80), null);
-            Assert.False(first.FromCache);
-            Assert.True(second.FromCache);
-            Assert.Equal(first.Image, second.Image);
-            Assert.False(otherDefines.FromCache);
-            Assert.False(otherTarget.FromCache);
-            Assert.Equal(3, Directory.GetFiles(Path.Combine(cache.Root, "cuda"), "transpose-*.cubin").Length);
-        }
-        finally
-        {
-            Directory.Delete(cache.Root, recursive: true);
-        }
+        using FreshCache fresh = TestCache.Fresh();
+        KernelCache cache = fresh.Cache;
+        KernelSource source = KernelSource.FromEmbedded("transpose.cu");
+        NvrtcOutput first = NvrtcCompiler.CompileCached(cache, source, NvrtcTarget.Sm(90), null);
+        NvrtcOutput second = NvrtcCompiler.CompileCached(cache, source, NvrtcTarget.Sm(90), null);
+        NvrtcOutput otherDefines = NvrtcCompiler.CompileCached(cache, source, NvrtcTarget.Sm(90), new Dictionary<string, string> { ["TILE_DIM"] = "16" });
+        NvrtcOutput otherTarget = NvrtcCompiler.CompileCached(cache, source, NvrtcTarget.Sm(80), null);
+        Assert.False(first.FromCache);
+        Assert.True(second.FromCache);
+        Assert.Equal(first.Image, second.Image);
+        Assert.False(otherDefines.FromCache);
+        Assert.False(otherTarget.FromCache);
+        Assert.Equal(3, Directory.GetFiles(Path.Combine(cache.Root, "cuda"), "transpose-*.cubin").Length);
     }
 }

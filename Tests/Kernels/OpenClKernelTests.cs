@@ -66,45 +66,33 @@ public class OpenClKernelTests(OpenClFixture fixture)
     public void ASecondLoadOfTheSameModuleComesFromTheDiskCache()
     {
         TestNative.Require(NativeLibraryId.OpenCl);
-        KernelCache cache = TestCache.Fresh();
-        try
-        {
-            using OpenClDevice device = OpenClDevice.Open(null, cache);
-            using KernelModule first = device.LoadModule("transpose.cu");
-            using KernelModule second = device.LoadModule("transpose.cu");
-            using KernelModule otherDefines = device.LoadModule("transpose.cu", new Dictionary<string, string> { ["TILE_DIM"] = "16" });
-            Assert.False(first.FromCache);
-            Assert.True(second.FromCache);
-            Assert.False(otherDefines.FromCache);
-            Assert.NotEqual(first.CacheKey, otherDefines.CacheKey);
-            // The cached binary still runs correctly.
-            Assert.True(KernelChecks.Transpose(device, 2, 37, 41, null).Passed);
-        }
-        finally
-        {
-            Directory.Delete(cache.Root, recursive: true);
-        }
+        using FreshCache fresh = TestCache.Fresh();
+        KernelCache cache = fresh.Cache;
+        using OpenClDevice device = OpenClDevice.Open(null, cache);
+        using KernelModule first = device.LoadModule("transpose.cu");
+        using KernelModule second = device.LoadModule("transpose.cu");
+        using KernelModule otherDefines = device.LoadModule("transpose.cu", new Dictionary<string, string> { ["TILE_DIM"] = "16" });
+        Assert.False(first.FromCache);
+        Assert.True(second.FromCache);
+        Assert.False(otherDefines.FromCache);
+        Assert.NotEqual(first.CacheKey, otherDefines.CacheKey);
+        // The cached binary still runs correctly.
+        Assert.True(KernelChecks.Transpose(device, 2, 37, 41, null).Passed);
     }
 
     [SkippableFact]
     public void ACorruptCacheEntryIsRebuiltFromSource()
     {
         TestNative.Require(NativeLibraryId.OpenCl);
-        KernelCache cache = TestCache.Fresh();
-        try
-        {
-            using OpenClDevice device = OpenClDevice.Open(null, cache);
-            using (device.LoadModule("transpose.cu")) { }
-            foreach (string entry in Directory.GetFiles(Path.Combine(cache.Root, "opencl")))
-                File.WriteAllBytes(entry, [1, 2, 3, 4]);
-            using KernelModule rebuilt = device.LoadModule("transpose.cu");
-            Assert.False(rebuilt.FromCache);
-            Assert.True(KernelChecks.Transpose(device, 1, 5, 3, null).Passed);
-        }
-        finally
-        {
-            Directory.Delete(cache.Root, recursive: true);
-        }
+        using FreshCache fresh = TestCache.Fresh();
+        KernelCache cache = fresh.Cache;
+        using OpenClDevice device = OpenClDevice.Open(null, cache);
+        using (device.LoadModule("transpose.cu")) { }
+        foreach (string entry in Directory.GetFiles(Path.Combine(cache.Root, "opencl")))
+            File.WriteAllBytes(entry, [1, 2, 3, 4]);
+        using KernelModule rebuilt = device.LoadModule("transpose.cu");
+        Assert.False(rebuilt.FromCache);
+        Assert.True(KernelChecks.Transpose(device, 1, 5, 3, null).Passed);
     }
 
     [SkippableFact]
