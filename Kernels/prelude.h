@@ -66,6 +66,18 @@ typedef unsigned int uint;
 #error "prelude.h: compile with NVRTC (__CUDACC__) or an OpenCL C compiler (__OPENCL_VERSION__)"
 #endif
 
+// Dynamic shared memory, sized at launch (ComputeStream.Launch's sharedMemoryBytes). CUDA declares it as
+// an `extern __shared__` array inside the kernel; OpenCL passes it as a trailing __local pointer argument.
+// Write both, the parameter macro right after the last parameter (no comma before it):
+//   KERNEL void k(GLOBAL float* x, int n DYNAMIC_SHARED_PARAM(float, cache)) { DYNAMIC_SHARED_DECL(float, cache) ... }
+#if defined(__CUDACC__)
+#define DYNAMIC_SHARED_PARAM(type, name)
+#define DYNAMIC_SHARED_DECL(type, name) extern __shared__ type name[];
+#else
+#define DYNAMIC_SHARED_PARAM(type, name) , __local type* name
+#define DYNAMIC_SHARED_DECL(type, name)
+#endif
+
 // Ceiling division for grid sizes computed on the device side.
 #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 

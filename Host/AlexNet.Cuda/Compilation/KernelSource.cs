@@ -20,7 +20,13 @@ public sealed partial class KernelSource
         Name = name;
         Text = text;
         Hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+        _signatures = new Lazy<IReadOnlyDictionary<string, KernelSignature>>(() => KernelSignature.Parse(name, text));
     }
+
+    private readonly Lazy<IReadOnlyDictionary<string, KernelSignature>> _signatures;
+
+    /// <summary>The parameter list of every <c>KERNEL</c> in the text, by kernel name.</summary>
+    public IReadOnlyDictionary<string, KernelSignature> Signatures => _signatures.Value;
 
     /// <summary>File name (<c>transpose.cu</c>).</summary>
     public string Name { get; }

@@ -20,9 +20,13 @@ public struct KernelArguments
     [InlineArray(MaxArguments)]
     private struct ShortBlock { private ushort _element; }
 
+    [InlineArray(MaxArguments)]
+    private struct PointerFlags { private bool _element; }
+
     private ByteBlock _bytes;
     private ShortBlock _offsets;
     private ShortBlock _sizes;
+    private PointerFlags _pointers;
     private int _count;
     private int _used;
 
@@ -32,8 +36,16 @@ public struct KernelArguments
 
     public readonly int SizeOf(int index) => _sizes[index];
 
+    /// <summary>True when argument <paramref name="index"/> is a device buffer (a pointer), not a scalar.</summary>
+    public readonly bool IsPointer(int index) => _pointers[index];
+
     /// <summary>Appends a scalar argument.</summary>
-    public void Add<T>(T value) where T : unmanaged
+    public void Add<T>(T value) where T : unmanaged => Append(value, pointer: false);
+
+    /// <summary>Appends a device buffer as a pointer argument (<c>GLOBAL float*</c>).</summary>
+    public void Add<T>(DeviceBuffer<T> buffer) where T : unmanaged => Append(buffer.Handle, pointer: true);
+
+    private void Append<T>(T value, bool pointer) where T : unmanaged
     {
         int size = Unsafe.SizeOf<T>();
         // Natural alignment, as the C ABI lays parameters out; CUDA copies each from its own pointer.
@@ -43,12 +55,10 @@ public struct KernelArguments
         Unsafe.WriteUnaligned(ref _bytes[offset], value);
         _offsets[_count] = (ushort)offset;
         _sizes[_count] = (ushort)size;
+        _pointers[_count] = pointer;
         _count++;
         _used = offset + size;
     }
-
-    /// <summary>Appends a device buffer as a pointer argument (<c>GLOBAL float*</c>).</summary>
-    public void Add<T>(DeviceBuffer<T> buffer) where T : unmanaged => Add(buffer.Handle);
 
     /// <summary>The packed bytes; pass by reference and pin once per launch.</summary>
     [UnscopedRef]
