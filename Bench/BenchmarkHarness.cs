@@ -25,11 +25,13 @@ public static class BenchmarkHarness
         for (int i = 0; i < warmup; i++) enqueue();
         device.Synchronize();
         var times = new double[repeats];
+        using DeviceEvent start = device.CreateEvent(timing: true);
+        using DeviceEvent end = device.CreateEvent(timing: true);
         for (int i = 0; i < repeats; i++)
         {
-            using DeviceEvent start = device.RecordEvent();
+            device.DefaultStream.Record(start);
             enqueue();
-            using DeviceEvent end = device.RecordEvent();
+            device.DefaultStream.Record(end);
             times[i] = device.ElapsedMilliseconds(start, end);
         }
         Array.Sort(times);

@@ -43,7 +43,7 @@ public static class KernelBenchmarks
             device.Fill(a, 0.01f);
             device.Fill(b, 0.02f);
             yield return BenchmarkHarness.Measure(device, label,
-                () => device.Gemm(MatrixOp.None, MatrixOp.None, m, n, k, 1f, a, 0, m, b, 0, k, 0f, c, 0, m),
+                () => device.Gemm(MatrixView.ColumnMajor(a, m, k), MatrixView.ColumnMajor(b, k, n), MatrixView.ColumnMajor(c, m, n)),
                 warmup, repeats, flops: 2.0 * m * n * k);
         }
     }

@@ -71,6 +71,7 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Lib)] public static partial CudaResult cuModuleUnload(IntPtr module);
     [LibraryImport(Lib)] public static partial CudaResult cuModuleGetFunction(out IntPtr function, IntPtr module, byte* name);
     [LibraryImport(Lib)] public static partial CudaResult cuFuncGetAttribute(out int value, CudaFunctionAttribute attribute, IntPtr function);
+    [LibraryImport(Lib)] public static partial CudaResult cuFuncSetAttribute(IntPtr function, CudaFunctionAttribute attribute, int value);
     [LibraryImport(Lib)]
     public static partial CudaResult cuLaunchKernel(IntPtr function,
         uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
@@ -83,6 +84,31 @@ public static unsafe partial class CudaDriver
     [LibraryImport(Lib)] public static partial CudaResult cuGraphLaunch(IntPtr graphExec, IntPtr stream);
     [LibraryImport(Lib)] public static partial CudaResult cuGraphExecDestroy(IntPtr graphExec);
     [LibraryImport(Lib)] public static partial CudaResult cuGraphDestroy(IntPtr graph);
+
+    /// <summary>
+    /// <c>cuFuncGetParamInfo(func, index, &amp;offset, &amp;size)</c>, the byte offset and size of a compiled
+    /// kernel's parameter, which drivers export from CUDA 12.4 on. Looked up at run time rather than bound,
+    /// so older drivers still load: returns null when the driver lacks it. An index past the last parameter
+    /// gives <see cref="CudaResult.InvalidValue"/>.
+    /// </summary>
+    public static CudaResult? TryFuncGetParamInfo(IntPtr function, nuint index, out nuint offset, out nuint size)
+    {
+        offset = size = 0;
+        nint entry = FuncGetParamInfoEntry.Value;
+        if (entry == 0) return null;
+        nuint o, s;
+        CudaResult result = ((delegate* unmanaged<IntPtr, nuint, nuint*, nuint*, CudaResult>)entry)(function, index, &o, &s);
+        offset = o;
+        size = s;
+        return result;
+    }
+
+    /// <summary>True when the loaded driver exports <c>cuFuncGetParamInfo</c> (CUDA 12.4 and later).</summary>
+    public static bool HasFuncGetParamInfo => FuncGetParamInfoEntry.Value != 0;
+
+    private static readonly Lazy<nint> FuncGetParamInfoEntry = new(() =>
+        NativeLibraries.TryLoad(NativeLibraryId.CudaDriver, out IntPtr handle)
+        && NativeLibrary.TryGetExport(handle, "cuFuncGetParamInfo", out nint entry) ? entry : 0);
 
     /// <summary>cuMemHostAlloc flag: memory usable by every context.</summary>
     public const uint MemHostAllocPortable = 0x01;
@@ -129,6 +155,7 @@ public enum CudaResult
     OutOfMemory = 2,
     NotInitialized = 3,
     Deinitialized = 4,
+    DeviceUnavailable = 46,
     NoDevice = 100,
     InvalidDevice = 101,
     InvalidImage = 200,
@@ -182,6 +209,7 @@ public enum CudaFunctionAttribute
     NumRegisters = 4,
     PtxVersion = 5,
     BinaryVersion = 6,
+    MaxDynamicSharedSizeBytes = 8,
 }
 
 /// <summary><c>CUjit_option</c>: the options used to get the JIT's logs when loading PTX.</summary>

@@ -35,8 +35,56 @@ public static class NativeLibraries
     private static readonly Dictionary<NativeLibraryId, IntPtr> Loaded = [];
     private static readonly Dictionary<NativeLibraryId, string> LoadedFrom = [];
 
-    /// <summary>Names tried, newest release first.</summary>
-    public static IReadOnlyList<string> CandidateNames(NativeLibraryId id) => id switch
+    /// <summary>
+    /// Names tried for <paramref name="id"/>, newest release first, leaving out CUDA toolkit releases newer
+    /// than the driver supports: a CUDA 12 driver cannot load cubins or PTX from CUDA 13's NVRTC, nor run
+    /// CUDA 13's cuBLAS, even when that toolkit is installed beside an older one.
+    /// <paramref name="driverCudaMajor"/> is the driver's CUDA major version (<see cref="DriverCudaMajor"/>);
+    /// null (no driver) keeps every name. An unversioned name (<c>libnvrtc.so</c>) is kept, last.
+    /// </summary>
+    public static IReadOnlyList<string> CandidateNames(NativeLibraryId id, int? driverCudaMajor) =>
+        driverCudaMajor is int major
+            ? AllCandidateNames(id).Where(n => ToolkitMajor(n) is not int t || t <= major).ToList()
+            : AllCandidateNames(id);
+
+    /// <summary>The names the driver's CUDA version rules out (see <see cref="CandidateNames(NativeLibraryId, int?)"/>).</summary>
+    public static IReadOnlyList<string> NamesTooNewForDriver(NativeLibraryId id, int? driverCudaMajor) =>
+        AllCandidateNames(id).Except(CandidateNames(id, driverCudaMajor)).ToList();
+
+    /// <summary>The CUDA toolkit major release a versioned soname belongs to (<c>libnvrtc.so.11.2</c> → 11), or null.</summary>
+    public static int? ToolkitMajor(string name)
+    {
+        int so = name.IndexOf(".so.", StringComparison.Ordinal);
+        if (so < 0) return null;
+        string version = name[(so + 4)..];
+        int dot = version.IndexOf('.');
+        return int.TryParse(dot < 0 ? version : version[..dot], out int major) ? major : null;
+    }
+
+    /// <summary>
+    /// The installed driver's CUDA major version (<c>cuDriverGetVersion</c>, which needs no GPU and no
+    /// <c>cuInit</c>), or null when there is no driver library. Read once.
+    /// </summary>
+    public static int? DriverCudaMajor() => DriverVersion.Value is int v ? v / 1000 : null;
+
+    /// <summary>The driver's CUDA version as the driver reports it (12020 for 12.2), or null.</summary>
+    public static int? DriverCudaVersion() => DriverVersion.Value;
+
+    private static readonly Lazy<int?> DriverVersion = new(() =>
+    {
+        if (!TryLoad(NativeLibraryId.CudaDriver, out _)) return null;
+        try
+        {
+            return CudaDriver.cuDriverGetVersion(out int version) == CudaResult.Success && version > 0 ? version : null;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return null;
+        }
+    });
+
+    /// <summary>Names tried, newest release first, for every toolkit release.</summary>
+    public static IReadOnlyList<string> AllCandidateNames(NativeLibraryId id) => id switch
     {
         // The driver's user-space library keeps soname 1 across releases.
         NativeLibraryId.CudaDriver => ["libcuda.so.1", "libcuda.so"],
@@ -96,7 +144,13 @@ public static class NativeLibraries
         lock (Gate)
         {
             if (Loaded.TryGetValue(id, out IntPtr handle)) return handle;
-            handle = LoadFrom(id, CandidateNames(id), SearchFolders(), Environment.GetEnvironmentVariable(OverrideVariable(id)), out string from);
+        }
+        // Read outside the lock: it loads the driver library through this same class.
+        int? driverMajor = id is NativeLibraryId.Nvrtc or NativeLibraryId.Cublas ? DriverCudaMajor() : null;
+        lock (Gate)
+        {
+            if (Loaded.TryGetValue(id, out IntPtr handle)) return handle;
+            handle = LoadFrom(id, CandidateNames(id, driverMajor), SearchFolders(), Environment.GetEnvironmentVariable(OverrideVariable(id)), out string from);
             Loaded[id] = handle;
             LoadedFrom[id] = from;
             return handle;

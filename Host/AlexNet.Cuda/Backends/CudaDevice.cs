@@ -10,8 +10,8 @@ namespace AlexNet.Cuda.Backends;
 /// <summary>
 /// A CUDA GPU through the driver API: the device's primary context (shared with the runtime API, so
 /// with PyTorch in the same process), non-blocking streams, kernels compiled by NVRTC for the GPU's own
-/// architecture, GEMMs by cuBLAS (a handle per stream, created on a stream's first GEMM, so a machine
-/// without cuBLAS can still run kernels).
+/// architecture, GEMMs by cuBLAS with one handle per stream. Everything a stream needs is created when
+/// the stream is: nothing is created lazily inside a forward pass, which CUDA graph capture requires.
 /// </summary>
 public sealed unsafe class CudaDevice : ComputeDevice
 {
@@ -20,14 +20,14 @@ public sealed unsafe class CudaDevice : ComputeDevice
     private IntPtr _context;
     private readonly CudaStream _defaultStream;
 
-    private CudaDevice(int ordinal, int device, IntPtr context, IntPtr stream, KernelCache cache)
+    private CudaDevice(int ordinal, int device, IntPtr context, IntPtr stream, IntPtr cublas, KernelCache cache, string name, NvrtcTarget target)
     {
         _ordinal = ordinal;
         _device = device;
         _context = context;
-        _defaultStream = new CudaStream(this, stream);
+        _defaultStream = new CudaStream(this, stream, cublas);
         Cache = cache;
-        Name = ReadName(device);
+        Name = name;
         CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int major, CudaDeviceAttribute.ComputeCapabilityMajor, device));
         CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int minor, CudaDeviceAttribute.ComputeCapabilityMinor, device));
         CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int sms, CudaDeviceAttribute.MultiprocessorCount, device));
@@ -35,13 +35,15 @@ public sealed unsafe class CudaDevice : ComputeDevice
         ComputeCapability = (major, minor);
         MultiprocessorCount = sms;
         TotalMemoryBytes = (long)total;
-        Target = NvrtcCompiler.ChooseTarget(major, minor);
+        Target = target;
         CompilerVersion = NvrtcCompiler.VersionText;
     }
 
     /// <summary>
-    /// Opens CUDA device <paramref name="ordinal"/>. Without a usable GPU this throws a
-    /// <see cref="NoDeviceException"/> whose one-line message starts with "no CUDA device:".
+    /// Opens CUDA device <paramref name="ordinal"/>. Without a GPU this throws a <see cref="NoDeviceException"/>
+    /// whose one-line message starts with "no CUDA device:"; with a GPU that cannot be used (its context
+    /// cannot be had, as in exclusive-process mode when another process holds it; NVRTC or cuBLAS missing or
+    /// unable to build for it) with "no usable CUDA device:" and the reason, so <c>--device auto</c> falls back.
     /// </summary>
     public static CudaDevice Open(int ordinal = 0, KernelCache? cache = null)
     {
@@ -60,26 +62,53 @@ public sealed unsafe class CudaDevice : ComputeDevice
         if (ordinal < 0 || ordinal >= count)
             throw new NoDeviceException(DeviceBackend.Cuda, $"no CUDA device {ordinal}: the driver reports {count} (0..{count - 1})");
 
-        CudaException.ThrowIfFailed(CudaDriver.cuDeviceGet(out int device, ordinal));
-        CudaException.ThrowIfFailed(CudaDriver.cuDevicePrimaryCtxRetain(out IntPtr context, device));
-        IntPtr stream = IntPtr.Zero;
+        string name = $"CUDA device {ordinal}";
+        int device = -1;
+        IntPtr context = IntPtr.Zero, stream = IntPtr.Zero, cublas = IntPtr.Zero;
         try
         {
+            CudaException.ThrowIfFailed(CudaDriver.cuDeviceGet(out device, ordinal));
+            name = ReadName(device);
+            CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int major, CudaDeviceAttribute.ComputeCapabilityMajor, device));
+            CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int minor, CudaDeviceAttribute.ComputeCapabilityMinor, device));
+            // NVRTC must be able to build for this GPU, or not one kernel can run; and what it builds must be
+            // loadable by this driver (an unversioned libnvrtc.so may belong to a newer toolkit).
+            NvrtcTarget target = NvrtcCompiler.ChooseTarget(major, minor);
+            if (NativeLibraries.DriverCudaMajor() is int driverMajor && NvrtcCompiler.Version.Major > driverMajor)
+                throw new AlexNetException($"{NvrtcCompiler.VersionText} ({NativeLibraries.LoadedPath(NativeLibraryId.Nvrtc)}) is newer than the driver's CUDA {driverMajor}; install a toolkit release the driver supports or update the driver");
+            CudaException.ThrowIfFailed(CudaDriver.cuDevicePrimaryCtxRetain(out context, device));
             CudaException.ThrowIfFailed(CudaDriver.cuCtxSetCurrent(context));
             CudaException.ThrowIfFailed(CudaDriver.cuStreamCreate(out stream, CudaDriver.StreamNonBlocking));
-            return new CudaDevice(ordinal, device, context, stream, cache ?? KernelCache.Default);
+            cublas = CreateCublas(stream);
+            return new CudaDevice(ordinal, device, context, stream, cublas, cache ?? KernelCache.Default, name, target);
         }
-        catch (NativeLibraryNotFoundException e)
+        catch (AlexNetException e)
         {
-            // A GPU without NVRTC cannot run a single kernel: for `auto` that is no CUDA device at all.
+            if (cublas != IntPtr.Zero) Cublas.cublasDestroy_v2(cublas);
             if (stream != IntPtr.Zero) CudaDriver.cuStreamDestroy_v2(stream);
-            CudaDriver.cuDevicePrimaryCtxRelease_v2(device);
-            throw new NoDeviceException(DeviceBackend.Cuda, $"no usable CUDA device: {ReadName(device)} is present but {e.Message}", e);
+            if (context != IntPtr.Zero) CudaDriver.cuDevicePrimaryCtxRelease_v2(device);
+            throw Unusable(name, e);
+        }
+    }
+
+    /// <summary>The error for a GPU that is present but cannot run the engine: <c>auto</c> falls back on it.</summary>
+    internal static NoDeviceException Unusable(string deviceName, AlexNetException reason) =>
+        new(DeviceBackend.Cuda, $"no usable CUDA device: {deviceName} is present but {reason.Message}", reason);
+
+    /// <summary>A cuBLAS handle bound to <paramref name="stream"/>, in plain FP32 (TF32 would change results
+    /// in the 4th digit; it is for the throughput modes to opt into).</summary>
+    private static IntPtr CreateCublas(IntPtr stream)
+    {
+        CublasException.ThrowIfFailed(Cublas.cublasCreate_v2(out IntPtr handle));
+        try
+        {
+            CublasException.ThrowIfFailed(Cublas.cublasSetStream_v2(handle, stream));
+            CublasException.ThrowIfFailed(Cublas.cublasSetMathMode(handle, CublasMath.Default));
+            return handle;
         }
         catch
         {
-            if (stream != IntPtr.Zero) CudaDriver.cuStreamDestroy_v2(stream);
-            CudaDriver.cuDevicePrimaryCtxRelease_v2(device);
+            Cublas.cublasDestroy_v2(handle);
             throw;
         }
     }
@@ -159,14 +188,40 @@ public sealed unsafe class CudaDevice : ComputeDevice
 
     // ---- kernels ----
 
-    public override KernelModule LoadModule(KernelSource source, IReadOnlyDictionary<string, string>? defines = null)
+    protected override KernelModule LoadModuleCore(KernelSource source, IReadOnlyDictionary<string, string>? defines)
     {
         MakeCurrent();
         var clock = Stopwatch.StartNew();
-        NvrtcOutput output = NvrtcCompiler.CompileCached(Cache, source, Target, defines);
-        IntPtr module = LoadImage(source.Name, output);
         string key = NvrtcCompiler.CacheKey(source, Target, defines);
-        return Loaded(new CudaModule(this, module, source.Name, key, output.FromCache, clock.Elapsed));
+        (IntPtr module, bool fromCache) = LoadThroughCache(
+            () => NvrtcCompiler.CompileCached(Cache, source, Target, defines),
+            () =>
+            {
+                NvrtcCompiler.Discard(Cache, source, Target, defines);
+                return NvrtcCompiler.CompileCached(Cache, source, Target, defines);
+            },
+            output => LoadImage(source.Name, output));
+        return Loaded(new CudaModule(this, module, source, key, fromCache, clock.Elapsed));
+    }
+
+    /// <summary>
+    /// Loads a compiled image, rebuilding once when an image from the disk cache fails to load (a
+    /// truncated or corrupt file, or one a different driver cannot take): a bad cache entry costs one
+    /// compile, never every start. A freshly compiled image that fails is a real error and is thrown.
+    /// </summary>
+    internal static (T Module, bool FromCache) LoadThroughCache<T>(Func<NvrtcOutput> compileCached, Func<NvrtcOutput> discardAndRecompile,
+        Func<NvrtcOutput, T> load)
+    {
+        NvrtcOutput output = compileCached();
+        try
+        {
+            return (load(output), output.FromCache);
+        }
+        catch (AlexNetException) when (output.FromCache)
+        {
+            NvrtcOutput rebuilt = discardAndRecompile();
+            return (load(rebuilt), rebuilt.FromCache);
+        }
     }
 
     private IntPtr LoadImage(string name, NvrtcOutput output)
@@ -201,90 +256,96 @@ public sealed unsafe class CudaDevice : ComputeDevice
     {
         MakeCurrent();
         CudaException.ThrowIfFailed(CudaDriver.cuStreamCreate(out IntPtr stream, CudaDriver.StreamNonBlocking));
-        return new CudaStream(this, stream);
+        try
+        {
+            return new CudaStream(this, stream, CreateCublas(stream));
+        }
+        catch
+        {
+            CudaDriver.cuStreamDestroy_v2(stream);
+            throw;
+        }
     }
 
-    public override double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end)
+    protected override DeviceEvent CreateEventCore(bool timing)
+    {
+        MakeCurrent();
+        CudaException.ThrowIfFailed(CudaDriver.cuEventCreate(out IntPtr handle, timing ? CudaDriver.EventDefault : CudaDriver.EventDisableTiming));
+        return new CudaEvent(this, handle, timing);
+    }
+
+    protected override double ElapsedMillisecondsCore(DeviceEvent start, DeviceEvent end)
     {
         if (start is not CudaEvent s || end is not CudaEvent e) throw new ArgumentException("events of another backend");
+        if (!s.IsRecorded || !e.IsRecorded) throw new ArgumentException("both events must be recorded before measuring between them");
         MakeCurrent();
+        CudaException.ThrowIfFailed(CudaDriver.cuEventSynchronize(s.Handle));
         CudaException.ThrowIfFailed(CudaDriver.cuEventSynchronize(e.Handle));
         CudaException.ThrowIfFailed(CudaDriver.cuEventElapsedTime(out float ms, s.Handle, e.Handle));
         return ms;
     }
 
-    protected override void Dispose(bool disposing)
+    protected override void ReleaseDevice()
     {
         if (_context == IntPtr.Zero) return;
-        // Releasing never throws; a failed synchronize here means the work is lost anyway.
-        CudaDriver.cuCtxSetCurrent(_context);
-        _defaultStream.Dispose();
         CudaDriver.cuDevicePrimaryCtxRelease_v2(_device);
         _context = IntPtr.Zero;
     }
 
-    /// <summary>A CUDA stream with its own cuBLAS handle (created on the first GEMM), so GEMMs on
-    /// different streams need no lock and no stream switching.</summary>
-    private sealed class CudaStream(CudaDevice device, IntPtr stream) : ComputeStream(device)
+    /// <summary>A CUDA stream with its own cuBLAS handle, so GEMMs on different streams need no lock and
+    /// no stream switching.</summary>
+    private sealed class CudaStream(CudaDevice device, IntPtr stream, IntPtr cublas) : ComputeStream(device)
     {
         private readonly CudaDevice _device = device;
         private IntPtr _stream = stream;
-        private IntPtr _cublas;
-        private readonly Lock _cublasGate = new();
+        private IntPtr _cublas = cublas;
 
         public IntPtr Handle => _stream;
 
+        private IntPtr Live()
+        {
+            IntPtr stream = _stream;
+            ObjectDisposedException.ThrowIf(stream == IntPtr.Zero, this);
+            _device.MakeCurrent();
+            return stream;
+        }
+
         protected override void WriteMemory(nint handle, long byteOffset, void* source, long bytes, bool wait)
         {
-            _device.MakeCurrent();
+            IntPtr stream = Live();
             // Stream-ordered after the queued work; waiting afterwards lets the caller reuse pageable memory.
-            CudaException.ThrowIfFailed(CudaDriver.cuMemcpyHtoDAsync_v2((ulong)handle + (ulong)byteOffset, source, (nuint)bytes, _stream));
-            if (wait) CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
+            CudaException.ThrowIfFailed(CudaDriver.cuMemcpyHtoDAsync_v2((ulong)handle + (ulong)byteOffset, source, (nuint)bytes, stream));
+            if (wait) CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(stream));
         }
 
         protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes, bool wait)
         {
-            _device.MakeCurrent();
-            CudaException.ThrowIfFailed(CudaDriver.cuMemcpyDtoHAsync_v2(destination, (ulong)handle + (ulong)byteOffset, (nuint)bytes, _stream));
-            if (wait) CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
+            IntPtr stream = Live();
+            CudaException.ThrowIfFailed(CudaDriver.cuMemcpyDtoHAsync_v2(destination, (ulong)handle + (ulong)byteOffset, (nuint)bytes, stream));
+            if (wait) CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(stream));
         }
 
         protected override void FillMemory(nint handle, uint pattern, long count)
         {
-            _device.MakeCurrent();
-            CudaException.ThrowIfFailed(CudaDriver.cuMemsetD32Async((ulong)handle, pattern, (nuint)count, _stream));
+            IntPtr stream = Live();
+            CudaException.ThrowIfFailed(CudaDriver.cuMemsetD32Async((ulong)handle, pattern, (nuint)count, stream));
         }
 
-        public override void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments)
+        protected override void LaunchCore(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments, int sharedMemoryBytes)
         {
             if (kernel is not CudaKernel cuda || !ReferenceEquals(cuda.Device, _device))
                 throw new ArgumentException($"kernel {kernel} was not compiled for this device", nameof(kernel));
-            if (grid.Volume == 0 || block.Volume == 0) return;
-            _device.MakeCurrent();
+            IntPtr stream = Live();
+            cuda.AllowSharedMemory(sharedMemoryBytes);
             int count = arguments.Count;
             void** parameters = stackalloc void*[Math.Max(count, 1)];
             fixed (byte* data = &Unsafe.AsRef(in arguments.Data))
             {
                 for (int i = 0; i < count; i++) parameters[i] = data + arguments.OffsetOf(i);
                 CudaResult result = CudaDriver.cuLaunchKernel(cuda.Function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z,
-                    0, _stream, parameters, null);
+                    (uint)sharedMemoryBytes, stream, parameters, null);
                 if (result != CudaResult.Success)
-                    throw CudaException.Create(result, $"cuLaunchKernel({kernel}, grid {grid}, block {block})");
-            }
-        }
-
-        private IntPtr CublasHandle()
-        {
-            lock (_cublasGate)
-            {
-                if (_cublas != IntPtr.Zero) return _cublas;
-                _device.MakeCurrent();
-                CublasException.ThrowIfFailed(Cublas.cublasCreate_v2(out IntPtr handle));
-                CublasException.ThrowIfFailed(Cublas.cublasSetStream_v2(handle, _stream));
-                // Plain FP32 unless asked otherwise: TF32 would change results in the 4th digit.
-                CublasException.ThrowIfFailed(Cublas.cublasSetMathMode(handle, CublasMath.Default));
-                _cublas = handle;
-                return handle;
+                    throw CudaException.Create(result, $"cuLaunchKernel({kernel}, grid {grid}, block {block}, {sharedMemoryBytes} bytes shared)");
             }
         }
 
@@ -297,9 +358,8 @@ public sealed unsafe class CudaDevice : ComputeDevice
             DeviceBuffer<float> b, long bOffset, int ldb,
             float beta, DeviceBuffer<float> c, long cOffset, int ldc)
         {
-            IntPtr handle = CublasHandle();
-            _device.MakeCurrent();
-            CublasException.ThrowIfFailed(Cublas.cublasSgemm_v2(handle, Op(transA), Op(transB), m, n, k,
+            Live();
+            CublasException.ThrowIfFailed(Cublas.cublasSgemm_v2(_cublas, Op(transA), Op(transB), m, n, k,
                 &alpha, At(a, aOffset), lda, At(b, bOffset), ldb, &beta, At(c, cOffset), ldc));
         }
 
@@ -308,63 +368,60 @@ public sealed unsafe class CudaDevice : ComputeDevice
             DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
             float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
         {
-            IntPtr handle = CublasHandle();
-            _device.MakeCurrent();
-            CublasException.ThrowIfFailed(Cublas.cublasSgemmStridedBatched(handle, Op(transA), Op(transB), m, n, k,
+            Live();
+            CublasException.ThrowIfFailed(Cublas.cublasSgemmStridedBatched(_cublas, Op(transA), Op(transB), m, n, k,
                 &alpha, At(a, aOffset), lda, strideA, At(b, bOffset), ldb, strideB, &beta, At(c, cOffset), ldc, strideC, batchCount));
         }
 
-        public override void Synchronize()
-        {
-            _device.MakeCurrent();
-            CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(_stream));
-        }
+        public override void Synchronize() => CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(Live()));
 
-        public override DeviceEvent RecordEvent()
+        public override void Record(DeviceEvent @event)
         {
-            _device.MakeCurrent();
-            CudaException.ThrowIfFailed(CudaDriver.cuEventCreate(out IntPtr handle, CudaDriver.EventDefault));
-            var ev = new CudaEvent(_device, handle);
-            CudaException.ThrowIfFailed(CudaDriver.cuEventRecord(handle, _stream));
-            return ev;
+            if (@event is not CudaEvent e || !ReferenceEquals(e.Device, _device))
+                throw new ArgumentException("an event of another device or backend", nameof(@event));
+            CudaException.ThrowIfFailed(CudaDriver.cuEventRecord(e.Handle, Live()));
+            e.MarkRecorded();
         }
 
         public override void Wait(DeviceEvent @event)
         {
-            if (@event is not CudaEvent e) throw new ArgumentException("an event of another backend", nameof(@event));
-            _device.MakeCurrent();
-            CudaException.ThrowIfFailed(CudaDriver.cuStreamWaitEvent(_stream, e.Handle, 0));
+            if (@event is not CudaEvent e || !ReferenceEquals(e.Device, _device))
+                throw new ArgumentException("an event of another device or backend", nameof(@event));
+            CudaException.ThrowIfFailed(CudaDriver.cuStreamWaitEvent(Live(), e.Handle, 0));
         }
 
         protected override void Dispose(bool disposing)
         {
             IntPtr stream = Interlocked.Exchange(ref _stream, IntPtr.Zero);
+            IntPtr cublas = Interlocked.Exchange(ref _cublas, IntPtr.Zero);
             if (stream == IntPtr.Zero || _device._context == IntPtr.Zero) return;
             if (CudaDriver.cuCtxSetCurrent(_device._context) != CudaResult.Success) return;
+            // Releasing never throws; a failed synchronize here means the work is lost anyway.
             CudaDriver.cuStreamSynchronize(stream);
-            if (_cublas != IntPtr.Zero) Cublas.cublasDestroy_v2(_cublas);
-            _cublas = IntPtr.Zero;
+            if (cublas != IntPtr.Zero) Cublas.cublasDestroy_v2(cublas);
             CudaDriver.cuStreamDestroy_v2(stream);
         }
     }
 
-    private sealed class CudaModule(CudaDevice device, IntPtr module, string name, string key, bool fromCache, TimeSpan time)
-        : KernelModule(name, key, fromCache, time)
+    private sealed class CudaModule(CudaDevice device, IntPtr module, KernelSource source, string key, bool fromCache, TimeSpan time)
+        : KernelModule(device, source, key, fromCache, time)
     {
         private IntPtr _module = module;
 
-        protected override Kernel CreateKernel(string kernelName)
+        protected override Kernel CreateKernel(KernelSignature signature)
         {
             ObjectDisposedException.ThrowIf(_module == IntPtr.Zero, this);
             device.MakeCurrent();
-            byte[] nameBytes = NativeText.NulTerminated(kernelName);
+            byte[] nameBytes = NativeText.NulTerminated(signature.Kernel);
             CudaResult result;
             IntPtr function;
             fixed (byte* p = nameBytes) result = CudaDriver.cuModuleGetFunction(out function, _module, p);
             if (result == CudaResult.NotFound)
-                throw new AlexNetException($"kernel '{kernelName}' is not defined in {SourceName} (is it declared KERNEL, i.e. extern \"C\"?)");
-            CudaException.ThrowIfFailed(result, $"cuModuleGetFunction({SourceName}, {kernelName})");
-            return new CudaKernel(this, kernelName, device, function);
+                throw new AlexNetException($"kernel '{signature.Kernel}' is not defined in {SourceName} (is it declared KERNEL, i.e. extern \"C\"?)");
+            CudaException.ThrowIfFailed(result, $"cuModuleGetFunction({SourceName}, {signature.Kernel})");
+            if (CompiledParameterSizes(function) is { } compiled)
+                CheckCompiledSignature(SourceName, signature, compiled);
+            return new CudaKernel(this, signature, device, function);
         }
 
         protected override void ReleaseModule()
@@ -375,24 +432,70 @@ public sealed unsafe class CudaDevice : ComputeDevice
         }
     }
 
-    private sealed class CudaKernel(KernelModule module, string name, CudaDevice device, IntPtr function) : Kernel(module, name)
+    /// <summary>The compiled kernel's parameter sizes from the driver (CUDA 12.4+), or null where the
+    /// driver cannot say.</summary>
+    private static List<int>? CompiledParameterSizes(IntPtr function)
     {
-        public CudaDevice Device { get; } = device;
+        var sizes = new List<int>();
+        for (nuint i = 0; i < KernelArguments.MaxArguments + 1; i++)
+        {
+            CudaResult? result = CudaDriver.TryFuncGetParamInfo(function, i, out _, out nuint size);
+            if (result is null) return null;
+            if (result == CudaResult.InvalidValue) return sizes; // past the last parameter
+            if (result != CudaResult.Success) return null;
+            sizes.Add((int)size);
+        }
+        return sizes;
+    }
+
+    /// <summary>
+    /// The declared signature (read from the source) must agree with what the compiler made of it, or the
+    /// host would pack arguments the kernel reads differently: one line naming the first disagreement.
+    /// </summary>
+    internal static void CheckCompiledSignature(string sourceName, KernelSignature declared, IReadOnlyList<int> compiledSizes)
+    {
+        IReadOnlyList<KernelParameter> parameters = declared.Parameters;
+        if (compiledSizes.Count != parameters.Count)
+            throw new AlexNetException($"{sourceName}: kernel {declared.Kernel} is declared with {parameters.Count} parameters but compiled with {compiledSizes.Count}; the host's reading of its signature ({declared}) is wrong");
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            if (compiledSizes[i] != parameters[i].Size)
+                throw new AlexNetException($"{sourceName}: parameter {i} of kernel {declared.Kernel} ('{parameters[i]}') is {parameters[i].Size} bytes to the host but {compiledSizes[i]} in the compiled kernel");
+        }
+    }
+
+    private sealed class CudaKernel(KernelModule module, KernelSignature signature, CudaDevice device, IntPtr function) : Kernel(module, signature)
+    {
+        private int _sharedMemoryAllowed = 48 * 1024; // what every kernel may use without opting in
+
+        public new CudaDevice Device { get; } = device;
 
         public IntPtr Function { get; } = function;
+
+        /// <summary>More than 48 KiB of dynamic shared memory needs a per-function opt-in, made once.</summary>
+        public void AllowSharedMemory(int bytes)
+        {
+            if (bytes <= _sharedMemoryAllowed) return;
+            CudaException.ThrowIfFailed(CudaDriver.cuFuncSetAttribute(Function, CudaFunctionAttribute.MaxDynamicSharedSizeBytes, bytes),
+                $"cuFuncSetAttribute({this}, MAX_DYNAMIC_SHARED_SIZE_BYTES, {bytes})");
+            _sharedMemoryAllowed = bytes;
+        }
 
         internal override void Release() { } // functions die with their module
     }
 
-    private sealed class CudaEvent(CudaDevice device, IntPtr handle) : DeviceEvent
+    private sealed class CudaEvent(CudaDevice device, IntPtr handle, bool timing) : DeviceEvent(device, timing)
     {
         public IntPtr Handle { get; private set; } = handle;
 
-        public override void Dispose()
+        public void MarkRecorded() => IsRecorded = true;
+
+        protected override void ReleaseEvent()
         {
-            if (Handle == IntPtr.Zero || device._context == IntPtr.Zero) return;
-            CudaDriver.cuEventDestroy_v2(Handle);
+            IntPtr handle = Handle;
             Handle = IntPtr.Zero;
+            if (handle != IntPtr.Zero && device._context != IntPtr.Zero && CudaDriver.cuCtxSetCurrent(device._context) == CudaResult.Success)
+                CudaDriver.cuEventDestroy_v2(handle);
         }
     }
 }

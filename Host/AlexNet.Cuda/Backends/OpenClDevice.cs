@@ -158,20 +158,19 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     /// so results stay comparable with the CUDA build and the references.</summary>
     public static IReadOnlyList<string> BaseOptions => ["-cl-std=CL1.2"];
 
-    public override KernelModule LoadModule(KernelSource source, IReadOnlyDictionary<string, string>? defines = null)
+    protected override KernelModule LoadModuleCore(KernelSource source, IReadOnlyDictionary<string, string>? defines)
     {
-        ObjectDisposedException.ThrowIf(_context == IntPtr.Zero, this);
         var clock = Stopwatch.StartNew();
         string options = string.Join(' ', BaseOptions.Concat(KernelSource.DefineOptions(defines)));
         string key = KernelCache.Key(source.Hash, options, _info.PlatformName, _info.PlatformVersion, _info.Name, _info.DriverVersion);
 
         byte[]? binary = Cache.TryRead("opencl", source.Name, key, "bin");
         if (binary is { Length: > 0 } && TryBuildFromBinary(binary, options) is IntPtr cached)
-            return Loaded(new OpenClModule(this, cached, source.Name, key, fromCache: true, clock.Elapsed));
+            return Loaded(new OpenClModule(this, cached, source, key, fromCache: true, clock.Elapsed));
 
         IntPtr program = BuildFromSource(source, options);
         if (ReadBinary(program) is byte[] built) Cache.TryWrite("opencl", source.Name, key, "bin", built);
-        return Loaded(new OpenClModule(this, program, source.Name, key, fromCache: false, clock.Elapsed));
+        return Loaded(new OpenClModule(this, program, source, key, fromCache: false, clock.Elapsed));
     }
 
     private IntPtr BuildFromSource(KernelSource source, string options)
@@ -257,15 +256,18 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         return new OpenClStream(this, queue);
     }
 
-    public override double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end)
+    protected override DeviceEvent CreateEventCore(bool timing) => new OpenClEvent(this, timing);
+
+    protected override double ElapsedMillisecondsCore(DeviceEvent start, DeviceEvent end)
     {
         if (start is not OpenClEvent s || end is not OpenClEvent e) throw new ArgumentException("events of another backend");
-        IntPtr endHandle = e.Handle;
-        OpenClException.ThrowIfFailed(OpenCl.clWaitForEvents(1, &endHandle));
+        if (!s.IsRecorded || !e.IsRecorded) throw new ArgumentException("both events must be recorded before measuring between them");
+        IntPtr* handles = stackalloc IntPtr[2] { s.Handle, e.Handle };
+        OpenClException.ThrowIfFailed(OpenCl.clWaitForEvents(2, handles));
         // A marker completes when everything queued before it has: its END is that moment.
         ulong t0 = ProfilingTime(s.Handle, OpenCl.ProfilingCommandEnd);
         ulong t1 = ProfilingTime(e.Handle, OpenCl.ProfilingCommandEnd);
-        return (t1 - t0) / 1e6;
+        return ((double)t1 - t0) / 1e6;
     }
 
     private static ulong ProfilingTime(IntPtr handle, uint which)
@@ -275,12 +277,10 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         return value;
     }
 
-    protected override void Dispose(bool disposing)
+    protected override void ReleaseDevice()
     {
-        if (_context == IntPtr.Zero) return;
-        _defaultStream.Dispose();
-        OpenCl.clReleaseContext(_context);
-        _context = IntPtr.Zero;
+        IntPtr context = Interlocked.Exchange(ref _context, IntPtr.Zero);
+        if (context != IntPtr.Zero) OpenCl.clReleaseContext(context);
     }
 
     /// <summary>An in-order OpenCL command queue with profiling; CLBlast is given the queue per call.</summary>
@@ -292,19 +292,26 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         public IntPtr Queue => _queue;
 
         protected override void WriteMemory(nint handle, long byteOffset, void* source, long bytes, bool wait) =>
-            OpenClException.ThrowIfFailed(OpenCl.clEnqueueWriteBuffer(_queue, handle, wait ? 1u : 0u, (nuint)byteOffset, (nuint)bytes, source, 0, null, null));
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueWriteBuffer(Live(), handle, wait ? 1u : 0u, (nuint)byteOffset, (nuint)bytes, source, 0, null, null));
 
         protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes, bool wait) =>
-            OpenClException.ThrowIfFailed(OpenCl.clEnqueueReadBuffer(_queue, handle, wait ? 1u : 0u, (nuint)byteOffset, (nuint)bytes, destination, 0, null, null));
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueReadBuffer(Live(), handle, wait ? 1u : 0u, (nuint)byteOffset, (nuint)bytes, destination, 0, null, null));
 
         protected override void FillMemory(nint handle, uint pattern, long count) =>
-            OpenClException.ThrowIfFailed(OpenCl.clEnqueueFillBuffer(_queue, handle, &pattern, sizeof(uint), 0, (nuint)(count * sizeof(uint)), 0, null, null));
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueFillBuffer(Live(), handle, &pattern, sizeof(uint), 0, (nuint)(count * sizeof(uint)), 0, null, null));
 
-        public override void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments)
+        private IntPtr Live()
+        {
+            IntPtr queue = _queue;
+            ObjectDisposedException.ThrowIf(queue == IntPtr.Zero, this);
+            return queue;
+        }
+
+        protected override void LaunchCore(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments, int sharedMemoryBytes)
         {
             if (kernel is not OpenClKernel cl || !ReferenceEquals(cl.Device, _device))
                 throw new ArgumentException($"kernel {kernel} was not compiled for this device", nameof(kernel));
-            if (grid.Volume == 0 || block.Volume == 0) return;
+            IntPtr queue = Live();
             nuint* global = stackalloc nuint[3] { (nuint)grid.X * block.X, (nuint)grid.Y * block.Y, (nuint)grid.Z * block.Z };
             nuint* local = stackalloc nuint[3] { block.X, block.Y, block.Z };
             lock (_device._launchGate)
@@ -318,7 +325,16 @@ public sealed unsafe class OpenClDevice : ComputeDevice
                             throw OpenClException.Create(status, $"clSetKernelArg({kernel}, argument {i}, {arguments.SizeOf(i)} bytes)", "");
                     }
                 }
-                int launched = OpenCl.clEnqueueNDRangeKernel(_queue, cl.Handle, 3, null, global, local, 0, null, null);
+                if (cl.Signature.UsesDynamicSharedMemory)
+                {
+                    // OpenCL's dynamic shared memory is a __local pointer argument after the declared ones,
+                    // set by size with no value. A kernel that declares it always gets at least one element.
+                    uint index = (uint)arguments.Count;
+                    int status = OpenCl.clSetKernelArg(cl.Handle, index, (nuint)Math.Max(sharedMemoryBytes, 4), null);
+                    if (status != OpenCl.Success)
+                        throw OpenClException.Create(status, $"clSetKernelArg({kernel}, dynamic shared memory, {sharedMemoryBytes} bytes)", "");
+                }
+                int launched = OpenCl.clEnqueueNDRangeKernel(queue, cl.Handle, 3, null, global, local, 0, null, null);
                 if (launched != OpenCl.Success)
                     throw OpenClException.Create(launched, $"clEnqueueNDRangeKernel({kernel}, grid {grid}, block {block})", "");
             }
@@ -332,7 +348,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             float beta, DeviceBuffer<float> c, long cOffset, int ldc)
         {
             NativeLibraries.Load(NativeLibraryId.ClBlast);
-            IntPtr queue = _queue;
+            IntPtr queue = Live();
             ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemm(ClBlastLayout.ColMajor, Op(transA), Op(transB),
                 (nuint)m, (nuint)n, (nuint)k, alpha, a.Handle, (nuint)aOffset, (nuint)lda, b.Handle, (nuint)bOffset, (nuint)ldb,
                 beta, c.Handle, (nuint)cOffset, (nuint)ldc, &queue, null));
@@ -344,27 +360,31 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
         {
             NativeLibraries.Load(NativeLibraryId.ClBlast);
-            IntPtr queue = _queue;
+            IntPtr queue = Live();
             ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemmStridedBatched(ClBlastLayout.ColMajor, Op(transA), Op(transB),
                 (nuint)m, (nuint)n, (nuint)k, alpha, a.Handle, (nuint)aOffset, (nuint)lda, (nuint)strideA,
                 b.Handle, (nuint)bOffset, (nuint)ldb, (nuint)strideB, beta, c.Handle, (nuint)cOffset, (nuint)ldc, (nuint)strideC,
                 (nuint)batchCount, &queue, null));
         }
 
-        public override void Synchronize() => OpenClException.ThrowIfFailed(OpenCl.clFinish(_queue));
+        public override void Synchronize() => OpenClException.ThrowIfFailed(OpenCl.clFinish(Live()));
 
-        public override DeviceEvent RecordEvent()
+        public override void Record(DeviceEvent @event)
         {
+            if (@event is not OpenClEvent e || !ReferenceEquals(e.Device, _device))
+                throw new ArgumentException("an event of another device or backend", nameof(@event));
             IntPtr handle;
-            OpenClException.ThrowIfFailed(OpenCl.clEnqueueMarkerWithWaitList(_queue, 0, null, &handle));
-            return new OpenClEvent(handle);
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueMarkerWithWaitList(Live(), 0, null, &handle));
+            e.Replace(handle);
         }
 
         public override void Wait(DeviceEvent @event)
         {
-            if (@event is not OpenClEvent e) throw new ArgumentException("an event of another backend", nameof(@event));
+            if (@event is not OpenClEvent e || !ReferenceEquals(e.Device, _device))
+                throw new ArgumentException("an event of another device or backend", nameof(@event));
+            if (!e.IsRecorded) throw new ArgumentException("waiting on an event that was never recorded", nameof(@event));
             IntPtr handle = e.Handle;
-            OpenClException.ThrowIfFailed(OpenCl.clEnqueueBarrierWithWaitList(_queue, 1, &handle, null));
+            OpenClException.ThrowIfFailed(OpenCl.clEnqueueBarrierWithWaitList(Live(), 1, &handle, null));
         }
 
         protected override void Dispose(bool disposing)
@@ -399,13 +419,14 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         return value;
     }
 
-    private sealed class OpenClModule(OpenClDevice device, IntPtr program, string name, string key, bool fromCache, TimeSpan time)
-        : KernelModule(name, key, fromCache, time)
+    private sealed class OpenClModule(OpenClDevice device, IntPtr program, KernelSource source, string key, bool fromCache, TimeSpan time)
+        : KernelModule(device, source, key, fromCache, time)
     {
         private IntPtr _program = program;
 
-        protected override Kernel CreateKernel(string kernelName)
+        protected override Kernel CreateKernel(KernelSignature signature)
         {
+            string kernelName = signature.Kernel;
             ObjectDisposedException.ThrowIf(_program == IntPtr.Zero, this);
             byte[] nameBytes = NativeText.NulTerminated(kernelName);
             IntPtr kernel;
@@ -414,7 +435,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             if (error == -46) // CL_INVALID_KERNEL_NAME
                 throw new AlexNetException($"kernel '{kernelName}' is not defined in {SourceName} (is it declared KERNEL?)");
             OpenClException.ThrowIfFailed(error, $"clCreateKernel({SourceName}, {kernelName})");
-            return new OpenClKernel(this, kernelName, device, kernel);
+            return new OpenClKernel(this, signature, device, kernel);
         }
 
         protected override void ReleaseModule()
@@ -424,9 +445,9 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         }
     }
 
-    private sealed class OpenClKernel(KernelModule module, string name, OpenClDevice device, IntPtr handle) : Kernel(module, name)
+    private sealed class OpenClKernel(KernelModule module, KernelSignature signature, OpenClDevice device, IntPtr handle) : Kernel(module, signature)
     {
-        public OpenClDevice Device { get; } = device;
+        public new OpenClDevice Device { get; } = device;
 
         public IntPtr Handle { get; private set; } = handle;
 
@@ -437,14 +458,25 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         }
     }
 
-    private sealed class OpenClEvent(IntPtr handle) : DeviceEvent
+    /// <summary>An OpenCL marker is a new event object each time it is enqueued: recording again releases
+    /// the previous one and keeps the new.</summary>
+    private sealed class OpenClEvent(OpenClDevice device, bool timing) : DeviceEvent(device, timing)
     {
-        public IntPtr Handle { get; private set; } = handle;
+        public IntPtr Handle { get; private set; }
 
-        public override void Dispose()
+        public void Replace(IntPtr handle)
         {
-            if (Handle != IntPtr.Zero) OpenCl.clReleaseEvent(Handle);
+            IntPtr previous = Handle;
+            Handle = handle;
+            IsRecorded = true;
+            if (previous != IntPtr.Zero) OpenCl.clReleaseEvent(previous);
+        }
+
+        protected override void ReleaseEvent()
+        {
+            IntPtr handle = Handle;
             Handle = IntPtr.Zero;
+            if (handle != IntPtr.Zero) OpenCl.clReleaseEvent(handle);
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using AlexNet.Cuda.Compilation;
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Reference;
 
@@ -29,7 +30,10 @@ public static class KernelChecks
         }
         yield return ("sgemm NN 1x1x1", d => Gemm(d, MatrixOp.None, MatrixOp.None, 1, 1, 1, batch: 1));
         yield return ("sgemm TN 96x128x363 (conv1 im2col shape, N=128 pixels)", d => Gemm(d, MatrixOp.Transpose, MatrixOp.None, 96, 128, 363, batch: 1));
-        yield return ("streams: pinned async copies, transpose on a second stream ordered by events", d => Streams(d, 3, 45, 77));
+        yield return ("sgemm row-major views 2x(13x37x29) pitched, offset output (grouped convolution form)", d => GemmRowMajor(d, 13, 37, 29, batch: 2));
+        yield return ("sgemm row-major views 10x3x50 (fully connected form)", d => GemmRowMajor(d, 10, 3, 50, batch: 1));
+        yield return ("streams: pinned async copies, a slow producer, transpose on a second stream ordered by events", d => Streams(d, 3, 45, 77));
+        foreach (var check in DeviceChecks.All()) yield return check;
     }
 
     /// <summary>Runs every check; one that throws is a failure with the error's message, not a crash.</summary>
@@ -116,50 +120,129 @@ public static class KernelChecks
         using DeviceBuffer<float> da = device.Upload<float>(a);
         using DeviceBuffer<float> db = device.Upload<float>(b);
         using DeviceBuffer<float> dc = device.Upload<float>(c);
+        MatrixView va = MatrixView.ColumnMajor(da, aRows, aCols, aOffset, lda);
+        MatrixView vb = MatrixView.ColumnMajor(db, bRows, bCols, bOffset, ldb);
+        if (ta == MatrixOp.Transpose) va = va.T;
+        if (tb == MatrixOp.Transpose) vb = vb.T;
+        MatrixView vc = MatrixView.ColumnMajor(dc, m, n, cOffset, ldc);
         if (batch == 1)
-            device.Gemm(ta, tb, m, n, k, alpha, da, aOffset, lda, db, bOffset, ldb, beta, dc, cOffset, ldc);
+            device.Gemm(va, vb, vc, alpha, beta);
         else
-            device.GemmStridedBatched(ta, tb, m, n, k, alpha, da, aOffset, lda, strideA, db, bOffset, ldb, strideB,
-                beta, dc, cOffset, ldc, strideC, batch);
+            device.GemmBatched(va, vb, vc, new GemmBatch(batch, strideA, strideB, strideC), alpha, beta);
         // The whole C buffer is compared: elements outside the m×n blocks (magnitude 0) must be untouched.
         return Comparison.AgainstMagnitude(device.Download(dc), expected, magnitude, Tolerances.GemmAtol, Tolerances.GemmRtol(k));
     }
 
     /// <summary>
-    /// The pipeline pattern of batch inference, on two streams: stream 1 uploads from pinned memory, an
-    /// event orders stream 2's transpose after the upload, another orders stream 1's download after the
-    /// transpose. Any missing ordering or a wrong offset shows up as NaN or misplaced elements.
+    /// GEMM through row-major views, as the network calls it (out[Cout × P] = W[Cout × K] · col[K × P] with
+    /// a row pitch and offset on the output, and a batch of two groups): the views turn it into cuBLAS's
+    /// column-major Cᵀ = Bᵀ·Aᵀ. The reference is written in row-major terms, independently of that swap.
     /// </summary>
-    public static ComparisonResult Streams(ComputeDevice device, int batch, int rows, int cols)
+    public static ComparisonResult GemmRowMajor(ComputeDevice device, int m, int n, int k, int batch)
+    {
+        int pitchA = k + 2, pitchB = n + 1, pitchC = n + 5;
+        long offsetC = 4, strideA = (long)m * pitchA + 3, strideB = (long)k * pitchB, strideC = (long)m * pitchC + 7;
+        float[] a = TestData((int)(strideA * batch), seed: 11 + m);
+        float[] b = TestData((int)(strideB * batch), seed: 12 + n);
+        float[] c = TestData((int)(offsetC + strideC * batch), seed: 13 + k);
+        float[] expected = (float[])c.Clone();
+        var magnitude = new double[c.Length];
+        for (int g = 0; g < batch; g++)
+        for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++)
+        {
+            double sum = 0, abs = 0;
+            for (int p = 0; p < k; p++)
+            {
+                double t = (double)a[g * strideA + i * pitchA + p] * b[g * strideB + p * pitchB + j];
+                sum += t;
+                abs += Math.Abs(t);
+            }
+            long at = offsetC + g * strideC + (long)i * pitchC + j;
+            expected[at] = (float)sum;
+            magnitude[at] = abs == 0 ? double.Epsilon : abs;
+        }
+        using DeviceBuffer<float> da = device.Upload<float>(a);
+        using DeviceBuffer<float> db = device.Upload<float>(b);
+        using DeviceBuffer<float> dc = device.Upload<float>(c);
+        device.GemmBatched(MatrixView.RowMajor(da, m, k, 0, pitchA), MatrixView.RowMajor(db, k, n, 0, pitchB),
+            MatrixView.RowMajor(dc, m, n, offsetC, pitchC), new GemmBatch(batch, strideA, strideB, strideC));
+        return Comparison.AgainstMagnitude(device.Download(dc), expected, magnitude, Tolerances.GemmAtol, Tolerances.GemmRtol(k));
+    }
+
+    /// <summary>A kernel that is deliberately slow: each element runs <c>spins</c> steps of an integer
+    /// recurrence whose result it adds, so its output cannot be produced early and cannot be optimised away.</summary>
+    private const string DelayedCopySource = """
+        #include "prelude.h"
+        KERNEL void delayed_copy(GLOBAL float* out, const GLOBAL float* in, int count, int spins)
+        {
+            int i = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+            if (i >= count) return;
+            uint h = (uint)i;
+            for (int s = 0; s < spins; s++) h = h * 1664525u + 1013904223u;
+            out[i] = in[i] + (float)(h % 7u);
+        }
+        """;
+
+    /// <summary>What <c>delayed_copy</c> adds to element <paramref name="i"/>.</summary>
+    private static float DelayedCopyAddend(int i, int spins)
+    {
+        uint h = (uint)i;
+        for (int s = 0; s < spins; s++) h = unchecked(h * 1664525u + 1013904223u);
+        return h % 7u;
+    }
+
+    /// <summary>
+    /// The pipeline pattern of batch inference, on two streams, arranged so that a missing or ineffective
+    /// wait gives a wrong answer rather than a lucky pass: stream 1 uploads from pinned memory and then
+    /// produces the input slowly (<c>delayed_copy</c>, a few hundred milliseconds on a CPU device, into a
+    /// NaN-filled buffer); stream 2 waits on an event and transposes it; stream 1 waits on stream 2's event
+    /// and downloads. Were either wait ignored, the transpose would read NaN or the download would find NaN.
+    /// </summary>
+    public static ComparisonResult Streams(ComputeDevice device, int batch, int rows, int cols, int spins = 20_000)
     {
         int count = batch * rows * cols;
         float[] input = TestData(count, seed: 77);
+        float[] produced = new float[count];
+        for (int i = 0; i < count; i++) produced[i] = input[i] + DelayedCopyAddend(i, spins);
         using KernelModule module = device.LoadModule("transpose.cu");
+        using KernelModule delayed = device.LoadModule(KernelSource.FromText("delayed_copy.cu", DelayedCopySource));
         Kernel kernel = module.GetKernel("transpose_kernel1");
         using ComputeStream copies = device.CreateStream();
         using ComputeStream compute = device.CreateStream();
         using PinnedHostBuffer<float> staging = device.AllocatePinned<float>(count + 5);
         using PinnedHostBuffer<float> result = device.AllocatePinned<float>(count + 3);
+        using DeviceBuffer<float> uploaded = device.Allocate<float>(count);
         using DeviceBuffer<float> src = device.Allocate<float>(count);
         using DeviceBuffer<float> dst = device.Allocate<float>(count);
+        using DeviceEvent ready = device.CreateEvent();
+        using DeviceEvent transposed = device.CreateEvent();
         staging.Span.Fill(float.NaN);
         input.CopyTo(staging.Span[5..]);
         result.Span.Fill(float.NaN);
-        compute.Fill(dst, float.NaN);
+        device.Fill(src, float.NaN);
+        device.Fill(dst, float.NaN);
+        device.Synchronize();
 
-        copies.CopyToDeviceAsync(staging, 5, src, 0, count);
-        using DeviceEvent uploaded = copies.RecordEvent();
-        compute.Wait(uploaded);
+        copies.CopyToDeviceAsync(staging, 5, uploaded, 0, count);
+        var slow = new KernelArguments();
+        slow.Add(src);
+        slow.Add(uploaded);
+        slow.Add(count);
+        slow.Add(spins);
+        copies.Launch(delayed.GetKernel("delayed_copy"), new Dim3(Dim3.CeilDiv(count, 64)), new Dim3(64), slow);
+        copies.Record(ready);
+        compute.Wait(ready);
         var args = new KernelArguments();
         args.Add(dst);
         args.Add(src);
         args.Add(rows);
         args.Add(cols);
         compute.Launch(kernel, new Dim3(Dim3.CeilDiv(cols, 32), Dim3.CeilDiv(rows, 32), (uint)batch), new Dim3(32, 8), args);
-        using DeviceEvent transposed = compute.RecordEvent();
+        compute.Record(transposed);
         copies.Wait(transposed);
         copies.CopyToHostAsync(dst, 0, result, 3, count);
         copies.Synchronize();
-        return Comparison.Exact(result.Span.Slice(3, count), CpuReference.Transpose(input, batch, rows, cols));
+        return Comparison.Exact(result.Span.Slice(3, count), CpuReference.Transpose(produced, batch, rows, cols));
     }
 }

@@ -56,6 +56,14 @@ public sealed class KernelCache
         catch (UnauthorizedAccessException) { return null; }
     }
 
+    /// <summary>Removes an entry (one that turned out stale or corrupt); never throws.</summary>
+    public void TryDelete(string backend, string name, string key, string extension)
+    {
+        try { File.Delete(PathOf(backend, name, key, extension)); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+
     /// <summary>Stores an entry; returns false (and leaves no partial file) when the disk refuses.</summary>
     public bool TryWrite(string backend, string name, string key, string extension, ReadOnlySpan<byte> bytes)
     {

@@ -69,6 +69,10 @@ public static unsafe class NvrtcCompiler
     public static string CacheKey(KernelSource source, NvrtcTarget target, IReadOnlyDictionary<string, string>? defines) =>
         KernelCache.Key(source.Hash, string.Join(' ', Options(target, defines)), VersionText, target.ToString());
 
+    /// <summary>Removes the disk cache entry for this source, options, NVRTC version and target.</summary>
+    public static void Discard(KernelCache cache, KernelSource source, NvrtcTarget target, IReadOnlyDictionary<string, string>? defines) =>
+        cache.TryDelete("cuda", source.Name, CacheKey(source, target, defines), target.Cubin ? "cubin" : "ptx");
+
     /// <summary>Compiles through the disk cache: a hit returns the stored image without calling NVRTC.</summary>
     public static NvrtcOutput CompileCached(KernelCache cache, KernelSource source, NvrtcTarget target,
         IReadOnlyDictionary<string, string>? defines)

@@ -3,24 +3,25 @@ using AlexNet.Cuda.Compilation;
 
 namespace AlexNet.Cuda.Devices;
 
-/// <summary>Whether a GEMM operand is used as stored or transposed (cuBLAS's <c>CUBLAS_OP_N</c>/<c>_T</c>).</summary>
-public enum MatrixOp
-{
-    None,
-    Transpose,
-}
-
 /// <summary>
 /// One compute device, whichever backend runs it: it owns device memory, compiled kernel modules and
 /// its streams. Work runs on a <see cref="ComputeStream"/> (a CUDA stream, an OpenCL command queue),
 /// in order within a stream and asynchronously to the host. The operations on the device itself
 /// (<see cref="Launch"/>, <see cref="Gemm"/>, copies, events) go to <see cref="DefaultStream"/>;
 /// <see cref="CreateStream"/> gives more, to overlap copies with compute.
+/// <para>
+/// Lifetime: buffers, pinned buffers, modules and events each hold the device open. Disposing the device
+/// stops new work and disposes its streams at once, but the backend's context is released only when the
+/// last of those resources is gone too, so a buffer disposed after its device is still freed properly and
+/// no disposal order can leave a dangling handle.
+/// </para>
 /// </summary>
 public abstract class ComputeDevice : IDisposable
 {
     private readonly List<ComputeStream> _streams = [];
     private int _modulesCompiled, _modulesFromCache;
+    private int _liveResources;
+    private int _disposeState; // 0 open, 1 disposed (context kept for live resources), 2 released
 
     public abstract DeviceBackend Backend { get; }
 
@@ -40,9 +41,37 @@ public abstract class ComputeDevice : IDisposable
     /// <summary>The stream the device's own operations use.</summary>
     public abstract ComputeStream DefaultStream { get; }
 
+    /// <summary>True once <see cref="Dispose()"/> has been called: no new work is accepted.</summary>
+    public bool IsDisposed => Volatile.Read(ref _disposeState) != 0;
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> once the device is disposed.</summary>
+    protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
+
+    /// <summary>Resources that still hold the device's context (buffers, modules, events).</summary>
+    public int LiveResources => Volatile.Read(ref _liveResources);
+
+    /// <summary>Called by each resource when it is created: the context stays until it is released.</summary>
+    internal void Retain()
+    {
+        ThrowIfDisposed();
+        Interlocked.Increment(ref _liveResources);
+    }
+
+    /// <summary>Called by each resource after it freed its native handle; never throws.</summary>
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _liveResources) == 0 && Volatile.Read(ref _disposeState) == 1) ReleaseOnce();
+    }
+
+    private void ReleaseOnce()
+    {
+        if (Interlocked.CompareExchange(ref _disposeState, 2, 1) == 1) ReleaseDevice();
+    }
+
     /// <summary>A new stream of this device; disposed with the device if not before.</summary>
     public ComputeStream CreateStream()
     {
+        ThrowIfDisposed();
         ComputeStream stream = CreateStreamCore();
         lock (_streams) _streams.Add(stream);
         return stream;
@@ -71,6 +100,7 @@ public abstract class ComputeDevice : IDisposable
     public DeviceBuffer<T> Allocate<T>(long length) where T : unmanaged
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        ThrowIfDisposed();
         long bytes = checked(length * Unsafe.SizeOf<T>());
         return new DeviceBuffer<T>(this, AllocateMemory(bytes), length);
     }
@@ -82,6 +112,7 @@ public abstract class ComputeDevice : IDisposable
     public unsafe PinnedHostBuffer<T> AllocatePinned<T>(long length) where T : unmanaged
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(length);
+        ThrowIfDisposed();
         long bytes = checked(length * Unsafe.SizeOf<T>());
         return new PinnedHostBuffer<T>(this, AllocatePinnedMemory(bytes), length);
     }
@@ -133,28 +164,27 @@ public abstract class ComputeDevice : IDisposable
         LoadModule(KernelSource.FromEmbedded(sourceName), defines);
 
     /// <summary>Compiles a kernel source that is not embedded (tests, experiments).</summary>
-    public abstract KernelModule LoadModule(KernelSource source, IReadOnlyDictionary<string, string>? defines = null);
+    public KernelModule LoadModule(KernelSource source, IReadOnlyDictionary<string, string>? defines = null)
+    {
+        ThrowIfDisposed();
+        return LoadModuleCore(source, defines);
+    }
 
-    /// <summary>Queues a launch on the default stream.</summary>
-    public void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments) =>
-        DefaultStream.Launch(kernel, grid, block, arguments);
+    protected abstract KernelModule LoadModuleCore(KernelSource source, IReadOnlyDictionary<string, string>? defines);
+
+    /// <summary>Queues a launch on the default stream; see <see cref="ComputeStream.Launch"/>.</summary>
+    public void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments, int sharedMemoryBytes = 0) =>
+        DefaultStream.Launch(kernel, grid, block, arguments, sharedMemoryBytes);
 
     // ---- GEMM, with cuBLAS's semantics, on the default stream ----
 
     /// <inheritdoc cref="ComputeStream.Gemm"/>
-    public void Gemm(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda,
-        DeviceBuffer<float> b, long bOffset, int ldb,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc) =>
-        DefaultStream.Gemm(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
+    public void Gemm(in MatrixView a, in MatrixView b, in MatrixView c, float alpha = 1f, float beta = 0f) =>
+        DefaultStream.Gemm(a, b, c, alpha, beta);
 
-    /// <inheritdoc cref="ComputeStream.GemmStridedBatched"/>
-    public void GemmStridedBatched(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
-        DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount) =>
-        DefaultStream.GemmStridedBatched(transA, transB, m, n, k, alpha, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
-            beta, c, cOffset, ldc, strideC, batchCount);
+    /// <inheritdoc cref="ComputeStream.GemmBatched"/>
+    public void GemmBatched(in MatrixView a, in MatrixView b, in MatrixView c, GemmBatch batch, float alpha = 1f, float beta = 0f) =>
+        DefaultStream.GemmBatched(a, b, c, batch, alpha, beta);
 
     // ---- ordering and timing ----
 
@@ -168,13 +198,45 @@ public abstract class ComputeDevice : IDisposable
     }
 
     /// <summary>Marks the current point of the default stream; see <see cref="ComputeStream.RecordEvent"/>.</summary>
-    public DeviceEvent RecordEvent() => DefaultStream.RecordEvent();
+    public DeviceEvent RecordEvent(bool timing = false) => DefaultStream.RecordEvent(timing);
 
-    /// <summary>Device time between two recorded events, in milliseconds; waits for <paramref name="end"/>.</summary>
-    public abstract double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end);
+    /// <summary>
+    /// A new, unrecorded event, to be recorded (and recorded again) with <see cref="ComputeStream.Record"/>:
+    /// creating events up front keeps a forward pass free of allocation. <paramref name="timing"/> events
+    /// can be measured between; ordering-only events are cheaper on CUDA.
+    /// </summary>
+    public DeviceEvent CreateEvent(bool timing = false)
+    {
+        ThrowIfDisposed();
+        return CreateEventCore(timing);
+    }
 
+    protected abstract DeviceEvent CreateEventCore(bool timing);
+
+    /// <summary>
+    /// Device time between two recorded timing events, in milliseconds; waits for both (they may be on
+    /// different streams).
+    /// </summary>
+    public double ElapsedMilliseconds(DeviceEvent start, DeviceEvent end)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        ArgumentNullException.ThrowIfNull(end);
+        if (!start.Timing || !end.Timing)
+            throw new ArgumentException("elapsed time needs events created with timing: true (RecordEvent(timing: true) or CreateEvent(timing: true))");
+        if (!ReferenceEquals(start.Device, this) || !ReferenceEquals(end.Device, this))
+            throw new ArgumentException("the events belong to another device");
+        return ElapsedMillisecondsCore(start, end);
+    }
+
+    protected abstract double ElapsedMillisecondsCore(DeviceEvent start, DeviceEvent end);
+
+    /// <summary>
+    /// Disposes the streams and refuses new work at once; the backend's context is released now when no
+    /// buffer, module or event holds it, else when the last of them is disposed.
+    /// </summary>
     public void Dispose()
     {
+        if (Interlocked.CompareExchange(ref _disposeState, 1, 0) != 0) return;
         ComputeStream[] streams;
         lock (_streams)
         {
@@ -182,12 +244,13 @@ public abstract class ComputeDevice : IDisposable
             _streams.Clear();
         }
         foreach (ComputeStream stream in streams) stream.Dispose();
-        Dispose(true);
+        DefaultStream.Dispose();
+        if (Volatile.Read(ref _liveResources) == 0) ReleaseOnce();
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Releases the backend's resources; never throws.</summary>
-    protected abstract void Dispose(bool disposing);
+    /// <summary>Releases the backend's context, after every stream and resource is gone; never throws.</summary>
+    protected abstract void ReleaseDevice();
 
     // ---- what each backend implements ----
 

@@ -68,39 +68,74 @@ public abstract class ComputeStream : IDisposable
 
     // ---- kernels ----
 
-    /// <summary>Queues a launch of <paramref name="grid"/> blocks of <paramref name="block"/> threads.</summary>
-    public abstract void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments);
+    /// <summary>
+    /// Queues a launch of <paramref name="grid"/> blocks of <paramref name="block"/> threads, with
+    /// <paramref name="sharedMemoryBytes"/> bytes of dynamic shared memory for a kernel that declares
+    /// <c>DYNAMIC_SHARED_PARAM</c>. The arguments are checked against the kernel's declared signature first.
+    /// </summary>
+    public void Launch(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments, int sharedMemoryBytes = 0)
+    {
+        ArgumentNullException.ThrowIfNull(kernel);
+        kernel.CheckArguments(arguments);
+        if (sharedMemoryBytes < 0)
+            throw new ArgumentOutOfRangeException(nameof(sharedMemoryBytes), "dynamic shared memory cannot be negative");
+        if (sharedMemoryBytes > 0 && !kernel.Signature.UsesDynamicSharedMemory)
+            throw new ArgumentException($"kernel {kernel} declares no DYNAMIC_SHARED_PARAM, so it cannot take {sharedMemoryBytes} bytes of dynamic shared memory", nameof(sharedMemoryBytes));
+        if (grid.Volume == 0 || block.Volume == 0) return;
+        LaunchCore(kernel, grid, block, arguments, sharedMemoryBytes);
+    }
+
+    protected abstract void LaunchCore(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments, int sharedMemoryBytes);
 
     // ---- GEMM, with cuBLAS's semantics ----
 
     /// <summary>
-    /// C = alpha·op(A)·op(B) + beta·C on column-major matrices, as cuBLAS's <c>cublasSgemm</c>:
-    /// op(A) is m×k, op(B) is k×n, C is m×n; <c>lda</c>/<c>ldb</c>/<c>ldc</c> are the leading dimensions
-    /// (column strides) of the stored matrices; offsets are in elements. Queued, not waited for.
+    /// C = alpha·A·B + beta·C, each operand a <see cref="MatrixView"/> (transposed or not, any offset and
+    /// leading dimension): A is m×k, B is k×n, C is m×n as the views are used. Shapes are checked against
+    /// each other and against the buffers before any native call. Queued, not waited for. With beta = 0,
+    /// C is not read (NaN in it does not propagate), as in BLAS.
     /// </summary>
-    public void Gemm(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda,
-        DeviceBuffer<float> b, long bOffset, int ldb,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc)
-    {
-        ValidateGemm(transA, transB, m, n, k, a, aOffset, lda, 0, b, bOffset, ldb, 0, c, cOffset, ldc, 0, 1);
-        if (m == 0 || n == 0) return;
-        GemmCore(transA, transB, m, n, k, alpha, a, aOffset, lda, b, bOffset, ldb, beta, c, cOffset, ldc);
-    }
+    public void Gemm(in MatrixView a, in MatrixView b, in MatrixView c, float alpha = 1f, float beta = 0f) =>
+        GemmBatched(a, b, c, new GemmBatch(1, 0, 0, 0), alpha, beta);
 
     /// <summary>
-    /// <paramref name="batchCount"/> independent GEMMs; matrix <c>i</c> of each operand starts
-    /// <c>i·stride</c> elements after its offset (cuBLAS's <c>cublasSgemmStridedBatched</c>).
+    /// <see cref="GemmBatch.Count"/> independent GEMMs; matrix <c>i</c> of each operand starts
+    /// <c>i·stride</c> elements after its view's offset (cuBLAS's <c>cublasSgemmStridedBatched</c>).
+    /// Outputs that would overlap (a race in cuBLAS) are refused.
     /// </summary>
-    public void GemmStridedBatched(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
-        DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
-        float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
+    public void GemmBatched(in MatrixView a, in MatrixView b, in MatrixView c, GemmBatch batch, float alpha = 1f, float beta = 0f)
     {
-        ValidateGemm(transA, transB, m, n, k, a, aOffset, lda, strideA, b, bOffset, ldb, strideB, c, cOffset, ldc, strideC, batchCount);
-        if (m == 0 || n == 0 || batchCount == 0) return;
-        GemmStridedBatchedCore(transA, transB, m, n, k, alpha, a, aOffset, lda, strideA, b, bOffset, ldb, strideB,
-            beta, c, cOffset, ldc, strideC, batchCount);
+        // A row-major (transposed) C is computed as its transpose: Cᵀ = Bᵀ·Aᵀ, with column-major Cᵀ.
+        if (c.Transposed)
+        {
+            GemmColumnMajor(b.T, a.T, c.T, batch with { StrideA = batch.StrideB, StrideB = batch.StrideA }, alpha, beta);
+            return;
+        }
+        GemmColumnMajor(a, b, c, batch, alpha, beta);
+    }
+
+    private void GemmColumnMajor(in MatrixView a, in MatrixView b, in MatrixView c, GemmBatch batch, float alpha, float beta)
+    {
+        int m = c.Rows, n = c.Columns, k = a.Columns;
+        if (a.Rows != m || b.Rows != k || b.Columns != n)
+            throw new ArgumentException($"GEMM shapes do not chain: A is {a.Rows}×{a.Columns}, B is {b.Rows}×{b.Columns}, C is {m}×{n}");
+        if (batch.Count < 0) throw new ArgumentOutOfRangeException(nameof(batch), $"GEMM batch count {batch.Count} is negative");
+        CheckOperand("A", a, batch.StrideA, batch.Count);
+        CheckOperand("B", b, batch.StrideB, batch.Count);
+        CheckOperand("C", c, batch.StrideC, batch.Count);
+        // Matrix i of C covers [offset + i·stride, offset + i·stride + ldc·(n−1) + m): a smaller stride makes
+        // two batch entries write the same elements, a race in cuBLAS and silently wrong results.
+        long span = (long)c.LeadingDimension * (n - 1) + m;
+        if (batch.Count > 1 && m > 0 && n > 0 && batch.StrideC < span)
+            throw new ArgumentOutOfRangeException(nameof(batch),
+                $"GEMM batch outputs overlap: strideC {batch.StrideC} is less than the {span} elements one {m}×{n} C (ld {c.LeadingDimension}) spans");
+        if (m == 0 || n == 0 || batch.Count == 0) return;
+        if (batch.Count == 1)
+            GemmCore(a.Op, b.Op, m, n, k, alpha, a.Buffer, a.Offset, a.LeadingDimension, b.Buffer, b.Offset, b.LeadingDimension,
+                beta, c.Buffer, c.Offset, c.LeadingDimension);
+        else
+            GemmStridedBatchedCore(a.Op, b.Op, m, n, k, alpha, a.Buffer, a.Offset, a.LeadingDimension, batch.StrideA,
+                b.Buffer, b.Offset, b.LeadingDimension, batch.StrideB, beta, c.Buffer, c.Offset, c.LeadingDimension, batch.StrideC, batch.Count);
     }
 
     // ---- ordering and timing ----
@@ -108,9 +143,29 @@ public abstract class ComputeStream : IDisposable
     /// <summary>Waits until the work queued on this stream has finished.</summary>
     public abstract void Synchronize();
 
-    /// <summary>Marks the current point of this stream: for device-side timing
-    /// (<see cref="ComputeDevice.ElapsedMilliseconds"/>) and for ordering other streams (<see cref="Wait"/>).</summary>
-    public abstract DeviceEvent RecordEvent();
+    /// <summary>Marks the current point of this stream in <paramref name="event"/> (created by
+    /// <see cref="ComputeDevice.CreateEvent"/>); recording again moves the mark. No allocation.</summary>
+    public abstract void Record(DeviceEvent @event);
+
+    /// <summary>
+    /// A new event marking the current point of this stream. By default it only orders other streams
+    /// (<see cref="Wait"/>), which is cheaper on CUDA; pass <paramref name="timing"/> for events that
+    /// <see cref="ComputeDevice.ElapsedMilliseconds"/> measures between. The caller disposes it.
+    /// </summary>
+    public DeviceEvent RecordEvent(bool timing = false)
+    {
+        DeviceEvent created = Device.CreateEvent(timing);
+        try
+        {
+            Record(created);
+            return created;
+        }
+        catch
+        {
+            created.Dispose();
+            throw;
+        }
+    }
 
     /// <summary>Makes the work queued on this stream after this call wait for <paramref name="event"/>
     /// (recorded on any stream of the same device); the host does not wait.</summary>
@@ -163,35 +218,23 @@ public abstract class ComputeStream : IDisposable
     }
 
     /// <summary>
-    /// Checks a GEMM's shapes against its buffers before any native call: cuBLAS would read or write
-    /// past a buffer silently, so the last element each operand touches must lie inside it.
+    /// Checks one operand against its buffer before any native call: cuBLAS would read or write past a
+    /// buffer silently, so the last element the operand touches must lie inside it.
     /// </summary>
-    private void ValidateGemm(MatrixOp transA, MatrixOp transB, int m, int n, int k,
-        DeviceBuffer<float> a, long aOffset, int lda, long strideA,
-        DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
-        DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
+    private void CheckOperand(string name, in MatrixView view, long stride, int batchCount)
     {
-        if (m < 0 || n < 0 || k < 0 || batchCount < 0)
-            throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must not be negative (m={m}, n={n}, k={k}, batch={batchCount})");
-        // Stored shapes (rows × columns, column-major) of A and B.
-        (long aRows, long aCols) = transA == MatrixOp.None ? (m, k) : (k, m);
-        (long bRows, long bCols) = transB == MatrixOp.None ? (k, n) : (n, k);
-        CheckOperand("A", a, aOffset, lda, aRows, aCols, strideA, batchCount);
-        CheckOperand("B", b, bOffset, ldb, bRows, bCols, strideB, batchCount);
-        CheckOperand("C", c, cOffset, ldc, m, n, strideC, batchCount);
-    }
-
-    private void CheckOperand(string name, DeviceBuffer<float> buffer, long offset, int ld, long rows, long cols, long stride, int batchCount)
-    {
+        DeviceBuffer<float> buffer = view.Buffer;
         if (!ReferenceEquals(buffer.Device, Device))
             throw new ArgumentException($"GEMM operand {name} belongs to another device", name);
+        long rows = view.StoredRows, cols = view.StoredColumns;
+        int ld = view.LeadingDimension;
         if (ld < Math.Max(1, rows))
             throw new ArgumentOutOfRangeException(name, $"GEMM leading dimension ld{name.ToLowerInvariant()}={ld} is less than the {rows} rows of {name}");
-        if (offset < 0 || stride < 0)
+        if (view.Offset < 0 || stride < 0)
             throw new ArgumentOutOfRangeException(name, $"GEMM operand {name} has a negative offset or stride");
         if (rows == 0 || cols == 0 || batchCount == 0) return;
-        long last = offset + (long)(batchCount - 1) * stride + (cols - 1) * ld + rows - 1;
+        long last = view.Offset + (long)(batchCount - 1) * stride + (cols - 1) * ld + rows - 1;
         if (last >= buffer.Length)
-            throw new ArgumentOutOfRangeException(name, $"GEMM operand {name} ({rows}×{cols}, ld {ld}, offset {offset}, stride {stride}, batch {batchCount}) reaches element {last} of a buffer of {buffer.Length}");
+            throw new ArgumentOutOfRangeException(name, $"GEMM operand {name} ({rows}×{cols}, ld {ld}, offset {view.Offset}, stride {stride}, batch {batchCount}) reaches element {last} of a buffer of {buffer.Length}");
     }
 }

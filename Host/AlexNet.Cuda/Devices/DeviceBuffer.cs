@@ -18,6 +18,7 @@ public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
         _device = device;
         _handle = handle;
         Length = length;
+        device.Retain();
     }
 
     /// <summary>Number of elements.</summary>
@@ -42,7 +43,9 @@ public sealed class DeviceBuffer<T> : IDisposable where T : unmanaged
     public void Dispose()
     {
         nint handle = Interlocked.Exchange(ref _handle, 0);
-        if (handle != 0) _device.FreeMemory(handle);
+        if (handle == 0) return;
+        _device.FreeMemory(handle);
+        _device.Release();
     }
 
     public override string ToString() => $"DeviceBuffer<{typeof(T).Name}>[{Length}] on {_device.Backend}";

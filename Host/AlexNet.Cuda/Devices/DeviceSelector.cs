@@ -17,18 +17,23 @@ public static class DeviceSelector
     /// why in <see cref="SelectedDevice.Reason"/>; an explicit choice opens that backend or throws its
     /// <see cref="NoDeviceException"/>.
     /// </summary>
-    public static SelectedDevice Open(DeviceChoice choice, KernelCache? cache = null)
+    public static SelectedDevice Open(DeviceChoice choice, KernelCache? cache = null) =>
+        Open(choice, cache, c => CudaDevice.Open(0, c));
+
+    /// <summary>As <see cref="Open(DeviceChoice, KernelCache?)"/>, with the CUDA opener given (tests stand in
+    /// for GPUs that fail in particular ways).</summary>
+    internal static SelectedDevice Open(DeviceChoice choice, KernelCache? cache, Func<KernelCache?, ComputeDevice> openCuda)
     {
         switch (choice)
         {
             case DeviceChoice.Cuda:
-                return new SelectedDevice(CudaDevice.Open(0, cache), "--device cuda");
+                return new SelectedDevice(openCuda(cache), "--device cuda");
             case DeviceChoice.OpenCl:
                 return new SelectedDevice(OpenClDevice.Open(null, cache), "--device opencl");
             default:
                 try
                 {
-                    return new SelectedDevice(CudaDevice.Open(0, cache), "auto: a CUDA device works");
+                    return new SelectedDevice(openCuda(cache), "auto: a CUDA device works");
                 }
                 catch (NoDeviceException cuda)
                 {

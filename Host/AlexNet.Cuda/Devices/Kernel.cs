@@ -1,3 +1,5 @@
+using AlexNet.Cuda.Compilation;
+
 namespace AlexNet.Cuda.Devices;
 
 /// <summary>A compiled kernel module: the entry points of one kernel file compiled with one set of defines.</summary>
@@ -5,13 +7,23 @@ public abstract class KernelModule : IDisposable
 {
     private readonly Dictionary<string, Kernel> _kernels = new(StringComparer.Ordinal);
 
-    protected KernelModule(string sourceName, string cacheKey, bool fromCache, TimeSpan buildTime)
+    private readonly IReadOnlyDictionary<string, KernelSignature> _signatures;
+
+    private readonly ComputeDevice _device;
+    private int _released;
+
+    protected KernelModule(ComputeDevice device, KernelSource source, string cacheKey, bool fromCache, TimeSpan buildTime)
     {
-        SourceName = sourceName;
+        _device = device;
+        _signatures = source.Signatures;
+        SourceName = source.Name;
         CacheKey = cacheKey;
         FromCache = fromCache;
         BuildTime = buildTime;
+        device.Retain();
     }
+
+    public ComputeDevice Device => _device;
 
     /// <summary>The kernel file (<c>transpose.cu</c>).</summary>
     public string SourceName { get; }
@@ -32,43 +44,103 @@ public abstract class KernelModule : IDisposable
         {
             if (!_kernels.TryGetValue(name, out Kernel? kernel))
             {
-                kernel = CreateKernel(name);
+                if (!_signatures.TryGetValue(name, out KernelSignature? signature))
+                    throw new AlexNetException($"kernel '{name}' is not defined in {SourceName} (is it declared KERNEL?)");
+                kernel = CreateKernel(signature);
                 _kernels[name] = kernel;
             }
             return kernel;
         }
     }
 
-    protected abstract Kernel CreateKernel(string name);
+    /// <summary>Creates the backend's kernel object for an entry point the source declares.</summary>
+    protected abstract Kernel CreateKernel(KernelSignature signature);
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
         lock (_kernels)
         {
             foreach (Kernel kernel in _kernels.Values) kernel.Release();
             _kernels.Clear();
         }
         ReleaseModule();
+        _device.Release();
         GC.SuppressFinalize(this);
     }
 
     protected abstract void ReleaseModule();
 }
 
-/// <summary>One entry point of a <see cref="KernelModule"/>; launch it with <see cref="ComputeDevice.Launch"/>.</summary>
-public abstract class Kernel(KernelModule module, string name)
+/// <summary>One entry point of a <see cref="KernelModule"/>; launch it with <see cref="ComputeStream.Launch"/>.</summary>
+public abstract class Kernel(KernelModule module, KernelSignature signature)
 {
     public KernelModule Module { get; } = module;
 
-    public string Name { get; } = name;
+    public ComputeDevice Device => Module.Device;
+
+    public string Name => Signature.Kernel;
+
+    /// <summary>The parameter list the source declares; every launch's arguments are checked against it.</summary>
+    public KernelSignature Signature { get; } = signature;
+
+    /// <summary>
+    /// Throws when <paramref name="arguments"/> do not match <see cref="Signature"/>: count, size and kind
+    /// (pointer or scalar) of each. A loop over at most 32 entries; no allocation unless it fails.
+    /// </summary>
+    public void CheckArguments(in KernelArguments arguments)
+    {
+        IReadOnlyList<KernelParameter> parameters = Signature.Parameters;
+        if (arguments.Count != parameters.Count)
+            throw new ArgumentException($"kernel {this} takes {parameters.Count} arguments ({Signature}), {arguments.Count} were given");
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            KernelParameter p = parameters[i];
+            bool pointer = p.Kind == KernelParameterKind.GlobalPointer;
+            if (arguments.SizeOf(i) != p.Size || arguments.IsPointer(i) != pointer)
+                throw new ArgumentException(
+                    $"argument {i} of kernel {this} is '{p}' ({(pointer ? "a device buffer" : $"a {p.Size}-byte scalar")}), but " +
+                    (arguments.IsPointer(i) ? "a device buffer" : $"a {arguments.SizeOf(i)}-byte scalar") + " was given");
+        }
+    }
 
     internal abstract void Release();
 
     public override string ToString() => $"{Module.SourceName}:{Name}";
 }
 
-/// <summary>A point in a device's queue of work, for device-side timing.</summary>
+/// <summary>
+/// A point in a stream's queue of work: other streams wait on it (<see cref="ComputeStream.Wait"/>), and
+/// two timing events measure the device time between them. Recorded with <see cref="ComputeStream.Record"/>,
+/// as often as needed.
+/// </summary>
 public abstract class DeviceEvent : IDisposable
 {
-    public abstract void Dispose();
+    private int _released;
+
+    protected DeviceEvent(ComputeDevice device, bool timing)
+    {
+        Device = device;
+        Timing = timing;
+        device.Retain();
+    }
+
+    public ComputeDevice Device { get; }
+
+    /// <summary>True when the event records time (for <see cref="ComputeDevice.ElapsedMilliseconds"/>).</summary>
+    public bool Timing { get; }
+
+    /// <summary>True once it has been recorded on a stream.</summary>
+    public bool IsRecorded { get; protected set; }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0) return;
+        ReleaseEvent();
+        Device.Release();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Frees the native event; never throws.</summary>
+    protected abstract void ReleaseEvent();
 }

@@ -17,6 +17,7 @@ public sealed unsafe class PinnedHostBuffer<T> : IDisposable where T : unmanaged
         _device = device;
         _pointer = pointer;
         Length = length;
+        device.Retain();
     }
 
     public long Length { get; }
@@ -48,6 +49,8 @@ public sealed unsafe class PinnedHostBuffer<T> : IDisposable where T : unmanaged
     {
         void* pointer = _pointer;
         _pointer = null;
-        if (pointer != null) _device.FreePinnedMemory(pointer);
+        if (pointer == null) return;
+        _device.FreePinnedMemory(pointer);
+        _device.Release();
     }
 }

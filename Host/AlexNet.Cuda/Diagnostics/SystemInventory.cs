@@ -45,8 +45,8 @@ public sealed record SystemInventory(
         {
             IReadOnlyList<int> archs = NvrtcCompiler.SupportedArchitectures();
             return $"{NvrtcCompiler.VersionText}, builds sm_{archs.Min()}..sm_{archs.Max()}";
-        });
-        string cublas = Describe(NativeLibraryId.Cublas, () => "loadable");
+        }) + ToolkitChoice(NativeLibraryId.Nvrtc);
+        string cublas = Describe(NativeLibraryId.Cublas, () => "loadable") + ToolkitChoice(NativeLibraryId.Cublas);
 
         var clDevices = new List<string>();
         string? clMissing = null;
@@ -60,6 +60,18 @@ public sealed record SystemInventory(
 
         return new SystemInventory(KernelCache.DefaultRoot(), Environment.GetEnvironmentVariable("POCL_CACHE_DIR"),
             driver, cudaDevices, cudaMissing, nvrtc, cublas, clDevices, clMissing, clblast);
+    }
+
+    /// <summary>Why this toolkit release: the newest the driver supports, naming the newer ones skipped.</summary>
+    internal static string ToolkitChoice(NativeLibraryId id)
+    {
+        int? version = NativeLibraries.DriverCudaVersion();
+        if (version is not int v) return "; no CUDA driver, so any toolkit release is tried";
+        IReadOnlyList<string> skipped = NativeLibraries.NamesTooNewForDriver(id, v / 1000);
+        string driver = $"the driver supports CUDA {v / 1000}.{v % 1000 / 10}";
+        return skipped.Count == 0
+            ? $"; {driver}, so every toolkit release up to CUDA {v / 1000} is tried, newest first"
+            : $"; {driver}, so {string.Join(", ", skipped)} {(skipped.Count == 1 ? "is" : "are")} skipped even if installed";
     }
 
     private static string Describe(NativeLibraryId id, Func<string> details)
