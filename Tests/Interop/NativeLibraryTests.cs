@@ -1,16 +1,48 @@
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Interop;
+using AlexNet.Cuda.Tests.Infrastructure;
 
 namespace AlexNet.Cuda.Tests.Interop;
 
 public class NativeLibraryTests
 {
-    [Fact]
-    public void CandidateNamesCoverCuda11To13()
+    [Theory]
+    [InlineData(NativeLibraryId.Nvrtc)]
+    [InlineData(NativeLibraryId.Cublas)]
+    public void ToolkitReleasesNewerThanTheDriverAreNeverTried(NativeLibraryId id)
     {
-        Assert.Equal(["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"], NativeLibraries.CandidateNames(NativeLibraryId.Nvrtc));
-        Assert.Equal(["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"], NativeLibraries.CandidateNames(NativeLibraryId.Cublas));
-        Assert.Contains("/usr/local/cuda/lib64", NativeLibraries.SearchFolders());
+        IReadOnlyList<string> all = NativeLibraries.AllCandidateNames(id);
+        // Newest first, so the newest release the driver supports wins.
+        List<int> majors = all.Select(NativeLibraries.ToolkitMajor).OfType<int>().ToList();
+        Assert.Equal(majors.OrderDescending(), majors);
+        foreach (int driver in new[] { 11, 12, 13, 14 })
+        {
+            IReadOnlyList<string> allowed = NativeLibraries.CandidateNames(id, driver);
+            Assert.All(allowed, n => Assert.True(NativeLibraries.ToolkitMajor(n) is not int t || t <= driver, $"{n} offered to a CUDA {driver} driver"));
+            Assert.Equal(all.Count, allowed.Count + NativeLibraries.NamesTooNewForDriver(id, driver).Count);
+            Assert.Equal(all[^1], allowed[^1]); // the unversioned name stays, last
+        }
+        Assert.DoesNotContain(NativeLibraries.CandidateNames(id, 12), n => n.EndsWith(".so.13", StringComparison.Ordinal));
+        Assert.Contains(NativeLibraries.CandidateNames(id, 12), n => n.EndsWith(".so.12", StringComparison.Ordinal));
+        Assert.Equal(all, NativeLibraries.CandidateNames(id, null)); // no driver: nothing to rule out
+    }
+
+    [Theory]
+    [InlineData("libnvrtc.so.11.2", 11)]
+    [InlineData("libcublas.so.13", 13)]
+    [InlineData("libcublas.so.12.4.1", 12)]
+    [InlineData("libnvrtc.so", null)]
+    public void ToolkitMajorIsReadFromTheSoname(string name, int? major) => Assert.Equal(major, NativeLibraries.ToolkitMajor(name));
+
+    [SkippableFact]
+    public void HereTheDriverRulesOutNewerToolkits()
+    {
+        TestNative.Require(NativeLibraryId.CudaDriver);
+        int? driver = NativeLibraries.DriverCudaMajor();
+        Assert.NotNull(driver); // cuDriverGetVersion needs no GPU
+        TestNative.Require(NativeLibraryId.Nvrtc);
+        string loaded = NativeLibraries.LoadedPath(NativeLibraryId.Nvrtc)!;
+        Assert.True(NativeLibraries.ToolkitMajor(Path.GetFileName(loaded)) is not int t || t <= driver, $"{loaded} loaded for a CUDA {driver} driver");
     }
 
     [Fact]

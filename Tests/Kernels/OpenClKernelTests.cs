@@ -95,20 +95,32 @@ public class OpenClKernelTests(OpenClFixture fixture)
         Assert.True(KernelChecks.Transpose(device, 1, 5, 3, null).Passed);
     }
 
-    [SkippableFact]
-    public void DeviceTimingMeasuresQueuedWork()
+    public static TheoryData<string> DeviceCheckNames() => new(DeviceChecks.All().Select(c => c.Name));
+
+    /// <summary>The device layer's promises (signature checks, dynamic shared memory, cache recovery,
+    /// timing, overlap refusal, disposal order): the same checks `alexnet check --device cuda` runs on
+    /// the GPU validation machine.</summary>
+    [SkippableTheory]
+    [MemberData(nameof(DeviceCheckNames))]
+    public void DeviceLayerKeepsItsPromises(string name)
     {
         ComputeDevice device = fixture.Device;
         TestNative.Require(NativeLibraryId.ClBlast);
-        using DeviceBuffer<float> a = device.Allocate<float>(256 * 256);
-        device.Fill(a, 1f);
-        using DeviceBuffer<float> c = device.Allocate<float>(256 * 256);
-        using DeviceEvent start = device.RecordEvent();
-        device.Gemm(MatrixOp.None, MatrixOp.None, 256, 256, 256, 1f, a, 0, 256, a, 0, 256, 0f, c, 0, 256);
-        using DeviceEvent end = device.RecordEvent();
-        double ms = device.ElapsedMilliseconds(start, end);
-        Assert.InRange(ms, 0.0, 60_000.0);
-        Assert.Equal(256f, device.Download(c)[12345]);
+        ComparisonResult result = DeviceChecks.All().Single(c => c.Name == name).Run(device);
+        Assert.True(result.Passed, $"{name}: {result.Detail}");
+    }
+
+    [SkippableFact]
+    public void TimingNeedsRecordedTimingEventsOfThisDevice()
+    {
+        ComputeDevice device = fixture.Device;
+        using DeviceEvent unrecorded = device.CreateEvent(timing: true);
+        using DeviceEvent recorded = device.RecordEvent(timing: true);
+        Assert.Throws<ArgumentException>(() => device.ElapsedMilliseconds(unrecorded, recorded));
+        using DeviceEvent ordering = device.RecordEvent();
+        Assert.False(ordering.Timing);
+        Assert.Contains("timing: true", Assert.Throws<ArgumentException>(() => device.ElapsedMilliseconds(recorded, ordering)).Message);
+        Assert.Throws<ArgumentException>(() => device.DefaultStream.Wait(device.CreateEvent()));
     }
 
     [SkippableFact]
@@ -117,15 +129,21 @@ public class OpenClKernelTests(OpenClFixture fixture)
         ComputeDevice device = fixture.Device;
         using DeviceBuffer<float> small = device.Allocate<float>(10);
         using DeviceBuffer<float> big = device.Allocate<float>(1000);
+        MatrixView big4 = MatrixView.ColumnMajor(big, 4, 4);
         var tooSmall = Assert.Throws<ArgumentOutOfRangeException>(() =>
-            device.Gemm(MatrixOp.None, MatrixOp.None, 4, 4, 4, 1f, small, 0, 4, big, 0, 4, 0f, big, 0, 4));
+            device.Gemm(MatrixView.ColumnMajor(small, 4, 4), big4, big4));
         Assert.Contains("GEMM operand A (4×4, ld 4, offset 0, stride 0, batch 1) reaches element 15 of a buffer of 10", tooSmall.Message);
         var badLd = Assert.Throws<ArgumentOutOfRangeException>(() =>
-            device.Gemm(MatrixOp.Transpose, MatrixOp.None, 4, 4, 6, 1f, big, 0, 5, big, 0, 6, 0f, big, 0, 4));
+            device.Gemm(MatrixView.ColumnMajor(big, 6, 4, leadingDimension: 5).T, MatrixView.ColumnMajor(big, 6, 4), big4));
         Assert.Contains("lda=5 is less than the 6 rows of A", badLd.Message);
         var batch = Assert.Throws<ArgumentOutOfRangeException>(() =>
-            device.GemmStridedBatched(MatrixOp.None, MatrixOp.None, 4, 4, 4, 1f, big, 0, 4, 16, big, 0, 4, 16, 0f, big, 0, 4, 500, 3));
+            device.GemmBatched(big4, big4, big4, new GemmBatch(3, 16, 16, 500)));
         Assert.Contains("GEMM operand C", batch.Message);
+        var chain = Assert.Throws<ArgumentException>(() => device.Gemm(MatrixView.ColumnMajor(big, 4, 5), big4, big4));
+        Assert.Contains("do not chain: A is 4×5, B is 4×4, C is 4×4", chain.Message);
+        var overlap = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            device.GemmBatched(big4, big4, MatrixView.ColumnMajor(big, 4, 4, leadingDimension: 6), new GemmBatch(2, 16, 16, 21)));
+        Assert.Contains("GEMM batch outputs overlap: strideC 21 is less than the 22 elements", overlap.Message);
     }
 
     [SkippableFact]
@@ -176,16 +194,25 @@ public class OpenClStreamTests(OpenClFixture fixture)
     }
 
     [SkippableFact]
-    public void DisposingADeviceDisposesItsStreams()
+    public void DisposingADeviceDisposesItsStreamsAndKeepsTheContextForLiveResources()
     {
         TestNative.Require(NativeLibraryId.OpenCl);
-        using OpenClDevice device = OpenClDevice.Open(null, TestCache.Shared);
+        OpenClDevice device = OpenClDevice.Open(null, TestCache.Shared);
         ComputeStream stream = device.CreateStream();
-        using DeviceBuffer<float> buffer = device.Allocate<float>(4);
+        DeviceBuffer<float> buffer = device.Allocate<float>(4);
         stream.Fill(buffer, 1f);
         device.Synchronize(); // waits for every stream, not only the default one
         Assert.Equal([1f, 1f, 1f, 1f], device.Download(buffer));
+        Assert.Equal(1, device.LiveResources);
         device.Dispose();
+        Assert.True(device.IsDisposed);
+        Assert.Throws<ObjectDisposedException>(() => stream.Fill(buffer, 2f));          // streams are gone
+        Assert.Throws<ObjectDisposedException>(() => device.Allocate<float>(1));        // no new work
+        Assert.Throws<ObjectDisposedException>(() => device.LoadModule("transpose.cu"));
+        Assert.Equal(1, device.LiveResources); // the buffer still holds the context
+        buffer.Dispose();
+        Assert.Equal(0, device.LiveResources);
         stream.Dispose(); // a second release is harmless
+        device.Dispose();
     }
 }
