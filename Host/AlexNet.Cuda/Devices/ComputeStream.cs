@@ -14,6 +14,14 @@ public abstract class ComputeStream : IDisposable
 
     public ComputeDevice Device { get; }
 
+    private long _launches, _gemms;
+
+    /// <summary>Kernel launches queued on this stream so far (a diagnostic: what a forward pass costs).</summary>
+    public long Launches => Interlocked.Read(ref _launches);
+
+    /// <summary>GEMM calls (batched or not) queued on this stream so far.</summary>
+    public long Gemms => Interlocked.Read(ref _gemms);
+
     // ---- copies ----
 
     /// <summary>Copies host data into <paramref name="destination"/> at element <paramref name="offset"/>,
@@ -83,6 +91,7 @@ public abstract class ComputeStream : IDisposable
             throw new ArgumentException($"kernel {kernel} declares no DYNAMIC_SHARED_PARAM, so it cannot take {sharedMemoryBytes} bytes of dynamic shared memory", nameof(sharedMemoryBytes));
         if (grid.Volume == 0 || block.Volume == 0) return;
         LaunchCore(kernel, grid, block, arguments, sharedMemoryBytes);
+        Interlocked.Increment(ref _launches);
     }
 
     protected abstract void LaunchCore(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments, int sharedMemoryBytes);
@@ -130,6 +139,7 @@ public abstract class ComputeStream : IDisposable
             throw new ArgumentOutOfRangeException(nameof(batch),
                 $"GEMM batch outputs overlap: strideC {batch.StrideC} is less than the {span} elements one {m}×{n} C (ld {c.LeadingDimension}) spans");
         if (m == 0 || n == 0 || batch.Count == 0) return;
+        Interlocked.Increment(ref _gemms);
         if (batch.Count == 1)
             GemmCore(a.Op, b.Op, m, n, k, alpha, a.Buffer, a.Offset, a.LeadingDimension, b.Buffer, b.Offset, b.LeadingDimension,
                 beta, c.Buffer, c.Offset, c.LeadingDimension);

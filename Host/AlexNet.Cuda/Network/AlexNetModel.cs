@@ -1,0 +1,358 @@
+using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Weights;
+
+namespace AlexNet.Cuda.Network;
+
+/// <summary>
+/// BVLC AlexNet on one device, exactly as the reference TensorFlow model computes it (docs/model.md):
+/// conv1 → ReLU → LRN → pool, conv2 (two groups) → ReLU → LRN → pool, conv3, conv4 and conv5 (two groups
+/// each for 4 and 5) with ReLU, pool, fc6 and fc7 with ReLU (and dropout when training), fc8, softmax.
+/// <para>
+/// Everything is set up at load: the weights are converted once to the layouts the kernels want and
+/// uploaded, every kernel is compiled, and every device buffer is allocated for <see cref="MaxBatch"/>
+/// (<see cref="Plan"/>). A forward pass then only queues work on the device's default stream: no device
+/// or managed allocation, no lazily created handle, no synchronisation — what CUDA graph capture needs.
+/// </para>
+/// <para>
+/// Layout: activations of the convolutional part are channel-major with the batch inside,
+/// <c>[C][N][H][W]</c>, so each convolution is one GEMM <c>out[Cout × N·H·W] = W[Cout × K] · col[K × N·H·W]</c>
+/// (per workspace-sized chunk of images) and each group of conv2/4/5 is a contiguous block of channels,
+/// lowered rows and filters: the two groups are one strided-batched GEMM. pool5 writes <c>[N][C·6·6]</c>,
+/// which is fc6's input as it stands; fc6's weight rows are reordered at load from the file's NHWC
+/// flatten order to that order. Fully connected activations are <c>[N][F]</c>.
+/// </para>
+/// </summary>
+public sealed class AlexNetModel : IDisposable
+{
+    public const int InputSize = 227;
+    public const int InputChannels = 3;
+
+    /// <summary>Floats of one input image: 227 × 227 × 3 (HWC, BGR, mean subtracted).</summary>
+    public const int InputFloatsPerImage = InputSize * InputSize * InputChannels;
+
+    /// <summary>The layers whose activations can be read, in network order.</summary>
+    public static IReadOnlyList<string> LayerNames { get; } =
+        ["conv1", "norm1", "pool1", "conv2", "norm2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8", "prob"];
+
+    /// <summary>Dropout's counter offset for fc7, so its mask never repeats fc6's (fc6 uses 0..N·4096).</summary>
+    private const uint Fc7DropoutOffset = 1u << 31;
+
+    private readonly ComputeDevice _device;
+    private readonly ComputeStream _stream;
+    private readonly NetworkKernels _kernels;
+    private readonly DeviceBuffer<float> _staging, _workspace;
+    private readonly DeviceBuffer<float>[] _arenas;
+    private readonly DeviceBuffer<float>[] _weights = new DeviceBuffer<float>[8];
+    private readonly DeviceBuffer<float>[] _biases = new DeviceBuffer<float>[8];
+    private readonly ActivationPlan[] _activations;
+    private readonly ActivationPlan _probPlan;
+    private int _lastBatch;
+
+    private AlexNetModel(ComputeDevice device, AlexNetWeights weights, AlexNetOptions options, NetworkPlan plan)
+    {
+        _device = device;
+        _stream = device.DefaultStream;
+        Options = options;
+        Plan = plan;
+        _activations = [.. plan.Activations];
+        _probPlan = plan.Activation("prob");
+        var owned = new List<IDisposable>();
+        try
+        {
+            _kernels = new NetworkKernels(device);
+            owned.Add(_kernels);
+            _staging = Track(device.Allocate<float>(plan.StagingFloats), owned);
+            _workspace = Track(device.Allocate<float>(Math.Max(1, plan.WorkspaceFloats)), owned);
+            _arenas = [Track(device.Allocate<float>(plan.ArenaFloats[0]), owned), Track(device.Allocate<float>(plan.ArenaFloats[1]), owned)];
+            for (int i = 0; i < 8; i++)
+            {
+                LayerWeights layer = weights.Layers[i];
+                float[] converted = i < 5 ? ConvolutionWeights(layer) : i == 5 ? Fc6Weights(layer, plan) : layer.Weight;
+                _weights[i] = Track(device.Upload<float>(converted), owned);
+                _biases[i] = Track(device.Upload<float>(layer.Bias), owned);
+            }
+        }
+        catch
+        {
+            foreach (IDisposable d in owned) d.Dispose();
+            throw;
+        }
+        device.Synchronize();
+    }
+
+    private static T Track<T>(T resource, List<IDisposable> owned) where T : IDisposable
+    {
+        owned.Add(resource);
+        return resource;
+    }
+
+    /// <summary>
+    /// Builds the model from weights already read (<see cref="WeightFile.Load"/> with
+    /// <see cref="AlexNetOptions.WeightLoadOptions"/>). Out of device memory is an <see cref="AlexNetException"/>
+    /// naming the size; use a smaller <see cref="AlexNetOptions.MaxBatch"/>.
+    /// </summary>
+    public static AlexNetModel Create(ComputeDevice device, AlexNetWeights weights, AlexNetOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(weights);
+        options ??= new AlexNetOptions();
+        options.Validate();
+        NetworkPlan plan = NetworkPlan.Create(weights.Architecture, options.MaxBatch, options.WorkspaceBytes);
+        return new AlexNetModel(device, weights, options, plan);
+    }
+
+    /// <summary>Reads a weight file (<c>bvlc_alexnet.npy</c> or an .npz) and builds the model.</summary>
+    public static AlexNetModel Load(ComputeDevice device, string weightFile, AlexNetOptions? options = null)
+    {
+        options ??= new AlexNetOptions();
+        options.Validate();
+        return Create(device, WeightFile.Load(weightFile, options.WeightLoadOptions), options);
+    }
+
+    public ComputeDevice Device => _device;
+
+    public AlexNetOptions Options { get; }
+
+    /// <summary>The device buffers and their sizes; print it to see the peak bytes.</summary>
+    public NetworkPlan Plan { get; }
+
+    public int MaxBatch => Plan.MaxBatch;
+
+    public int NumClasses => Plan.FullyConnected[2];
+
+    /// <summary>
+    /// The device buffer the next forward pass reads its images from: N×227×227×3 floats (HWC per image,
+    /// BGR, mean subtracted). Fill it with <see cref="ComputeStream.CopyToDeviceAsync{T}"/> from pinned memory
+    /// to overlap the upload with other work, then call <see cref="Run"/>.
+    /// </summary>
+    public DeviceBuffer<float> InputBuffer => _staging;
+
+    // ---- weight conversion, once at load ----
+
+    /// <summary>HWIO (kh, kw, cin/groups, cout) to the GEMM's row-major [cout][(ci·kh + i)·kw + j]: each
+    /// output channel's filter is one contiguous row, and the rows of group g are the g-th block.</summary>
+    private static float[] ConvolutionWeights(LayerWeights layer)
+    {
+        int kh = layer.WeightShape[0], kw = layer.WeightShape[1], cin = layer.WeightShape[2], cout = layer.WeightShape[3];
+        float[] w = layer.Weight;
+        var result = new float[w.Length];
+        int k = cin * kh * kw;
+        for (int i = 0; i < kh; i++)
+        for (int j = 0; j < kw; j++)
+        for (int ci = 0; ci < cin; ci++)
+        {
+            int source = ((i * kw + j) * cin + ci) * cout;
+            int column = (ci * kh + i) * kw + j;
+            for (int co = 0; co < cout; co++) result[co * k + column] = w[source + co];
+        }
+        return result;
+    }
+
+    /// <summary>fc6's rows from the file's NHWC flatten of pool5, (h·6 + w)·C + c, to the engine's
+    /// [N][C][6][6] order, c·36 + h·6 + w: pool5 then feeds the GEMM as it is.</summary>
+    private static float[] Fc6Weights(LayerWeights layer, NetworkPlan plan)
+    {
+        ActivationPlan pool5 = plan.Activation("pool5");
+        int channels = pool5.Channels, pixels = pool5.Height * pool5.Width, outputs = layer.WeightShape[1];
+        float[] w = layer.Weight;
+        var result = new float[w.Length];
+        for (int p = 0; p < pixels; p++)
+        for (int c = 0; c < channels; c++)
+            Array.Copy(w, (long)(p * channels + c) * outputs, result, (long)(c * pixels + p) * outputs, outputs);
+        return result;
+    }
+
+    // ---- the forward pass ----
+
+    /// <summary>Uploads <paramref name="images"/> (waits for the copy) and queues the forward pass; read the
+    /// results with <see cref="ReadProbabilities"/> or <see cref="ReadActivation"/>.</summary>
+    public void Forward(ReadOnlySpan<float> images, int count)
+    {
+        CheckBatch(count);
+        if (images.Length != (long)count * InputFloatsPerImage)
+            throw new AlexNetException($"{count} images need {(long)count * InputFloatsPerImage} floats (227×227×3 each), but {images.Length} were given");
+        _stream.CopyToDevice(images, _staging);
+        Run(count);
+    }
+
+    /// <summary>
+    /// Queues the forward pass over the first <paramref name="count"/> images of <see cref="InputBuffer"/> on
+    /// the device's default stream and returns: no allocation, no synchronisation.
+    /// </summary>
+    public void Run(int count) => Run(count, null);
+
+    private void CheckBatch(int count)
+    {
+        if (count < 1 || count > MaxBatch)
+            throw new AlexNetException($"a batch of {count} images: the model was planned for 1 to {MaxBatch}; build it with a larger maximum batch");
+    }
+
+    /// <summary>The forward pass; <paramref name="produced"/>, when given, is told of each activation as soon as
+    /// it has been queued (for reading layers out; it may synchronise).</summary>
+    private void Run(int n, Action<ActivationPlan, DeviceBuffer<float>>? produced)
+    {
+        ObjectDisposedException.ThrowIf(_kernels is null || _device.IsDisposed, this);
+        CheckBatch(n);
+        _lastBatch = n;
+        ComputeStream s = _stream;
+        int act = 0;
+        DeviceBuffer<float> current = _arenas[0];
+        _kernels.ConvertInput(s, current, _staging, n, InputSize * InputSize, InputChannels);
+        for (int layer = 0; layer < 5; layer++)
+        {
+            ConvolutionPlan p = Plan.Convolutions[layer];
+            ActivationPlan convPlan = _activations[act++];
+            DeviceBuffer<float> output = _arenas[convPlan.Arena];
+            Convolve(s, p, current, output, layer, n);
+            produced?.Invoke(convPlan, output);
+            current = output;
+            int size = p.OutputSize, channels = p.OutputChannels;
+            if (layer < 2)
+            {
+                ActivationPlan normPlan = _activations[act++];
+                DeviceBuffer<float> normalized = _arenas[normPlan.Arena];
+                _kernels.Lrn(s, normalized, current, channels, n * size * size, Options.Lrn);
+                produced?.Invoke(normPlan, normalized);
+                current = normalized;
+            }
+            if (layer is 0 or 1 or 4)
+            {
+                ActivationPlan poolPlan = _activations[act++];
+                DeviceBuffer<float> pooled = _arenas[poolPlan.Arena];
+                int outSize = poolPlan.Height, pixels = outSize * outSize;
+                // pool5 writes [N][C][6][6], fc6's input; the others stay channel-major.
+                (int strideC, int strideN) = layer == 4 ? (pixels, channels * pixels) : (n * pixels, pixels);
+                _kernels.MaxPool(s, pooled, current, channels, n, size, size, outSize, outSize, 3, 2, strideC, strideN);
+                produced?.Invoke(poolPlan, pooled);
+                current = pooled;
+            }
+        }
+        int inputs = (int)_activations[act - 1].ElementsPerImage;
+        for (int layer = 5; layer < 8; layer++)
+        {
+            ActivationPlan fcPlan = _activations[act++];
+            DeviceBuffer<float> output = _arenas[fcPlan.Arena];
+            int outputs = fcPlan.Channels;
+            s.Gemm(MatrixView.RowMajor(current, n, inputs), MatrixView.RowMajor(_weights[layer], inputs, outputs), MatrixView.RowMajor(output, n, outputs));
+            if (layer < 7)
+            {
+                _kernels.BiasRelu(s, output, _biases[layer], n, outputs, 1, relu: true);
+                if (Options.KeepProbability < 1f)
+                    _kernels.Dropout(s, output, n * outputs, Options.KeepProbability, Options.DropoutSeed, layer == 5 ? 0u : Fc7DropoutOffset);
+                produced?.Invoke(fcPlan, output);
+                current = output;
+                inputs = outputs;
+            }
+            else
+            {
+                ActivationPlan probPlan = _activations[act++];
+                // The softmax kernel adds fc8's bias to the logits in place (that is the exported fc8) and
+                // writes the probabilities.
+                _kernels.Softmax(s, _arenas[probPlan.Arena], output, _biases[layer], n, outputs);
+                produced?.Invoke(fcPlan, output);
+                produced?.Invoke(probPlan, _arenas[probPlan.Arena]);
+            }
+        }
+    }
+
+    /// <summary>One convolution + bias + ReLU: per chunk of images, im2col then one strided-batched GEMM
+    /// over the groups; then one bias+ReLU pass over the whole output.</summary>
+    private void Convolve(ComputeStream s, ConvolutionPlan p, DeviceBuffer<float> input, DeviceBuffer<float> output, int layer, int n)
+    {
+        int pixels = p.OutputPixels, groupK = p.GroupK, groupOut = p.GroupOutputChannels;
+        long outputRow = (long)n * pixels;
+        if (outputRow > int.MaxValue) throw new AlexNetException($"{p.Name}: {n} images make an output row longer than a GEMM takes");
+        for (int image0 = 0; image0 < n; image0 += p.ChunkImages)
+        {
+            int images = Math.Min(p.ChunkImages, n - image0);
+            int columns = images * pixels;
+            _kernels.Im2Col(s, _workspace, input, p.InputChannels, n, p.InputSize, p.InputSize, image0, images,
+                p.KernelSize, p.KernelSize, p.Stride, p.Pad, p.OutputSize, p.OutputSize);
+            s.GemmBatched(
+                MatrixView.RowMajor(_weights[layer], groupOut, groupK),
+                MatrixView.RowMajor(_workspace, groupK, columns),
+                MatrixView.RowMajor(output, groupOut, columns, offset: (long)image0 * pixels, leadingDimension: (int)outputRow),
+                new GemmBatch(p.Groups, (long)groupOut * groupK, (long)groupK * columns, groupOut * outputRow));
+        }
+        _kernels.BiasRelu(s, output, _biases[layer], 1, p.OutputChannels, (int)outputRow, relu: true);
+    }
+
+    // ---- results ----
+
+    /// <summary>Copies the class probabilities of the last forward pass, [N][classes], waiting for it.</summary>
+    public void ReadProbabilities(Span<float> destination)
+    {
+        int count = _lastBatch * NumClasses;
+        if (_lastBatch == 0) throw new InvalidOperationException("no forward pass has run yet");
+        if (destination.Length < count) throw new ArgumentException($"{_lastBatch} images × {NumClasses} classes need {count} floats, the destination holds {destination.Length}", nameof(destination));
+        _stream.CopyToHost(_arenas[_probPlan.Arena], destination[..count]);
+    }
+
+    /// <summary>Class probabilities of <paramref name="count"/> images, [N][classes] (allocates the result).</summary>
+    public float[] Predict(ReadOnlySpan<float> images, int count)
+    {
+        Forward(images, count);
+        var result = new float[count * NumClasses];
+        ReadProbabilities(result);
+        return result;
+    }
+
+    /// <summary>
+    /// Runs a forward pass and returns the activations of <paramref name="layers"/> (any of
+    /// <see cref="LayerNames"/>) in the export layout: [N, C, H, W] for conv1…pool5, [N, F] for fc6…prob.
+    /// Each is copied out as soon as it is produced (its buffer is reused later in the pass), so this
+    /// synchronises once per requested layer: for reading features, not for throughput.
+    /// </summary>
+    public IReadOnlyDictionary<string, float[]> Features(ReadOnlySpan<float> images, int count, IReadOnlyCollection<string> layers)
+    {
+        ArgumentNullException.ThrowIfNull(layers);
+        foreach (string layer in layers) Plan.Activation(layer); // unknown names fail before any work
+        CheckBatch(count);
+        if (images.Length != (long)count * InputFloatsPerImage)
+            throw new AlexNetException($"{count} images need {(long)count * InputFloatsPerImage} floats (227×227×3 each), but {images.Length} were given");
+        var wanted = new HashSet<string>(layers, StringComparer.Ordinal);
+        var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
+        _stream.CopyToDevice(images, _staging);
+        Run(count, (plan, buffer) =>
+        {
+            if (wanted.Contains(plan.Name)) result[plan.Name] = Export(plan, buffer, count);
+        });
+        return result;
+    }
+
+    /// <summary>The activation of <paramref name="layer"/> from the last forward pass when it is still in its
+    /// arena (only the last two layers, fc8 and prob, always are); use <see cref="Features"/> for any layer.</summary>
+    public float[] ReadActivation(string layer)
+    {
+        ActivationPlan plan = Plan.Activation(layer);
+        if (_lastBatch == 0) throw new InvalidOperationException("no forward pass has run yet");
+        if (layer is not ("fc8" or "prob"))
+            throw new AlexNetException($"{layer}'s buffer is reused later in the forward pass; read it with Features");
+        return Export(plan, _arenas[plan.Arena], _lastBatch);
+    }
+
+    /// <summary>Copies an activation to the host in the export layout: [C][N][H][W] is permuted to [N][C][H][W].</summary>
+    private float[] Export(ActivationPlan plan, DeviceBuffer<float> buffer, int n)
+    {
+        long count = plan.ElementsPerImage * n;
+        var raw = new float[count];
+        _stream.CopyToHost(buffer, raw);
+        if (plan.Layout != "[C][N][H][W]") return raw;
+        int channels = plan.Channels, pixels = plan.Height * plan.Width;
+        var permuted = new float[count];
+        for (int c = 0; c < channels; c++)
+        for (int image = 0; image < n; image++)
+            Array.Copy(raw, ((long)c * n + image) * pixels, permuted, ((long)image * channels + c) * pixels, pixels);
+        return permuted;
+    }
+
+    public void Dispose()
+    {
+        _kernels?.Dispose();
+        _staging?.Dispose();
+        _workspace?.Dispose();
+        if (_arenas is not null) foreach (DeviceBuffer<float> a in _arenas) a?.Dispose();
+        foreach (DeviceBuffer<float>? w in _weights) w?.Dispose();
+        foreach (DeviceBuffer<float>? b in _biases) b?.Dispose();
+    }
+}

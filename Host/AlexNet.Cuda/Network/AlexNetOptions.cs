@@ -1,0 +1,53 @@
+using System.Globalization;
+using AlexNet.Cuda.Weights;
+
+namespace AlexNet.Cuda.Network;
+
+/// <summary>How an <see cref="AlexNetModel"/> is built and run (the seed model's constructor arguments,
+/// plus the engine's own sizing).</summary>
+public sealed class AlexNetOptions
+{
+    /// <summary>Probability of keeping an fc6/fc7 activation (the seed's <c>keep_prob</c>): 1 for inference,
+    /// where dropout is the identity and nothing is launched for it; below 1 is training-mode dropout.</summary>
+    public float KeepProbability { get; init; } = 1f;
+
+    /// <summary>Seed of the dropout masks: a mask is a pure function of (seed, layer, element index).</summary>
+    public ulong DropoutSeed { get; init; }
+
+    /// <summary>Number of classes of fc8 (the seed's <c>num_classes</c>); null: as the weight file has it.</summary>
+    public int? NumClasses { get; init; }
+
+    /// <summary>Layers initialised afresh instead of read from the file (the seed's <c>skip_layer</c>).</summary>
+    public IReadOnlyCollection<string> SkipLayers { get; init; } = [];
+
+    /// <summary>Seed of the fresh initialisation of skipped layers.</summary>
+    public ulong InitSeed { get; init; }
+
+    /// <summary>Local response normalisation after conv1 and conv2.</summary>
+    public LrnParameters Lrn { get; init; } = LrnParameters.Default;
+
+    /// <summary>The largest batch a forward pass takes: every device buffer is sized for it at load.</summary>
+    public int MaxBatch { get; init; } = 32;
+
+    /// <summary>Bytes of device memory for the convolutions' lowered input (im2col). A batch whose lowering
+    /// is larger runs each convolution in chunks of images that fit.</summary>
+    public long WorkspaceBytes { get; init; } = DefaultWorkspaceBytes;
+
+    /// <summary>256 MiB: conv2 of 36 images at once (7.0 MiB each), fewer chunks than that cost nothing
+    /// measurable on the GEMM and it stays small beside an H100's 80 GB.</summary>
+    public const long DefaultWorkspaceBytes = 256L << 20;
+
+    /// <summary>The weight loader's options these imply.</summary>
+    public WeightLoadOptions WeightLoadOptions => new() { NumClasses = NumClasses, SkipLayers = SkipLayers, Seed = InitSeed };
+
+    /// <summary>Throws an <see cref="AlexNetException"/> naming the first invalid option.</summary>
+    public void Validate()
+    {
+        if (!(KeepProbability > 0f && KeepProbability <= 1f))
+            throw new AlexNetException(string.Create(CultureInfo.InvariantCulture,
+                $"keep probability must be in (0, 1], not {KeepProbability}; 1 is inference (no dropout)"));
+        if (MaxBatch < 1) throw new AlexNetException($"the maximum batch must be at least 1, not {MaxBatch}");
+        if (WorkspaceBytes < 1) throw new AlexNetException($"the workspace must be at least 1 byte, not {WorkspaceBytes}");
+        Lrn.Validate();
+    }
+}

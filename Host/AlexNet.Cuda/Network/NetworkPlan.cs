@@ -1,0 +1,189 @@
+using System.Globalization;
+using System.Text;
+using AlexNet.Cuda.Weights;
+
+namespace AlexNet.Cuda.Network;
+
+/// <summary>
+/// One convolution as the engine runs it: im2col of <see cref="ChunkImages"/> images at a time into the
+/// workspace, then one GEMM per chunk, out[Cout × P] = W[Cout × K] · col[K × P], as a strided batch of
+/// <see cref="Groups"/> GEMMs (each group's filters, lowered rows and output channels are contiguous
+/// blocks). Spatial sizes follow docs/model.md: VALID for conv1 (stride 4), SAME (pad (k−1)/2) for the rest.
+/// </summary>
+public sealed record ConvolutionPlan(string Name, int InputChannels, int OutputChannels, int Groups, int KernelSize,
+    int Stride, int Pad, int InputSize, int OutputSize, int ChunkImages)
+{
+    /// <summary>Rows of one group's lowered input (and columns of its filter matrix): Cin/groups · k · k.</summary>
+    public int GroupK => InputChannels / Groups * KernelSize * KernelSize;
+
+    public int GroupOutputChannels => OutputChannels / Groups;
+
+    public int OutputPixels => OutputSize * OutputSize;
+
+    /// <summary>Floats of lowered input per image: all groups' rows × output pixels.</summary>
+    public long LoweredPerImage => (long)GroupK * Groups * OutputPixels;
+
+    /// <summary>Multiply-adds per image.</summary>
+    public long MacsPerImage => (long)OutputChannels * GroupK * OutputPixels;
+}
+
+/// <summary>One activation the network produces, in the engine's layout, and the arena that holds it.</summary>
+public sealed record ActivationPlan(string Name, int Channels, int Height, int Width, int Arena, string Layout)
+{
+    public long ElementsPerImage => (long)Channels * Height * Width;
+
+    /// <summary>The shape the layer is exported with: [N, C, H, W] for spatial layers, [N, F] for vectors.</summary>
+    public int[] ExportShape(int images) => Height == 1 && Width == 1 && Layout == "[N][F]"
+        ? [images, Channels]
+        : [images, Channels, Height, Width];
+}
+
+/// <summary>
+/// Every device buffer of a model, sized at load for the maximum batch. Each activation is read only by the
+/// next layer, so two arenas used alternately hold them all (the ping-pong plan): the activation of step i
+/// lives in arena i mod 2, and each arena is as large as its largest tenant. The input staging buffer, the
+/// lowering workspace and the weights are separate.
+/// </summary>
+public sealed class NetworkPlan
+{
+    internal NetworkPlan(int maxBatch, long workspaceFloats, IReadOnlyList<ConvolutionPlan> convolutions,
+        IReadOnlyList<ActivationPlan> activations, long weightFloats, int[] fullyConnected)
+    {
+        MaxBatch = maxBatch;
+        WorkspaceFloats = workspaceFloats;
+        Convolutions = convolutions;
+        Activations = activations;
+        WeightFloats = weightFloats;
+        FullyConnected = fullyConnected;
+        StagingFloats = (long)maxBatch * AlexNetModel.InputSize * AlexNetModel.InputSize * AlexNetModel.InputChannels;
+        // The converted input, [3][N][227][227], is step 0: arena 0.
+        ArenaFloats = [StagingFloats, 0];
+        foreach (ActivationPlan a in activations)
+            ArenaFloats[a.Arena] = Math.Max(ArenaFloats[a.Arena], a.ElementsPerImage * maxBatch);
+    }
+
+    public int MaxBatch { get; }
+
+    public IReadOnlyList<ConvolutionPlan> Convolutions { get; }
+
+    /// <summary>The 14 exportable layers in order: conv1, norm1, pool1, …, fc8, prob.</summary>
+    public IReadOnlyList<ActivationPlan> Activations { get; }
+
+    /// <summary>Widths of fc6, fc7, fc8 (the last is the number of classes).</summary>
+    public int[] FullyConnected { get; }
+
+    public long[] ArenaFloats { get; }
+
+    public long StagingFloats { get; }
+
+    public long WorkspaceFloats { get; }
+
+    public long WeightFloats { get; }
+
+    /// <summary>Device bytes of the activations, staging and workspace (what the batch size drives).</summary>
+    public long ActivationBytes => (ArenaFloats[0] + ArenaFloats[1] + StagingFloats + WorkspaceFloats) * sizeof(float);
+
+    /// <summary>Device bytes of everything the model allocates: weights, biases, activations, workspace.</summary>
+    public long PeakBytes => ActivationBytes + WeightFloats * sizeof(float);
+
+    /// <summary>What the activations would need with one buffer each (the reuse's saving).</summary>
+    public long UnsharedActivationBytes => Activations.Sum(a => a.ElementsPerImage) * MaxBatch * sizeof(float);
+
+    public ActivationPlan Activation(string name) =>
+        Activations.FirstOrDefault(a => a.Name == name)
+        ?? throw new AlexNetException($"AlexNet has no layer '{name}'; layers: {string.Join(", ", Activations.Select(a => a.Name))}");
+
+    /// <summary>A table of the plan, for `alexnet features --plan` and the docs.</summary>
+    public override string ToString()
+    {
+        var text = new StringBuilder();
+        CultureInfo c = CultureInfo.InvariantCulture;
+        text.Append(c, $"memory plan for batch {MaxBatch}:\n");
+        foreach (ActivationPlan a in Activations)
+            text.Append(c, $"  {a.Name,-6} {a.Layout,-13} {a.Channels,5} x {a.Height,3} x {a.Width,3}  arena {a.Arena}  {Mib(a.ElementsPerImage * MaxBatch * 4),10}\n");
+        text.Append(c, $"  arena 0 {Mib(ArenaFloats[0] * 4)}, arena 1 {Mib(ArenaFloats[1] * 4)}, input staging {Mib(StagingFloats * 4)}, im2col workspace {Mib(WorkspaceFloats * 4)}\n");
+        foreach (ConvolutionPlan p in Convolutions)
+            text.Append(c, $"  {p.Name}: GEMM M={p.GroupOutputChannels} N={p.ChunkImages}x{p.OutputPixels} K={p.GroupK} batch {p.Groups}, {Math.Ceiling(MaxBatch / (double)p.ChunkImages)} chunk(s) at batch {MaxBatch}\n");
+        text.Append(c, $"  activations {Mib(ActivationBytes)} (one buffer per layer would take {Mib(UnsharedActivationBytes + (StagingFloats + WorkspaceFloats) * 4)}), weights {Mib(WeightFloats * 4)}, peak {Mib(PeakBytes)}");
+        return text.ToString();
+    }
+
+    private static string Mib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:F1} MiB");
+
+    /// <summary>
+    /// The plan for <paramref name="architecture"/> (channel counts and kernel sizes from the weights; the
+    /// strides, paddings and pooling of docs/model.md). Throws an <see cref="AlexNetException"/> when the
+    /// shapes do not chain or the workspace cannot hold one image's lowering.
+    /// </summary>
+    internal static NetworkPlan Create(AlexNetArchitecture architecture, int maxBatch, long workspaceBytes)
+    {
+        // (stride, VALID?) of conv1..conv5 and whether a 3×3/2 pool follows, as the reference defines them.
+        (int Stride, bool Valid, bool Pool, bool Lrn)[] shape =
+        [
+            (4, true, true, true), (1, false, true, true), (1, false, false, false), (1, false, false, false), (1, false, true, false),
+        ];
+        var convolutions = new List<ConvolutionPlan>();
+        var activations = new List<ActivationPlan>();
+        int size = AlexNetModel.InputSize, channels = AlexNetModel.InputChannels;
+        long largestLowering = 0;
+        int step = 1; // the input is step 0, in arena 0
+        void Add(string name, int c, int h) => activations.Add(new ActivationPlan(name, c, h, h, step++ % 2, "[C][N][H][W]"));
+        for (int i = 0; i < 5; i++)
+        {
+            LayerSpec spec = architecture.Layers[i];
+            int k = spec.WeightShape[0];
+            if (spec.WeightShape[1] != k)
+                throw new AlexNetException($"{spec.Name}: the engine runs square kernels; the weights are {spec.WeightShape[0]}×{spec.WeightShape[1]}");
+            if (spec.WeightShape[2] * spec.Groups != channels)
+                throw new AlexNetException($"{spec.Name}: its weights take {spec.WeightShape[2]}×{spec.Groups} input channels but the layer before gives {channels}");
+            if (spec.OutputChannels % spec.Groups != 0)
+                throw new AlexNetException($"{spec.Name}: {spec.OutputChannels} output channels do not split into {spec.Groups} groups");
+            int pad = shape[i].Valid ? 0 : (k - 1) / 2;
+            int outSize = (size + 2 * pad - k) / shape[i].Stride + 1;
+            if (outSize < 1) throw new AlexNetException($"{spec.Name}: a {k}×{k} kernel does not fit a {size}×{size} input");
+            var plan = new ConvolutionPlan(spec.Name, channels, spec.OutputChannels, spec.Groups, k, shape[i].Stride, pad, size, outSize, 0);
+            largestLowering = Math.Max(largestLowering, plan.LoweredPerImage);
+            convolutions.Add(plan);
+            channels = spec.OutputChannels;
+            size = outSize;
+            Add(spec.Name, channels, size);
+            if (shape[i].Lrn) Add($"norm{i + 1}", channels, size);
+            if (shape[i].Pool)
+            {
+                size = (size - 3) / 2 + 1;
+                if (i == 4) activations.Add(new ActivationPlan("pool5", channels, size, size, step++ % 2, "[N][C][H][W]"));
+                else Add($"pool{i + 1}", channels, size);
+            }
+        }
+        int flatten = channels * size * size;
+        if (architecture.Layers[5].WeightShape[0] != flatten)
+            throw new AlexNetException($"fc6: its weights take {architecture.Layers[5].WeightShape[0]} inputs but pool5 gives {channels}×{size}×{size} = {flatten}");
+        int[] widths = new int[3];
+        for (int i = 5; i < 8; i++)
+        {
+            LayerSpec spec = architecture.Layers[i];
+            if (i > 5 && spec.WeightShape[0] != widths[i - 6])
+                throw new AlexNetException($"{spec.Name}: its weights take {spec.WeightShape[0]} inputs but {architecture.Layers[i - 1].Name} gives {widths[i - 6]}");
+            widths[i - 5] = spec.WeightShape[1];
+            activations.Add(new ActivationPlan(spec.Name, widths[i - 5], 1, 1, step++ % 2, "[N][F]"));
+        }
+        activations.Add(new ActivationPlan("prob", widths[2], 1, 1, step++ % 2, "[N][F]"));
+
+        long workspaceFloats = workspaceBytes / sizeof(float);
+        if (workspaceFloats < largestLowering)
+            throw new AlexNetException(string.Create(CultureInfo.InvariantCulture,
+                $"the im2col workspace of {workspaceBytes / 1048576.0:F1} MiB cannot hold one image's lowered input ({largestLowering * 4 / 1048576.0:F1} MiB for {convolutions.First(p => p.LoweredPerImage == largestLowering).Name}); give a larger workspace"));
+        // Each convolution takes as many images per chunk as fit; the workspace is then only as large as the
+        // largest chunk needs.
+        long used = 0;
+        for (int i = 0; i < convolutions.Count; i++)
+        {
+            ConvolutionPlan p = convolutions[i];
+            int chunk = (int)Math.Min(maxBatch, workspaceFloats / p.LoweredPerImage);
+            convolutions[i] = p with { ChunkImages = chunk };
+            used = Math.Max(used, chunk * p.LoweredPerImage);
+        }
+        long weights = architecture.ParameterCount;
+        return new NetworkPlan(maxBatch, used, convolutions, activations, weights, widths);
+    }
+}
