@@ -30,6 +30,7 @@ public static class KernelChecks
         yield return ("sgemm NN 1x1x1", d => Gemm(d, MatrixOp.None, MatrixOp.None, 1, 1, 1, batch: 1));
         yield return ("sgemm TN 96x128x363 (conv1 im2col shape, N=128 pixels)", d => Gemm(d, MatrixOp.Transpose, MatrixOp.None, 96, 128, 363, batch: 1));
         yield return ("streams: pinned async copies, transpose on a second stream ordered by events", d => Streams(d, 3, 45, 77));
+        foreach ((string Name, Func<ComputeDevice, ComparisonResult> Run) check in LayerChecks.All()) yield return check;
     }
 
     /// <summary>Runs every check; one that throws is a failure with the error's message, not a crash.</summary>
