@@ -5,7 +5,7 @@
 // small: a kernel that needs something not mapped here either gets a portable spelling or a CUDA-only
 // fast path inside `#if defined(__CUDACC__)` beside a portable one, never instead of it.
 //
-// Rules the kernels follow (each learned the hard way, see ../shared/PLATFORM.md):
+// Rules the kernels follow (each learned the hard way, see docs/platform.md):
 //   - every pointer to global memory is declared GLOBAL (PoCL has no generic address space), and
 //     pointers to shared memory passed to helpers are SHARED_PTR;
 //   - helpers are DEVICE functions (a plain inline function is host code to NVRTC);
@@ -24,6 +24,8 @@
 #define BACKEND_CUDA 1
 // NVRTC has no standard headers.
 typedef unsigned int uint;
+// OpenCL C's name for a 64-bit unsigned integer (Philox's 32x32->64-bit products, 64-bit indices).
+typedef unsigned long long ulong;
 #ifndef FLT_MAX
 #define FLT_MAX 3.402823466e+38f
 #endif

@@ -108,4 +108,26 @@ public static class Tolerances
     public static double GemmRtol(int k) => 2.0 * (k + 2) * Float32Roundoff;
 
     public const double GemmAtol = 1e-30;
+
+    /// <summary>
+    /// LRN against the double reference, relative to each element: |error| ≤ LrnRtol·|ref|. The float sum
+    /// of the 2r+1 squares is off by at most (2r+1)·u relatively (all terms are positive), the base
+    /// bias + alpha·sum by 2u more, and the power multiplies the base's relative error by |beta|; the power
+    /// function itself is allowed 16 ulp (OpenCL's bound for pow; CUDA's powf and the rsqrt·sqrt fast path
+    /// stay well inside it), the final product 1 ulp, and 1 more for rounding. A window one channel too
+    /// wide or too narrow, or a wrong alpha, exceeds it wherever a large value (the test data's outliers)
+    /// enters the sum.
+    /// </summary>
+    public static double LrnRtol(int radius, float beta) => (Math.Abs(beta) * (2.0 * radius + 3) + 18) * Float32Roundoff;
+
+    /// <summary>
+    /// Softmax probabilities against the double reference: |error| ≤ SoftmaxAtol + SoftmaxRtol·p·(classes + 4 + |z − max z|).
+    /// The float sum of the exponentials is off by at most (classes − 1)·u relatively, exp by a few ulp
+    /// (4 allowed), the division by 1; and z − max is rounded, which exp turns into a relative error of
+    /// |z − max|·u. SoftmaxRtol is twice the unit roundoff, so the bound is twice that worst case.
+    /// </summary>
+    public const double SoftmaxRtol = 2 * Float32Roundoff;
+
+    /// <summary>Probabilities below float's normal range (exp(z − max) &lt; 1.2e-38) may flush to 0 on a device.</summary>
+    public const double SoftmaxAtol = 2e-38;
 }

@@ -1,0 +1,364 @@
+using System.Globalization;
+using AlexNet.Cuda.Devices;
+
+namespace AlexNet.Cuda.Network;
+
+/// <summary>One kernel the network launches: its file, entry point, the block size of its launches and
+/// the <c>-D</c> defines its module is compiled with (null: none).</summary>
+public sealed record NetworkKernelInfo(string File, string EntryPoint, int BlockSize, IReadOnlyDictionary<string, string>? Defines);
+
+/// <summary>
+/// The network's own kernels (everything but the GEMMs) on one device, compiled once: each method checks
+/// its sizes and buffers, computes the launch geometry and queues one launch on the given stream,
+/// allocating nothing. Layouts (see the kernel files' head comments): activations of convolutional layers
+/// are <c>[C][N][H][W]</c>, those of fully connected layers <c>[N][F]</c>.
+/// </summary>
+public sealed class NetworkKernels : IDisposable
+{
+    // Block sizes of the launches. 256 threads = 8 warps: with at most 32 registers per thread (see
+    // docs/kernels.md) 8 such blocks fill an SM's 2048 threads on sm_80/sm_90, and on PoCL a work-group
+    // of 256 items is a loop long enough to vectorise.
+    public const int InputBlockSize = 256;
+    public const int Im2ColBlockSize = 256;
+    public const int BiasReluBlockSize = 256;
+    public const int LrnBlockSize = 256;
+    public const int MaxPoolBlockSize = 256;
+    public const int DropoutBlockSize = 256;
+    /// <summary>softmax.cu's BLOCK_SIZE (its shared-memory reduction is sized by it).</summary>
+    public const int SoftmaxBlockSize = 256;
+
+    /// <summary>CUDA's limit on a grid's y dimension, which im2col uses for its rows.</summary>
+    public const int MaxIm2ColRows = 65535;
+
+    /// <summary>Every kernel the class launches, as it launches it.</summary>
+    public static IReadOnlyList<NetworkKernelInfo> Kernels { get; } =
+    [
+        new("input.cu", "input_nhwc_to_cnhw", InputBlockSize, null),
+        new("im2col.cu", "im2col_kernel1", Im2ColBlockSize, null),
+        new("bias_relu.cu", "bias_relu_kernel1", BiasReluBlockSize, null),
+        new("lrn.cu", "lrn_kernel1", LrnBlockSize, null),
+        new("maxpool.cu", "maxpool_kernel1", MaxPoolBlockSize, null),
+        new("dropout.cu", "dropout_kernel1", DropoutBlockSize, null),
+        new("softmax.cu", "softmax_kernel1", SoftmaxBlockSize,
+            new Dictionary<string, string> { ["BLOCK_SIZE"] = SoftmaxBlockSize.ToString(CultureInfo.InvariantCulture) }),
+    ];
+
+    private readonly ComputeDevice _device;
+    private readonly KernelModule[] _modules;
+    private readonly Kernel _input, _im2col, _biasRelu, _lrn, _maxPool, _dropout, _softmax;
+    private bool _disposed;
+
+    /// <summary>Compiles (or loads from the disk cache) every kernel module of the network on <paramref name="device"/>.</summary>
+    public NetworkKernels(ComputeDevice device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        _device = device;
+        _modules = new KernelModule[Kernels.Count];
+        var kernels = new Kernel[Kernels.Count];
+        try
+        {
+            for (int i = 0; i < Kernels.Count; i++)
+            {
+                _modules[i] = device.LoadModule(Kernels[i].File, Kernels[i].Defines);
+                kernels[i] = _modules[i].GetKernel(Kernels[i].EntryPoint);
+            }
+        }
+        catch
+        {
+            foreach (KernelModule? module in _modules) module?.Dispose();
+            throw;
+        }
+        (_input, _im2col, _biasRelu, _lrn, _maxPool, _dropout, _softmax) =
+            (kernels[0], kernels[1], kernels[2], kernels[3], kernels[4], kernels[5], kernels[6]);
+    }
+
+    public ComputeDevice Device => _device;
+
+    /// <summary>
+    /// The user's batch, <c>input[n][p][c]</c> (N×227×227×3, BGR, mean subtracted), to the engine's
+    /// channel-major <c>output[c][n][p]</c>.
+    /// </summary>
+    public void ConvertInput(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int images, int pixels, int channels)
+    {
+        const string op = "ConvertInput";
+        Check(s, op);
+        Positive(op, ("images", images), ("pixels", pixels), ("channels", channels));
+        int total = FitsInInt(op, "images·pixels·channels", (long)images * pixels * channels);
+        Distinct(op, output, input);
+        Holds(op, "output", output, total);
+        Holds(op, "input", input, total);
+
+        var args = new KernelArguments();
+        args.Add(output);
+        args.Add(input);
+        args.Add(images);
+        args.Add(pixels);
+        args.Add(channels);
+        s.Launch(_input, new Dim3(Dim3.CeilDiv((long)images * pixels, InputBlockSize)), new Dim3(InputBlockSize), args);
+    }
+
+    /// <summary>
+    /// Unfolds the convolution windows of images [<paramref name="image0"/>, image0 + images) of
+    /// <c>input[channels][batch][height][width]</c> into <c>col[channels·kernelH·kernelW][images·outH·outW]</c>
+    /// (zero padding), so the convolution is one GEMM; <paramref name="outH"/>/<paramref name="outW"/> must be
+    /// (height + 2·pad − kernelH)/stride + 1 and likewise for the width.
+    /// </summary>
+    public void Im2Col(ComputeStream s, DeviceBuffer<float> col, DeviceBuffer<float> input, int channels, int batch, int height, int width,
+        int image0, int images, int kernelH, int kernelW, int stride, int pad, int outH, int outW)
+    {
+        const string op = "Im2Col";
+        Check(s, op);
+        Positive(op, ("channels", channels), ("batch", batch), ("height", height), ("width", width), ("images", images),
+            ("kernelH", kernelH), ("kernelW", kernelW), ("stride", stride), ("outH", outH), ("outW", outW));
+        if (pad < 0) throw Error(op, $"pad must be 0 or more, not {pad}");
+        if (image0 < 0 || (long)image0 + images > batch)
+            throw Error(op, $"images [{image0}, {(long)image0 + images}) are not all inside the batch of {batch}");
+        OutputSize(op, "outH", outH, "height", height, kernelH, stride, pad);
+        OutputSize(op, "outW", outW, "width", width, kernelW, stride, pad);
+        int inputCount = FitsInInt(op, "channels·batch·height·width", (long)channels * batch * height * width);
+        long rows = (long)channels * kernelH * kernelW;
+        if (rows > MaxIm2ColRows)
+            throw Error(op, $"channels·kernelH·kernelW = {rows} exceeds {MaxIm2ColRows} rows (the grid's y limit); unfold fewer channels per call");
+        long columns = (long)images * outH * outW;
+        int colCount = FitsInInt(op, "the col matrix (channels·kernelH·kernelW × images·outH·outW)", rows * columns);
+        Distinct(op, col, input);
+        Holds(op, "col", col, colCount);
+        Holds(op, "input", input, inputCount);
+
+        var args = new KernelArguments();
+        args.Add(col);
+        args.Add(input);
+        args.Add(channels);
+        args.Add(batch);
+        args.Add(height);
+        args.Add(width);
+        args.Add(image0);
+        args.Add(images);
+        args.Add(kernelH);
+        args.Add(kernelW);
+        args.Add(stride);
+        args.Add(pad);
+        args.Add(outH);
+        args.Add(outW);
+        s.Launch(_im2col, new Dim3(Dim3.CeilDiv(columns, Im2ColBlockSize), (uint)rows), new Dim3(Im2ColBlockSize), args);
+    }
+
+    /// <summary>
+    /// <c>x[o][c][s] += bias[c]</c> for x viewed as (outer, channels, inner), then ReLU when <paramref name="relu"/>
+    /// (NaN stays NaN). After a convolution: (1, C, N·H·W); after a fully connected layer: (N, F, 1).
+    /// </summary>
+    public void BiasRelu(ComputeStream s, DeviceBuffer<float> x, DeviceBuffer<float> bias, int outer, int channels, int inner, bool relu)
+    {
+        const string op = "BiasRelu";
+        Check(s, op);
+        Positive(op, ("outer", outer), ("channels", channels), ("inner", inner));
+        int count = FitsInInt(op, "outer·channels·inner", (long)outer * channels * inner);
+        Distinct(op, x, bias);
+        Holds(op, "x", x, count);
+        Holds(op, "bias", bias, channels);
+
+        var args = new KernelArguments();
+        args.Add(x);
+        args.Add(bias);
+        args.Add(outer);
+        args.Add(channels);
+        args.Add(inner);
+        args.Add(relu ? 1 : 0);
+        s.Launch(_biasRelu, new Dim3(Dim3.CeilDiv(count, BiasReluBlockSize)), new Dim3(BiasReluBlockSize), args);
+    }
+
+    /// <summary>
+    /// Local response normalisation across the channels of <c>input[channels][inner]</c> (inner = N·H·W) into
+    /// a different buffer <paramref name="output"/> (each output reads its neighbours' inputs).
+    /// </summary>
+    public void Lrn(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int inner, LrnParameters p)
+    {
+        const string op = "Lrn";
+        Check(s, op);
+        p.Validate();
+        Positive(op, ("channels", channels), ("inner", inner));
+        int count = FitsInInt(op, "channels·inner", (long)channels * inner);
+        Distinct(op, output, input);
+        Holds(op, "output", output, count);
+        Holds(op, "input", input, count);
+
+        var args = new KernelArguments();
+        args.Add(output);
+        args.Add(input);
+        args.Add(channels);
+        args.Add(inner);
+        args.Add(p.Radius);
+        args.Add(p.Alpha);
+        args.Add(p.Beta);
+        args.Add(p.Bias);
+        s.Launch(_lrn, new Dim3(Dim3.CeilDiv(count, LrnBlockSize)), new Dim3(LrnBlockSize), args);
+    }
+
+    /// <summary>
+    /// VALID max pooling of <c>input[channels][batch][height][width]</c>; element (c, n, y, x) goes to
+    /// <c>c·outStrideC + n·outStrideN + y·outW + x</c>: (N·Ho·Wo, Ho·Wo) gives [C][N][Ho][Wo], (Ho·Wo, C·Ho·Wo)
+    /// gives pool5's [N][C·Ho·Wo] flatten. A window holding NaN gives NaN.
+    /// </summary>
+    public void MaxPool(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int batch, int height, int width,
+        int outH, int outW, int size, int stride, int outStrideC, int outStrideN)
+    {
+        const string op = "MaxPool";
+        Check(s, op);
+        Positive(op, ("channels", channels), ("batch", batch), ("height", height), ("width", width), ("outH", outH), ("outW", outW),
+            ("size", size), ("stride", stride));
+        OutputSize(op, "outH", outH, "height", height, size, stride, pad: 0);
+        OutputSize(op, "outW", outW, "width", width, size, stride, pad: 0);
+        int inputCount = FitsInInt(op, "channels·batch·height·width", (long)channels * batch * height * width);
+        FitsInInt(op, "channels·batch·outH·outW", (long)channels * batch * outH * outW);
+        int extent = FitsInInt(op, "the output's extent", OutputExtent(op, channels, batch, outH * outW, outStrideC, outStrideN));
+        Distinct(op, output, input);
+        Holds(op, "output", output, extent);
+        Holds(op, "input", input, inputCount);
+
+        var args = new KernelArguments();
+        args.Add(output);
+        args.Add(input);
+        args.Add(channels);
+        args.Add(batch);
+        args.Add(height);
+        args.Add(width);
+        args.Add(outH);
+        args.Add(outW);
+        args.Add(size);
+        args.Add(stride);
+        args.Add(outStrideC);
+        args.Add(outStrideN);
+        s.Launch(_maxPool, new Dim3(Dim3.CeilDiv((long)channels * batch * outH * outW, MaxPoolBlockSize)), new Dim3(MaxPoolBlockSize), args);
+    }
+
+    /// <summary>
+    /// Inverted dropout of the first <paramref name="count"/> elements of <paramref name="x"/>, in place: element i
+    /// is kept (and scaled by 1/keepProb) when the uniform drawn by Philox-4x32-10 for global index
+    /// <paramref name="offset"/> + i under <paramref name="seed"/> is below <paramref name="keepProb"/>, else set
+    /// to 0. The mask depends only on (seed, offset + i); see dropout.cu.
+    /// </summary>
+    public void Dropout(ComputeStream s, DeviceBuffer<float> x, int count, float keepProb, ulong seed, uint offset)
+    {
+        const string op = "Dropout";
+        Check(s, op);
+        Positive(op, ("count", count));
+        if (!(keepProb > 0 && keepProb <= 1))
+            throw Error(op, string.Create(CultureInfo.InvariantCulture,
+                $"keepProb must be in (0, 1], not {keepProb}; use 1 (the identity) for inference"));
+        Holds(op, "x", x, count);
+
+        // Philox blocks of four consecutive global indices that the elements touch.
+        long blocks = ((long)offset + count - 1) / 4 - offset / 4 + 1;
+        var args = new KernelArguments();
+        args.Add(x);
+        args.Add(count);
+        args.Add(keepProb);
+        args.Add((uint)seed);
+        args.Add((uint)(seed >> 32));
+        args.Add(offset);
+        s.Launch(_dropout, new Dim3(Dim3.CeilDiv(blocks, DropoutBlockSize)), new Dim3(DropoutBlockSize), args);
+    }
+
+    /// <summary>
+    /// fc8's epilogue: <c>logits[r][k] += bias[k]</c> (written back: the exported logits), then
+    /// <c>prob[r]</c> = softmax of that row, with the row maximum subtracted first.
+    /// </summary>
+    public void Softmax(ComputeStream s, DeviceBuffer<float> prob, DeviceBuffer<float> logits, DeviceBuffer<float> bias, int rows, int classes)
+    {
+        const string op = "Softmax";
+        Check(s, op);
+        Positive(op, ("rows", rows), ("classes", classes));
+        int count = FitsInInt(op, "rows·classes", (long)rows * classes);
+        Distinct(op, prob, logits);
+        Distinct(op, prob, bias);
+        Distinct(op, logits, bias);
+        Holds(op, "prob", prob, count);
+        Holds(op, "logits", logits, count);
+        Holds(op, "bias", bias, classes);
+
+        var args = new KernelArguments();
+        args.Add(prob);
+        args.Add(logits);
+        args.Add(bias);
+        args.Add(rows);
+        args.Add(classes);
+        s.Launch(_softmax, new Dim3((uint)rows), new Dim3(SoftmaxBlockSize), args);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (KernelModule module in _modules) module.Dispose();
+    }
+
+    // ---- checks: each throws an AlexNetException whose one line names the operation and the problem ----
+
+    private static AlexNetException Error(string op, string problem) => new($"{op}: {problem}");
+
+    private void Check(ComputeStream s, string op)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentNullException.ThrowIfNull(s);
+        if (!ReferenceEquals(s.Device, _device))
+            throw Error(op, $"the stream belongs to another device ({s.Device.Description}) than these kernels ({_device.Description})");
+    }
+
+    private static void Positive(string op, params ReadOnlySpan<(string Name, int Value)> sizes)
+    {
+        foreach ((string name, int value) in sizes)
+            if (value <= 0) throw Error(op, $"{name} must be positive, not {value}");
+    }
+
+    private static int FitsInInt(string op, string what, long value) =>
+        value <= int.MaxValue ? (int)value
+            : throw Error(op, $"{what} = {value} elements exceeds {int.MaxValue}, the kernels' index range; process fewer images per call");
+
+    private void Holds(string op, string name, DeviceBuffer<float> buffer, long needed)
+    {
+        ArgumentNullException.ThrowIfNull(buffer, name);
+        if (!ReferenceEquals(buffer.Device, _device))
+            throw Error(op, $"{name} belongs to another device ({buffer.Device.Description})");
+        if (buffer.Length < needed)
+            throw Error(op, $"{name} holds {buffer.Length} floats but the operation needs {needed}");
+    }
+
+    private static void Distinct(string op, DeviceBuffer<float> a, DeviceBuffer<float> b)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        ArgumentNullException.ThrowIfNull(b);
+        if (ReferenceEquals(a, b))
+            throw Error(op, "the output must not be one of the inputs (the kernel reads inputs other elements overwrite); pass separate buffers");
+    }
+
+    /// <summary>The window-count formula of a convolution or pooling: the size must be exactly what it gives.</summary>
+    private static void OutputSize(string op, string name, int value, string dimension, int length, int window, int stride, int pad)
+    {
+        long padded = (long)length + 2L * pad;
+        if (window > padded)
+            throw Error(op, $"a window of {window} does not fit in the {dimension} of {length}{(pad > 0 ? $" padded by {pad}" : "")}");
+        long expected = (padded - window) / stride + 1;
+        if (value != expected)
+            throw Error(op, $"{name} is {value} but windows of {window} with stride {stride}{(pad > 0 ? $" and padding {pad}" : "")} over a {dimension} of {length} give {expected}");
+    }
+
+    /// <summary>
+    /// One past the last output element of a pooling with element (c, n) planes of <paramref name="plane"/>
+    /// floats at c·strideC + n·strideN; throws when two planes would overlap.
+    /// </summary>
+    private static long OutputExtent(string op, int channels, int batch, int plane, int strideC, int strideN)
+    {
+        if (strideC < 0 || strideN < 0)
+            throw Error(op, $"output strides must not be negative (outStrideC {strideC}, outStrideN {strideN})");
+        // Order the two dimensions by stride (a dimension of size 1 has no stride that matters): the inner
+        // one's planes must not overlap each other, and the outer one's blocks of inner planes neither.
+        (int innerCount, long innerStride, int outerCount, long outerStride) = strideN <= strideC
+            ? (batch, strideN, channels, strideC)
+            : (channels, strideC, batch, strideN);
+        if (innerCount == 1) innerStride = plane;
+        long innerExtent = (innerCount - 1) * innerStride + plane;
+        if ((innerCount > 1 && innerStride < plane) || (outerCount > 1 && outerStride < innerExtent))
+            throw Error(op, $"output strides outStrideC {strideC} and outStrideN {strideN} make the {plane}-float planes of different (channel, image) pairs overlap; use (N·outH·outW, outH·outW) or (outH·outW, C·outH·outW)");
+        return (outerCount - 1) * outerStride + innerExtent;
+    }
+}

@@ -1,0 +1,49 @@
+// im2col.cu: unfolds convolution windows into the columns of a matrix, so a convolution is one GEMM.
+//
+//   in  is (C, N, H, W): in[ci][n][h][w], the engine's channel-major activations of the whole batch
+//   col is (K, Q) row-major, K = C*kernelH*kernelW, Q = images*outH*outW:
+//       row    k = (ci*kernelH + i)*kernelW + j     (one input channel and one tap of the filter)
+//       column q = ((n - image0)*outH + y)*outW + x  (one output pixel of image n)
+//       col[k][q] = in[ci][n][y*stride - pad + i][x*stride - pad + j], 0 outside the image (zero padding)
+//
+// Then out[Cout][Q] = W[Cout][K] * col[K][Q] is the convolution of images [image0, image0 + images),
+// already in the [C][N][H][W] layout. Rows are ci-major, so the rows of a group of input channels
+// (conv2/4/5 split theirs in two) are one contiguous block of rows.
+//
+// Launch: 1-D blocks of any size (the host uses 256); grid (ceil(Q / block), K): blockIdx.y is the row,
+// so the row's (ci, i, j) is the same for the whole block, and consecutive threads take consecutive
+// columns q. Writes are therefore coalesced; reads are too for stride 1 (consecutive x read consecutive
+// w), and for stride 4 (conv1) a warp's reads span 4 cache lines that the neighbouring taps j reuse.
+// The host guarantees K <= 65535 (the grid's y limit) and that K*Q and C*N*H*W fit in an int.
+// Cost per element of col: 4 bytes written + at most 4 bytes read (each input value is read about
+// kernelH*kernelW/stride^2 times, mostly from cache), 0 FLOPs: memory-bound. The GEMM that follows
+// reads col once more; its 2*Cout FLOPs per element of col are what the unfolding buys.
+#include "prelude.h"
+
+KERNEL void im2col_kernel1(GLOBAL float* __restrict__ col, const GLOBAL float* __restrict__ in,
+                           int channels, int batch, int height, int width,
+                           int image0, int images, int kernelH, int kernelW, int stride, int pad,
+                           int outH, int outW)
+{
+    const int columns = images * outH * outW;
+    const int q = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (q >= columns) return;
+
+    // The row: input channel ci and filter tap (i, j); the same for every thread of the block.
+    const int k = (int)blockIdx.y;
+    const int j = k % kernelW;
+    const int i = (k / kernelW) % kernelH;
+    const int ci = k / (kernelW * kernelH);
+
+    // The column: output pixel (y, x) of image n.
+    const int x = q % outW;
+    const int y = (q / outW) % outH;
+    const int n = image0 + q / (outW * outH);
+
+    const int iy = y * stride - pad + i;
+    const int ix = x * stride - pad + j;
+    float value = 0.0f;
+    if (iy >= 0 && iy < height && ix >= 0 && ix < width)
+        value = in[((ci * batch + n) * height + iy) * width + ix];
+    col[k * columns + q] = value;
+}

@@ -1,0 +1,28 @@
+// input.cu: the user's input batch (image-major, channels last) to the engine's channel-major layout.
+//
+//   in  is (N, P, C): in[n][p][c]   N images of P = 227*227 pixels of C = 3 channels (BGR, mean
+//                                   already subtracted), exactly as the caller hands them over
+//   out is (C, N, P): out[c][n][p]  the [C][N][H][W] layout every layer of the engine works in
+//
+// Per image this is a transpose of a P x C matrix with a tiny C. One thread per pixel (n, p): it reads
+// the pixel's C consecutive values and writes each into its channel's plane. Since
+// out[c][n][p] = out[c*N*P + (n*P + p)], the output index needs no division. Consecutive threads take
+// consecutive pixels, so each write instruction of a warp stores 32 consecutive floats (coalesced), and
+// the C read instructions of a warp together cover 32*C consecutive floats (each cache line is used in
+// full across them). That suits C = 3; a large C would want transpose.cu's tiled transpose instead.
+//
+// Launch: 1-D blocks of any size (the host uses 256), grid ceil(N*P / block). The host guarantees
+// N*P*C fits in an int.
+// Cost per element: 4 bytes read + 4 bytes written, 0 FLOPs: memory-bound (bytes moved = 8*N*P*C).
+#include "prelude.h"
+
+KERNEL void input_nhwc_to_cnhw(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+                               int images, int pixels, int channels)
+{
+    const int total = images * pixels;                              // pixels of the whole batch
+    const int pixel = (int)(blockIdx.x * blockDim.x + threadIdx.x);  // n*P + p
+    if (pixel >= total) return;
+    const GLOBAL float* src = in + pixel * channels;
+    for (int c = 0; c < channels; c++)
+        out[c * total + pixel] = src[c];
+}

@@ -1,0 +1,51 @@
+// lrn.cu: local response normalisation across channels, with TensorFlow's semantics.
+//
+//   in, out are (C, S): in[c][s], S = N*H*W (the [C][N][H][W] activations with the batch inside)
+//   sqr_sum[c][s] = sum of in[c'][s]^2 for c' in [c - radius, c + radius] intersected with [0, C)
+//   out[c][s]     = in[c][s] / (bias + alpha * sqr_sum[c][s])^beta
+//
+// AlexNet uses radius 2, alpha 2e-5, beta 0.75, bias 1 (docs/model.md); all four are parameters.
+// One thread per output element; consecutive threads take consecutive s, so each of the 2*radius + 1
+// loads of the window is coalesced across a warp, and so is the store. The window is summed afresh for
+// each output rather than slid along c: a sliding sum (add the entering channel, subtract the leaving
+// one) would carry the rounding error of a large value long after it left the window.
+//
+// (bias + alpha*sqr_sum)^-beta: for beta = 0.75 as rsqrt(x) * sqrt(rsqrt(x)), two cheap special-function
+// operations instead of powf's logarithm and exponential (about 4 ulp, within the check's tolerance);
+// powf for any other beta. The host requires bias > 0 and alpha >= 0, so the base is >= bias > 0.
+//
+// Launch: 1-D blocks of any size (the host uses 256), grid ceil(C*S / block). The host guarantees C*S
+// fits in an int.
+// Cost per element: 4 bytes written and 4 bytes read from DRAM (the other 2*radius reads of a window hit
+// the cache: neighbouring channels are read by neighbouring blocks at the same time); about
+// 2*(2*radius + 1) + 6 FLOPs. Memory-bound, as long as the fast path replaces powf.
+#include "prelude.h"
+
+KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+                        int channels, int inner, int radius, float alpha, float beta, float bias)
+{
+    const int count = channels * inner;
+    const int index = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (index >= count) return;
+    const int c = index / inner;
+    const int s = index - c * inner;
+
+    // The window [first, last], clipped to the channels; written so that a huge radius cannot overflow.
+    const int first = c > radius ? c - radius : 0;
+    const int last = channels - 1 - c > radius ? c + radius : channels - 1;
+    float sqrSum = 0.0f;
+    for (int cc = first; cc <= last; cc++) {
+        const float v = in[cc * inner + s];
+        sqrSum += v * v;
+    }
+
+    const float base = bias + alpha * sqrSum;
+    float factor;  // base^-beta
+    if (beta == 0.75f) {
+        const float r = rsqrtf(base);  // base^-1/2
+        factor = r * sqrtf(r);         // base^-1/2 * base^-1/4
+    } else {
+        factor = powf(base, -beta);
+    }
+    out[index] = in[index] * factor;
+}

@@ -1,0 +1,47 @@
+// maxpool.cu: max pooling with VALID windows (every window lies fully inside the image).
+//
+//   in  is (C, N, H, W): in[c][n][h][w]
+//   out element (c, n, y, x) = max over i, j < size of in[c][n][y*stride + i][x*stride + j],
+//       stored at out[c*outStrideC + n*outStrideN + y*outW + x]
+//
+// The two output strides give both layouts the engine needs from one kernel:
+//   [C][N][Ho][Wo] for the next convolution:          outStrideC = N*Ho*Wo, outStrideN = Ho*Wo
+//   [N][C*Ho*Wo] for fc6 (pool5's "NCHW flatten"):    outStrideC = Ho*Wo,   outStrideN = C*Ho*Wo
+//
+// A window holding NaN gives NaN (as TensorFlow and PyTorch do): `v > m` alone would skip it, so a NaN
+// is taken explicitly, and once taken no number compares greater. The maximum starts from the window's
+// first element rather than from -FLT_MAX, so a window of -inf gives -inf. Ties keep the first value in
+// window order (-0 and +0 compare equal); selection involves no arithmetic, so results are exact.
+//
+// One thread per output element, in (c, n, y, x) order: consecutive threads write consecutive x (runs
+// of Wo floats in either layout) and read input columns `stride` floats apart.
+// Launch: 1-D blocks of any size (the host uses 256), grid ceil(C*N*Ho*Wo / block). The host checks
+// that the windows fit and that C*N*H*W and the output extent fit in an int.
+// Cost per output: size^2 reads (4 bytes each; with stride < size neighbouring windows share them
+// through the cache, so about stride^2 * 4 bytes from DRAM) + 4 bytes written, size^2 - 1 comparisons:
+// memory-bound.
+#include "prelude.h"
+
+KERNEL void maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+                            int channels, int batch, int height, int width, int outH, int outW,
+                            int size, int stride, int outStrideC, int outStrideN)
+{
+    const int count = channels * batch * outH * outW;
+    const int index = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (index >= count) return;
+    const int x = index % outW;
+    const int y = (index / outW) % outH;
+    const int plane = index / (outW * outH);  // c*N + n: one image of one channel
+    const int n = plane % batch;
+    const int c = plane / batch;
+
+    const GLOBAL float* window = in + (plane * height + y * stride) * width + x * stride;
+    float m = window[0];
+    for (int i = 0; i < size; i++) {
+        for (int j = 0; j < size; j++) {
+            const float v = window[i * width + j];
+            if (v > m || v != v) m = v;  // v != v: v is NaN
+        }
+    }
+    out[c * outStrideC + n * outStrideN + y * outW + x] = m;
+}
