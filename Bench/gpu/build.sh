@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds, on a build machine, what the GPU machine runs: a NativeAOT `alexnet` (the GPU machine has no
-# .NET) into .build/aot/ at the repository root. Pass that folder to the device tool's `carry`.
+# Builds, on a build machine, what the GPU validation machine runs: a NativeAOT `alexnet` (that machine
+# has no .NET) into .build/aot/ at the repository root, which goes to the GPU validation machine with the
+# rest of the repository (it is ignored by git). Bench/gpu/run-checks.sh runs it there.
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)"
 dotnet publish "$root/Host/AlexNet.Cli/AlexNet.Cli.csproj" -c Release -r linux-x64 -p:PublishAot=true \

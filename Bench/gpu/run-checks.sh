@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs, on the GPU machine, every CUDA check of the engine with the NativeAOT binary that build.sh made,
-# and writes the results into $OUT (or ./gpu-results when OUT is unset):
+# Runs, on the GPU validation machine, every CUDA check of the engine with the NativeAOT binary that
+# build.sh made, and writes the results into $OUT (or ./gpu-results when OUT is unset):
 #   environment.txt  machine, driver, toolkit, PyTorch versions
 #   info.txt         `alexnet info`
 #   check.txt        `alexnet check --device cuda`: every kernel and cuBLAS GEMM against the C# references

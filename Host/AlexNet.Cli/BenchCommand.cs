@@ -1,4 +1,4 @@
-using AlexNet.Cuda;
+using System.CommandLine;
 using AlexNet.Cuda.Bench;
 using AlexNet.Cuda.Devices;
 
@@ -7,35 +7,31 @@ namespace AlexNet.Cli;
 /// <summary><c>alexnet bench kernels</c>: device-timed medians of each kernel and GEMM.</summary>
 internal static class BenchCommand
 {
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        (List<string> positional, Dictionary<string, string> options) =
-            CommandLine.Parse(args, "bench", "device", "warmup", "repeats", "size");
-        string what = positional.Count > 0 ? positional[0] : "kernels";
-        if (what != "kernels")
-            throw new AlexNetException($"'bench {what}' is not available yet; 'bench kernels' times the kernels and GEMMs");
-        DeviceChoice choice = DeviceChoiceParser.Parse(options.GetValueOrDefault("device", "auto"));
-        int warmup = PositiveInt(options, "warmup", 3);
-        int repeats = PositiveInt(options, "repeats", 20);
-        using SelectedDevice selected = DeviceSelector.Open(choice);
-        bool small = options.GetValueOrDefault("size", selected.Device.Backend == DeviceBackend.Cuda ? "full" : "small") switch
+        Option<DeviceChoice?> device = CliOptions.Device();
+        Option<int> warmup = CliOptions.PositiveInt("--warmup", "Untimed launches before the timed ones", 3);
+        Option<int> repeats = CliOptions.PositiveInt("--repeats", "Timed launches; the median and minimum are reported", 20);
+        Option<string?> size = CliOptions.Choice("--size",
+            "small: batch 4, quick on a CPU; full: AlexNet's real sizes, batch 128 (default: full on CUDA, small on OpenCL)",
+            "small", "full");
+        var kernels = new Command("kernels", "Time each kernel and GEMM on a device with device events (warm-up, repeats, median)")
         {
-            "small" => true,
-            "full" => false,
-            string s => throw new AlexNetException($"--size takes small or full, not '{s}'"),
+            device, warmup, repeats, size,
         };
+        kernels.SetAction(result => Run(result.GetDevice(device), result.GetValue(warmup), result.GetValue(repeats),
+            result.GetValue(size), result.InvocationConfiguration.Output));
+        return new Command("bench", "Time the engine's operations on a device") { kernels };
+    }
+
+    private static int Run(DeviceChoice choice, int warmup, int repeats, string? size, TextWriter stdout)
+    {
+        using SelectedDevice selected = DeviceSelector.Open(choice);
+        bool small = (size ?? (selected.Device.Backend == DeviceBackend.Cuda ? "full" : "small")) == "small";
         stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason})");
         stdout.WriteLine($"warm-up {warmup}, repeats {repeats}, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
         foreach (BenchmarkResult result in KernelBenchmarks.Run(selected.Device, warmup, repeats, small))
             stdout.WriteLine(result.Format());
         return 0;
-    }
-
-    private static int PositiveInt(Dictionary<string, string> options, string name, int fallback)
-    {
-        if (!options.TryGetValue(name, out string? text)) return fallback;
-        return int.TryParse(text, out int value) && value > 0
-            ? value
-            : throw new AlexNetException($"--{name} takes a positive whole number, not '{text}'");
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using AlexNet.Cuda.Checks;
 using AlexNet.Cuda.Devices;
 
@@ -6,10 +7,16 @@ namespace AlexNet.Cli;
 /// <summary><c>alexnet check</c>: every kernel and GEMM on the chosen device against the C# references.</summary>
 internal static class CheckCommand
 {
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        (_, Dictionary<string, string> options) = CommandLine.Parse(args, "check", "device");
-        DeviceChoice choice = DeviceChoiceParser.Parse(options.GetValueOrDefault("device", "auto"));
+        Option<DeviceChoice?> device = CliOptions.Device();
+        var command = new Command("check", "Run every kernel and GEMM on a device against the C# references") { device };
+        command.SetAction(result => Run(result.GetDevice(device), result.InvocationConfiguration.Output));
+        return command;
+    }
+
+    private static int Run(DeviceChoice choice, TextWriter stdout)
+    {
         using SelectedDevice selected = DeviceSelector.Open(choice);
         stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason})");
         int passed = 0, failed = 0;
@@ -21,6 +28,6 @@ internal static class CheckCommand
         (int compiled, int fromCache) = selected.Device.ModuleLoads;
         stdout.WriteLine($"kernel modules: {compiled} compiled, {fromCache} loaded from the disk cache ({selected.Device.Cache.Root})");
         stdout.WriteLine($"checks: {passed} passed, {failed} failed");
-        return failed == 0 ? 0 : 1;
+        return failed == 0 ? 0 : Program.Failure;
     }
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using AlexNet.Cuda;
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Diagnostics;
@@ -7,9 +8,15 @@ namespace AlexNet.Cli;
 /// <summary><c>alexnet info</c>: the devices and libraries found, and which device <c>auto</c> would pick.</summary>
 internal static class InfoCommand
 {
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        CommandLine.Parse(args, "info");
+        var command = new Command("info", "Devices found (CUDA and OpenCL), NVRTC and cuBLAS versions, the kernel cache folder, and what --device auto picks");
+        command.SetAction(result => Run(result.InvocationConfiguration.Output));
+        return command;
+    }
+
+    private static int Run(TextWriter stdout)
+    {
         SystemInventory inv = SystemInventory.Probe();
         stdout.WriteLine($"alexnet {typeof(Program).Assembly.GetName().Version} on .NET {Environment.Version} ({System.Runtime.InteropServices.RuntimeInformation.RuntimeIdentifier})");
         stdout.WriteLine($"kernel cache:  {inv.CacheRoot}");

@@ -1,69 +1,91 @@
+using System.CommandLine;
+using System.CommandLine.Invocation;
 using AlexNet.Cuda;
 
 namespace AlexNet.Cli;
 
 /// <summary>
-/// The <c>alexnet</c> command-line program. Every command is a static method taking the arguments that
-/// follow its name; errors that a user can fix are <see cref="AlexNetException"/>s and print as one line.
+/// The <c>alexnet</c> command-line program. Each command is one file with a <c>Create()</c> that builds its
+/// <see cref="Command"/> (arguments, options, action); <see cref="Commands"/> lists them.
+/// Exit status: 0 success, 1 failure (an <see cref="AlexNetException"/>: a one-line <c>alexnet: error: …</c>,
+/// or a check that failed), 2 a command line the parser refused, 70 an internal error.
 /// </summary>
 internal static class Program
 {
-    private const string Usage = """
-        usage: alexnet <command> [options]
+    /// <summary>The program's name in messages and help, whatever the running binary is called.</summary>
+    public const string Name = "alexnet";
 
-        commands:
-          info                       devices found (CUDA and OpenCL), NVRTC version, cache folder
-          check [--device D]         run every kernel and GEMM on a device against the C# references
-          bench kernels [--device D] time each kernel and GEMM on a device (warm-up, repeats, median)
-          weights FILE [--format text|json] [--num-classes N] [--skip-layer fc7,fc8] [--seed S]
-                                     read a weight file (.npy pickle or .npz), check it against the
-                                     architecture and summarise each layer
-          test                       run the test suite (handled by the ./alexnet launcher)
+    public const int Failure = 1;
 
-        options:
-          --device auto|cuda|opencl  which backend runs (auto: CUDA when a CUDA device works, else OpenCL)
-          --verbose                  print stack traces of errors
-        """;
+    /// <summary>EX_SOFTWARE from sysexits.h: a bug, not something the user can fix.</summary>
+    public const int InternalError = 70;
 
-    public static int Main(string[] args)
+    /// <summary>Every command, in the order help lists them; adding a command is one file and one entry here.</summary>
+    private static readonly Func<Command>[] Commands =
+    [
+        InfoCommand.Create,
+        CheckCommand.Create,
+        BenchCommand.Create,
+        WeightsCommand.Create,
+        TestCommand.Create,
+    ];
+
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    internal static int Run(string[] args, TextWriter stdout) => Run(args, stdout, Console.Error);
+
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, stdout, stderr, Commands);
+
+    /// <summary>Parses <paramref name="args"/> against <paramref name="commands"/> and runs the chosen one;
+    /// tests pass commands of their own to see each way a command can end.</summary>
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, IEnumerable<Func<Command>> commands)
     {
-        bool verbose = args.Contains("--verbose");
-        string[] rest = args.Where(a => a != "--verbose").ToArray();
+        var verbose = new Option<bool>("--verbose")
+        {
+            Description = "Print the stack trace of an error",
+            Recursive = true,
+        };
+        var root = new RootCommand("Runs AlexNet through CUDA C kernels compiled at run time with NVRTC, and cuBLAS; " +
+            "without a GPU the same kernels run as OpenCL C on PoCL, with CLBlast.")
+        {
+            HelpName = Name,
+        };
+        root.Options.Add(verbose);
+        foreach (Func<Command> create in commands) root.Subcommands.Add(create());
+
+        // Response files (@file) are off: a weight file's path is taken as written.
+        var parserConfiguration = new ParserConfiguration { ResponseFileTokenReplacer = null };
+        // With no command at all the help is the useful answer, but the exit status still says "usage error".
+        ParseResult parsed = root.Parse(args.Length == 0 ? ["--help"] : args, parserConfiguration);
+        if (parsed.Action is ParseErrorAction) return UsageErrors.Write(parsed, stderr);
+
+        var invocation = new InvocationConfiguration
+        {
+            Output = stdout,
+            Error = stderr,
+            // Errors are reported below, in the program's one-line form and with its exit statuses.
+            EnableDefaultExceptionHandler = false,
+            // The commands hold no state that a graceful stop would save; Ctrl+C ends the process at once.
+            ProcessTerminationTimeout = null,
+        };
         try
         {
-            return Run(rest, Console.Out);
+            int code = parsed.Invoke(invocation);
+            return args.Length == 0 ? UsageErrors.ExitCode : code;
         }
         catch (AlexNetException e)
         {
-            Console.Error.WriteLine($"alexnet: error: {e.Message}");
-            if (verbose) Console.Error.WriteLine(e);
-            return 1;
+            stderr.WriteLine($"{Name}: error: {e.Message}");
+            if (parsed.GetValue(verbose)) stderr.WriteLine(e);
+            return Failure;
         }
         catch (Exception e)
         {
-            Console.Error.WriteLine($"alexnet: internal error: {e.GetType().Name}: {e.Message}" +
-                (verbose ? "" : " (run again with --verbose for the stack trace and report it)"));
-            if (verbose) Console.Error.WriteLine(e);
-            return 70;
+            bool trace = parsed.GetValue(verbose);
+            stderr.WriteLine($"{Name}: internal error: {e.GetType().Name}: {e.Message}" +
+                (trace ? "" : " (run again with --verbose for the stack trace and report it)"));
+            if (trace) stderr.WriteLine(e);
+            return InternalError;
         }
-    }
-
-    internal static int Run(string[] args, TextWriter stdout)
-    {
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
-        {
-            stdout.WriteLine(Usage);
-            return args.Length == 0 ? 2 : 0;
-        }
-        string[] rest = args[1..];
-        return args[0] switch
-        {
-            "info" => InfoCommand.Run(rest, stdout),
-            "check" => CheckCommand.Run(rest, stdout),
-            "bench" => BenchCommand.Run(rest, stdout),
-            "weights" => WeightsCommand.Run(rest, stdout),
-            "test" => throw new AlexNetException("'alexnet test' runs through the ./alexnet launcher at the repository root (it needs the .NET SDK); run ./alexnet test"),
-            _ => throw new AlexNetException($"unknown command '{args[0]}'; run 'alexnet --help' for the list"),
-        };
     }
 }

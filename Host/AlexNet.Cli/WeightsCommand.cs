@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
@@ -8,36 +9,42 @@ using AlexNet.Cuda.Weights;
 namespace AlexNet.Cli;
 
 /// <summary>
-/// <c>alexnet weights FILE [--format text|json] [--num-classes N] [--skip-layer fc8,fc7] [--seed S]</c>:
+/// <c>alexnet weights FILE [--format text|json] [--num-classes N] [--skip-layer fc7,fc8] [--seed S]</c>:
 /// reads a weight file, checks it against AlexNet, and prints each layer's shapes, dtype and value summary.
 /// </summary>
 internal static class WeightsCommand
 {
-    public static int Run(string[] args, TextWriter stdout)
+    public static Command Create()
     {
-        var (positional, options) = CommandLine.Parse(args, "weights", "format", "num-classes", "skip-layer", "seed");
-        if (positional.Count != 1)
-            throw new AlexNetException("usage: alexnet weights FILE [--format text|json] [--num-classes N] [--skip-layer fc8,fc7] [--seed S]");
-        string format = options.GetValueOrDefault("format", "text");
-        if (format is not ("text" or "json"))
-            throw new AlexNetException($"--format must be text or json, not '{format}'");
-        int? numClasses = null;
-        if (options.TryGetValue("num-classes", out string? nc))
+        var file = new Argument<string>("FILE") { Description = "The weight file: an .npy holding a pickled dict (bvlc_alexnet.npy) or an .npz" };
+        Option<string?> format = CliOptions.Choice("--format", "Output: a table (the default), or JSON for programs", "text", "json");
+        Option<int?> numClasses = CliOptions.OptionalPositiveInt("--num-classes",
+            "Classes of fc8 (default: the file's; another count needs --skip-layer fc8)");
+        var skipLayers = new Option<string?>("--skip-layer")
         {
-            if (!int.TryParse(nc, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || n <= 0)
-                throw new AlexNetException($"--num-classes must be a positive integer, not '{nc}'");
-            numClasses = n;
-        }
-        ulong seed = 0;
-        if (options.TryGetValue("seed", out string? s) && !ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out seed))
-            throw new AlexNetException($"--seed must be a non-negative integer, not '{s}'");
-        string[] skip = options.TryGetValue("skip-layer", out string? sl)
-            ? sl.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            : [];
+            Description = "Layers not to read from the file, comma-separated (fc7,fc8): they get fresh Glorot-uniform weights and zero biases",
+            HelpName = "LAYER[,LAYER]",
+        };
+        Option<ulong> seed = CliOptions.UnsignedLong("--seed", "Seed of the skipped layers' fresh weights", 0);
+        var command = new Command("weights", "Read a weight file, check it against the architecture and summarise each layer")
+        {
+            file, format, numClasses, skipLayers, seed,
+        };
+        command.SetAction(result =>
+        {
+            string path = result.GetRequiredValue(file);
+            string[] skip = result.GetValue(skipLayers)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+            var options = new WeightLoadOptions { NumClasses = result.GetValue(numClasses), SkipLayers = skip, Seed = result.GetValue(seed) };
+            return Run(path, options, result.GetValue(format) == "json", result.InvocationConfiguration.Output);
+        });
+        return command;
+    }
 
-        var weights = WeightFile.Load(positional[0], new WeightLoadOptions { NumClasses = numClasses, SkipLayers = skip, Seed = seed });
-        if (format == "json") WriteJson(weights, stdout);
-        else WriteText(weights, positional[0], stdout);
+    private static int Run(string path, WeightLoadOptions options, bool json, TextWriter stdout)
+    {
+        var weights = WeightFile.Load(path, options);
+        if (json) WriteJson(weights, stdout);
+        else WriteText(weights, path, stdout);
         return 0;
     }
 

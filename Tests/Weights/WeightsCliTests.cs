@@ -29,9 +29,17 @@ public class WeightsCliTests(WeightsCliTests.FullFile file) : IClassFixture<Weig
 
     private static (int Code, string Out) Run(params string[] args)
     {
-        var sw = new StringWriter();
-        int code = AlexNet.Cli.Program.Run(["weights", .. args], sw);
-        return (code, sw.ToString());
+        var (code, stdout, stderr) = RunWithErrors(args);
+        Assert.True(stderr.Length == 0, stderr);
+        return (code, stdout);
+    }
+
+    private static (int Code, string Out, string Err) RunWithErrors(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = AlexNet.Cli.Program.Run(["weights", .. args], stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
     }
 
     [Fact]
@@ -60,9 +68,12 @@ public class WeightsCliTests(WeightsCliTests.FullFile file) : IClassFixture<Weig
     public void TextPrintsEachLayerAndTheTotal()
     {
         string path = TinyNet.Fixture("tiny_py3_p4.npy");
-        // The tiny fixture does not fit AlexNet: the CLI names the first mismatch.
-        var e = Assert.Throws<AlexNet.Cuda.Weights.WeightFileException>(() => Run(path));
-        Assert.Contains("layer 'conv1' weight has shape (3, 3, 3, 4) but AlexNet needs (11, 11, 3, 96)", e.Message);
+        // The tiny fixture does not fit AlexNet: the CLI names the first mismatch, on one line.
+        var (failed, _, error) = RunWithErrors(path);
+        Assert.Equal(1, failed);
+        Assert.StartsWith("alexnet: error: ", error);
+        Assert.Contains("layer 'conv1' weight has shape (3, 3, 3, 4) but AlexNet needs (11, 11, 3, 96)", error);
+        Assert.Single(error.ReplaceLineEndings("\n").TrimEnd('\n').Split('\n'));
 
         var (code, text) = Run(file.Path, "--skip-layer", "fc8", "--num-classes", "10");
         Assert.Equal(0, code);
@@ -72,13 +83,15 @@ public class WeightsCliTests(WeightsCliTests.FullFile file) : IClassFixture<Weig
     }
 
     [Fact]
-    public void RefusedFilesAreOneLineErrorsWithExitCode1()
+    public void RefusedFilesExitWith1AndRefusedCommandLinesWith2()
     {
-        Assert.Equal(1, AlexNet.Cli.Program.Main(["weights", TinyNet.Fixture("malicious_eval_p4.npy")]));
-        var e = Assert.ThrowsAny<AlexNetException>(() => Run(TinyNet.Fixture("malicious_eval_p4.npy"), "--format", "json"));
-        Assert.Contains("builtins.eval", e.Message);
-        Assert.ThrowsAny<AlexNetException>(() => Run("a", "b"));
-        Assert.ThrowsAny<AlexNetException>(() => Run(TinyNet.Fixture("tiny_py3_p4.npy"), "--format", "xml"));
-        Assert.ThrowsAny<AlexNetException>(() => Run(TinyNet.Fixture("tiny_py3_p4.npy"), "--num-classes", "-3"));
+        var (code, stdout, stderr) = RunWithErrors(TinyNet.Fixture("malicious_eval_p4.npy"), "--format", "json");
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.StartsWith("alexnet: error: ", stderr);
+        Assert.Contains("builtins.eval", stderr);
+        Assert.Equal(2, RunWithErrors("a", "b").Code);
+        Assert.Equal(2, RunWithErrors(TinyNet.Fixture("tiny_py3_p4.npy"), "--format", "xml").Code);
+        Assert.Equal(2, RunWithErrors(TinyNet.Fixture("tiny_py3_p4.npy"), "--num-classes", "-3").Code);
     }
 }
