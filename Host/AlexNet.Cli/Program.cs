@@ -27,6 +27,7 @@ internal static class Program
         CheckCommand.Create,
         BenchCommand.Create,
         WeightsCommand.Create,
+        FeaturesCommand.Create,
         TestCommand.Create,
     ];
 
