@@ -86,8 +86,10 @@ public sealed class NetworkPlan
     /// <summary>Device bytes of everything the model allocates: weights, biases, activations, workspace.</summary>
     public long PeakBytes => ActivationBytes + WeightFloats * sizeof(float);
 
-    /// <summary>What the activations would need with one buffer each (the reuse's saving).</summary>
-    public long UnsharedActivationBytes => Activations.Sum(a => a.ElementsPerImage) * MaxBatch * sizeof(float);
+    /// <summary>What <see cref="ActivationBytes"/> would be with one buffer per tensor (the converted input and
+    /// each layer's activation) instead of two shared arenas: the saving of the plan.</summary>
+    public long UnsharedActivationBytes =>
+        (Activations.Sum(a => a.ElementsPerImage) * MaxBatch + 2 * StagingFloats + WorkspaceFloats) * sizeof(float);
 
     public ActivationPlan Activation(string name) =>
         Activations.FirstOrDefault(a => a.Name == name)
@@ -104,7 +106,7 @@ public sealed class NetworkPlan
         text.Append(c, $"  arena 0 {Mib(ArenaFloats[0] * 4)}, arena 1 {Mib(ArenaFloats[1] * 4)}, input staging {Mib(StagingFloats * 4)}, im2col workspace {Mib(WorkspaceFloats * 4)}\n");
         foreach (ConvolutionPlan p in Convolutions)
             text.Append(c, $"  {p.Name}: GEMM M={p.GroupOutputChannels} N={p.ChunkImages}x{p.OutputPixels} K={p.GroupK} batch {p.Groups}, {Math.Ceiling(MaxBatch / (double)p.ChunkImages)} chunk(s) at batch {MaxBatch}\n");
-        text.Append(c, $"  activations {Mib(ActivationBytes)} (one buffer per layer would take {Mib(UnsharedActivationBytes + (StagingFloats + WorkspaceFloats) * 4)}), weights {Mib(WeightFloats * 4)}, peak {Mib(PeakBytes)}");
+        text.Append(c, $"  activations {Mib(ActivationBytes)} (one buffer per tensor would take {Mib(UnsharedActivationBytes)}), weights {Mib(WeightFloats * 4)}, peak {Mib(PeakBytes)}");
         return text.ToString();
     }
 

@@ -1,0 +1,141 @@
+using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Interop;
+using AlexNet.Cuda.Network;
+using AlexNet.Cuda.Tests.Infrastructure;
+using AlexNet.Cuda.Weights;
+
+namespace AlexNet.Cuda.Tests.Network;
+
+/// <summary>The engine's own promises on the OpenCL device: a forward pass that allocates and launches
+/// only what it must, chunking that changes nothing, dropout as specified, the memory plan.</summary>
+[Collection(OpenClCollection.Name)]
+public class AlexNetModelTests(OpenClFixture fixture)
+{
+    private ComputeDevice Device
+    {
+        get
+        {
+            TestNative.Require(NativeLibraryId.ClBlast);
+            return fixture.Device;
+        }
+    }
+
+    [SkippableFact]
+    public void AForwardPassAllocatesNoManagedMemoryAfterWarmUp()
+    {
+        using AlexNetModel model = AlexNetModel.Create(Device, NetworkData.Weights(NetworkData.Narrow, 1), new AlexNetOptions { MaxBatch = 3, KeepProbability = 0.5f });
+        float[] images = NetworkData.Images(3, 2);
+        var probabilities = new float[3 * model.NumClasses];
+        model.Forward(images, 3); // warm-up: first launches, CLBlast's kernels
+        model.ReadProbabilities(probabilities);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 3; i++) model.Forward(images, 3);
+        model.ReadProbabilities(probabilities);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Equal(0, allocated);
+        Assert.All(probabilities, p => Assert.InRange(p, 0f, 1f));
+    }
+
+    [SkippableFact]
+    public void DropoutIsLaunchedOnlyWhenKeepProbabilityIsBelowOne()
+    {
+        AlexNetWeights weights = NetworkData.Weights(NetworkData.Narrow, 3);
+        float[] images = NetworkData.Images(2, 4);
+        (long launches, long gemms) Count(float keep)
+        {
+            using AlexNetModel model = AlexNetModel.Create(Device, weights, new AlexNetOptions { MaxBatch = 2, KeepProbability = keep });
+            ComputeStream s = Device.DefaultStream;
+            long l0 = s.Launches, g0 = s.Gemms;
+            model.Forward(images, 2);
+            return (s.Launches - l0, s.Gemms - g0);
+        }
+        (long inference, long gemms) = Count(1f);
+        (long training, long trainingGemms) = Count(0.5f);
+        // input, 5 × (im2col + bias/ReLU), 2 LRN, 3 pools, 2 fc bias/ReLU, softmax = 19 launches; 8 GEMMs.
+        Assert.Equal(19, inference);
+        Assert.Equal(8, gemms);
+        Assert.Equal(inference + 2, training);
+        Assert.Equal(gemms, trainingGemms);
+    }
+
+    [SkippableFact]
+    public void DropoutKeepsAboutKeepProbabilityOfFc6ScaledAndIsDeterministicForASeed()
+    {
+        AlexNetWeights weights = NetworkData.Weights(NetworkData.Narrow, 5);
+        float[] images = NetworkData.Images(3, 6);
+        float[] Fc6(float keep, ulong seed)
+        {
+            using AlexNetModel model = AlexNetModel.Create(Device, weights, new AlexNetOptions { MaxBatch = 3, KeepProbability = keep, DropoutSeed = seed });
+            return model.Features(images, 3, ["fc6"])["fc6"];
+        }
+        float[] full = Fc6(1f, 0), dropped = Fc6(0.75f, 42), again = Fc6(0.75f, 42), other = Fc6(0.75f, 43);
+        Assert.Equal(dropped, again);
+        Assert.NotEqual(dropped, other);
+        int positive = 0, kept = 0;
+        for (int i = 0; i < full.Length; i++)
+        {
+            if (full[i] == 0) { Assert.Equal(0f, dropped[i]); continue; }
+            positive++;
+            if (dropped[i] == 0) continue;
+            kept++;
+            Assert.Equal(full[i] * (1f / 0.75f), dropped[i]); // kept values scaled by 1/keep (as TF: x · (1/keep))
+        }
+        Assert.True(positive > 40, $"only {positive} positive fc6 values to sample");
+        Assert.InRange(kept / (double)positive, 0.55, 0.95);
+    }
+
+    [SkippableFact]
+    public void ChunkingABatchThroughASmallWorkspaceGivesTheSameResults()
+    {
+        AlexNetWeights weights = NetworkData.Weights(NetworkData.Narrow, 7);
+        float[] images = NetworkData.Images(5, 8);
+        string[] layers = [.. AlexNetModel.LayerNames];
+        IReadOnlyDictionary<string, float[]> Run(long workspace)
+        {
+            using AlexNetModel model = AlexNetModel.Create(Device, weights, new AlexNetOptions { MaxBatch = 5, WorkspaceBytes = workspace });
+            if (workspace < AlexNetOptions.DefaultWorkspaceBytes)
+                Assert.Contains(model.Plan.Convolutions, c => c.ChunkImages < 5);
+            return model.Features(images, 5, layers);
+        }
+        IReadOnlyDictionary<string, float[]> whole = Run(AlexNetOptions.DefaultWorkspaceBytes);
+        // conv1 lowers 363 rows × 3025 pixels = 4.2 MiB per image: 9 MiB makes chunks of 2, 2 and 1.
+        IReadOnlyDictionary<string, float[]> chunked = Run(9L << 20);
+        foreach (string layer in layers)
+        {
+            var result = Reference.Comparison.AgainstMax(chunked[layer], whole[layer], 0, 1e-5);
+            Assert.True(result.Passed, $"{layer}: {result.Detail}");
+        }
+    }
+
+    [SkippableFact]
+    public void ThePlanSharesTwoArenasAndNamesItsPeak()
+    {
+        using AlexNetModel model = AlexNetModel.Create(Device, NetworkData.Weights(NetworkData.Narrow, 9), new AlexNetOptions { MaxBatch = 4 });
+        NetworkPlan plan = model.Plan;
+        Assert.Equal(AlexNetModel.LayerNames, plan.Activations.Select(a => a.Name));
+        // Consecutive activations alternate arenas, so a layer never reads and writes the same buffer.
+        for (int i = 1; i < plan.Activations.Count; i++) Assert.NotEqual(plan.Activations[i - 1].Arena, plan.Activations[i].Arena);
+        Assert.True(plan.ActivationBytes < plan.UnsharedActivationBytes, $"{plan.ActivationBytes} shared against {plan.UnsharedActivationBytes} unshared");
+        Assert.Equal(plan.ActivationBytes + NetworkData.Narrow.ParameterCount * 4, plan.PeakBytes);
+        Assert.Equal([4, 16, 55, 55], plan.Activation("conv1").ExportShape(4));
+        Assert.Equal([4, 12, 6, 6], plan.Activation("pool5").ExportShape(4));
+        Assert.Equal([4, 11], plan.Activation("prob").ExportShape(4));
+        string text = plan.ToString();
+        Assert.Contains("conv2: GEMM M=12 N=4x729 K=200 batch 2", text);
+        Assert.Contains("peak", text);
+    }
+
+    [SkippableFact]
+    public void BadBatchesAndLayersAreOneLineErrors()
+    {
+        using AlexNetModel model = AlexNetModel.Create(Device, NetworkData.Weights(NetworkData.Narrow, 10), new AlexNetOptions { MaxBatch = 2 });
+        float[] three = NetworkData.Images(3, 1);
+        Assert.Contains("planned for 1 to 2", Assert.Throws<AlexNetException>(() => model.Forward(three, 3)).Message);
+        Assert.Contains("need 309174 floats", Assert.Throws<AlexNetException>(() => model.Forward(three, 2)).Message);
+        Assert.Contains("no layer 'fc9'", Assert.Throws<AlexNetException>(() => model.Features(three.AsSpan(0, 2 * AlexNetModel.InputFloatsPerImage), 2, ["fc9"])).Message);
+        var tooSmall = Assert.Throws<AlexNetException>(() => AlexNetModel.Create(Device, NetworkData.Weights(NetworkData.Narrow, 10), new AlexNetOptions { WorkspaceBytes = 1 << 20 }));
+        Assert.Contains("cannot hold one image's lowered input", tooSmall.Message);
+        Assert.Contains("keep probability", Assert.Throws<AlexNetException>(() => new AlexNetOptions { KeepProbability = 0 }.Validate()).Message);
+        Assert.Contains("LRN bias", Assert.Throws<AlexNetException>(() => new AlexNetOptions { Lrn = LrnParameters.Default with { Bias = 0 } }.Validate()).Message);
+    }
+}
