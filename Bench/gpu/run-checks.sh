@@ -5,6 +5,8 @@
 #   info.txt         `alexnet info`
 #   check.txt        `alexnet check --device cuda`: every kernel and cuBLAS GEMM against the C# references
 #   bench.txt        `alexnet bench kernels --device cuda`: device-timed medians
+#   features.txt     `alexnet features --device cuda` over synthetic full-size weights and three PNGs, all
+#                    14 layers, then checked by the independent numpy implementation of the reference
 #   summary.txt      one line per step with its exit status
 # It never stops at a failing step: a failure is evidence to keep.
 set -uo pipefail
@@ -42,4 +44,17 @@ step check "$exe" check --device cuda
 # Compiled kernels are cached: the second run must not compile again.
 step check-warm "$exe" check --device cuda
 step bench "$exe" bench kernels --device cuda --warmup 5 --repeats 50
+
+# The whole network on the GPU against the numpy implementation (float64, the weight file's own layouts).
+work="$(mktemp -d)"
+reference="$root/Tests/Fixtures/reference/alexnet_numpy.py"
+layers=conv1,norm1,pool1,conv2,norm2,pool2,conv3,conv4,conv5,pool5,fc6,fc7,fc8,prob
+features() {
+  python3 "$reference" --make-inputs "$work" &&
+  "$exe" features --device cuda --weights "$work/w.npz" --layer "$layers" --out "$work/features" \
+    "$work/image0.png" "$work/image1.png" "$work/image2.png" &&
+  python3 "$reference" --weights "$work/w.npz" --features "$work/features.npz" --layers "$layers" \
+    "$work/image0.png" "$work/image1.png" "$work/image2.png"
+}
+step features features
 cat "$out/summary.txt"
