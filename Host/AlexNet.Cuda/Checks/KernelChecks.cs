@@ -35,6 +35,7 @@ public static class KernelChecks
         yield return ("streams: pinned async copies, a slow producer, transpose on a second stream ordered by events", d => Streams(d, 3, 45, 77));
         foreach (var check in DeviceChecks.All()) yield return check;
         foreach (var check in LayerChecks.All()) yield return check;
+        foreach (var check in NetworkChecks.All()) yield return check;
     }
 
     /// <summary>Runs every check; one that throws is a failure with the error's message, not a crash.</summary>

@@ -110,6 +110,13 @@ public static class Tolerances
     public const double GemmAtol = 1e-30;
 
     /// <summary>
+    /// A whole network against its reference, per layer: |error| ≤ 1e-4·max|ref| of that layer. The float32
+    /// engine against a double reference lands near 1e-6 on He-scaled weights; a bias on the wrong channel, a
+    /// wrong group split, flatten order or LRN parameter misses by orders of magnitude more.
+    /// </summary>
+    public const double NetworkRtol = 1e-4;
+
+    /// <summary>
     /// LRN against the double reference, relative to each element: |error| ≤ LrnRtol·|ref|. The float sum
     /// of the 2r+1 squares is off by at most (2r+1)·u relatively (all terms are positive), the base
     /// bias + alpha·sum by 2u more, and the power multiplies the base's relative error by |beta|; the power
