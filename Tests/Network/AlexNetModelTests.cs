@@ -20,10 +20,14 @@ public class AlexNetModelTests(OpenClFixture fixture)
         }
     }
 
-    [SkippableFact]
-    public void AForwardPassAllocatesNoManagedMemoryAfterWarmUp()
+    private ComputeDevice On(string backend) => backend == "cuda" ? TestNative.RequireCuda() : Device;
+
+    [SkippableTheory]
+    [InlineData("opencl")]
+    [InlineData("cuda")]
+    public void AForwardPassAllocatesNoManagedMemoryAfterWarmUp(string backend)
     {
-        using AlexNetModel model = AlexNetModel.Create(Device, NetworkData.Weights(NetworkData.Narrow, 1), new AlexNetOptions { MaxBatch = 3, KeepProbability = 0.5f });
+        using AlexNetModel model = AlexNetModel.Create(On(backend), NetworkData.Weights(NetworkData.Narrow, 1), new AlexNetOptions { MaxBatch = 3, KeepProbability = 0.5f });
         float[] images = NetworkData.Images(3, 2);
         var probabilities = new float[3 * model.NumClasses];
         model.Forward(images, 3); // warm-up: first launches, CLBlast's kernels
@@ -36,15 +40,18 @@ public class AlexNetModelTests(OpenClFixture fixture)
         Assert.All(probabilities, p => Assert.InRange(p, 0f, 1f));
     }
 
-    [SkippableFact]
-    public void DropoutIsLaunchedOnlyWhenKeepProbabilityIsBelowOne()
+    [SkippableTheory]
+    [InlineData("opencl")]
+    [InlineData("cuda")]
+    public void DropoutIsLaunchedOnlyWhenKeepProbabilityIsBelowOne(string backend)
     {
+        ComputeDevice device = On(backend);
         AlexNetWeights weights = NetworkData.Weights(NetworkData.Narrow, 3);
         float[] images = NetworkData.Images(2, 4);
         (long launches, long gemms) Count(float keep)
         {
-            using AlexNetModel model = AlexNetModel.Create(Device, weights, new AlexNetOptions { MaxBatch = 2, KeepProbability = keep });
-            ComputeStream s = Device.DefaultStream;
+            using AlexNetModel model = AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = 2, KeepProbability = keep });
+            ComputeStream s = device.DefaultStream;
             long l0 = s.Launches, g0 = s.Gemms;
             model.Forward(images, 2);
             return (s.Launches - l0, s.Gemms - g0);

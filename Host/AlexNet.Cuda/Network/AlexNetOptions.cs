@@ -23,6 +23,10 @@ public sealed class AlexNetOptions
     /// <summary>Seed of the fresh initialisation of skipped layers.</summary>
     public ulong InitSeed { get; init; }
 
+    /// <summary>The shapes a weight file must have; BVLC AlexNet's when null. Channel counts may differ (the
+    /// geometry — kernel sizes, strides, pools — is AlexNet's), as in the tests' narrow networks.</summary>
+    public AlexNetArchitecture? Architecture { get; init; }
+
     /// <summary>Local response normalisation after conv1 and conv2.</summary>
     public LrnParameters Lrn { get; init; } = LrnParameters.Default;
 
@@ -38,7 +42,7 @@ public sealed class AlexNetOptions
     public const long DefaultWorkspaceBytes = 256L << 20;
 
     /// <summary>The weight loader's options these imply.</summary>
-    public WeightLoadOptions WeightLoadOptions => new() { NumClasses = NumClasses, SkipLayers = SkipLayers, Seed = InitSeed };
+    public WeightLoadOptions WeightLoadOptions => new() { NumClasses = NumClasses, SkipLayers = SkipLayers, Seed = InitSeed, Architecture = Architecture };
 
     /// <summary>Throws an <see cref="AlexNetException"/> naming the first invalid option.</summary>
     public void Validate()
