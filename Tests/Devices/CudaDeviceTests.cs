@@ -7,7 +7,13 @@ using AlexNet.Cuda.Tests.Infrastructure;
 
 namespace AlexNet.Cuda.Tests.Devices;
 
-/// <summary>The CUDA backend: one clear line without a GPU, the whole check list with one.</summary>
+/// <summary>
+/// The CUDA backend: one clear line without a GPU, the whole check list with one. The GPU validation machine
+/// has no .NET, so these tests never run there: everything they check on a GPU is also in
+/// <c>alexnet check --device cuda</c> (the same <see cref="KernelChecks.All"/> list: kernels, GEMMs, streams,
+/// the device layer's promises, the whole network), which Bench/gpu/run-checks.sh runs there with a NativeAOT
+/// build, and <c>alexnet info</c> there shows what <c>--device auto</c> picks.
+/// </summary>
 public class CudaDeviceTests
 {
     [SkippableFact]
