@@ -31,6 +31,8 @@ internal static class FeaturesCommand
         var output = new Option<string>("--out") { Description = "Output path: OUT.npy for one layer, OUT.npz for several (the extension is added)", HelpName = "OUT", Required = true };
         Option<DeviceChoice?> device = CliOptions.Device();
         Option<int> batch = CliOptions.PositiveInt("--batch", "Images per forward pass", 32);
+        Option<int> workspace = CliOptions.PositiveInt("--workspace", "MiB of device memory for the convolutions' lowered input; larger batches run in chunks that fit",
+            (int)(AlexNetOptions.DefaultWorkspaceBytes >> 20));
         Option<int?> radius = CliOptions.OptionalPositiveInt("--lrn-radius", "LRN depth radius (default 2)");
         Option<string?> alpha = new("--lrn-alpha") { Description = "LRN alpha, TensorFlow's (default 2e-05)", HelpName = "A" };
         Option<string?> beta = new("--lrn-beta") { Description = "LRN beta (default 0.75)", HelpName = "B" };
@@ -38,7 +40,7 @@ internal static class FeaturesCommand
         var images = new Argument<string[]>("IMAGE") { Description = "227×227 PNG or JPEG images", Arity = ArgumentArity.OneOrMore };
         var command = new Command("features", "Write the activations of chosen layers for a list of images (.npy / .npz)")
         {
-            weights, layers, output, device, batch, radius, alpha, beta, bias, images,
+            weights, layers, output, device, batch, workspace, radius, alpha, beta, bias, images,
         };
         command.SetAction(result =>
         {
@@ -49,7 +51,7 @@ internal static class FeaturesCommand
             if (result.GetValue(bias) is string k) lrn = lrn with { Bias = ParseFloat("--lrn-bias", k) };
             string[] names = result.GetRequiredValue(layers).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             return Run(result.GetRequiredValue(weights), names, result.GetRequiredValue(output), result.GetDevice(device),
-                result.GetValue(batch), lrn, result.GetRequiredValue(images), result.InvocationConfiguration.Output);
+                result.GetValue(batch), (long)result.GetValue(workspace) << 20, lrn, result.GetRequiredValue(images), result.InvocationConfiguration.Output);
         });
         return command;
     }
@@ -59,7 +61,7 @@ internal static class FeaturesCommand
             ? v
             : throw new AlexNetException($"{option} takes a number, not '{text}'");
 
-    private static int Run(string weightFile, string[] layers, string output, DeviceChoice choice, int batch, LrnParameters lrn,
+    private static int Run(string weightFile, string[] layers, string output, DeviceChoice choice, int batch, long workspaceBytes, LrnParameters lrn,
         string[] imagePaths, TextWriter stdout)
     {
         if (layers.Length == 0) throw new AlexNetException("--layer names no layer; give one or more of " + string.Join(", ", AlexNetModel.LayerNames));
@@ -73,7 +75,7 @@ internal static class FeaturesCommand
         // Every image is read before the device is touched: a bad file costs nothing but its message.
         float[] input = LoadImages(imagePaths);
         int count = imagePaths.Length;
-        var options = new AlexNetOptions { Lrn = lrn, MaxBatch = Math.Min(batch, count) };
+        var options = new AlexNetOptions { Lrn = lrn, MaxBatch = Math.Min(batch, count), WorkspaceBytes = workspaceBytes };
         using SelectedDevice selected = DeviceSelector.Open(choice);
         using AlexNetModel model = AlexNetModel.Load(selected.Device, weightFile, options);
         stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason})");
