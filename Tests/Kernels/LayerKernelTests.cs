@@ -250,6 +250,12 @@ public class LayerKernelTests(OpenClFixture fixture)
             () => kernels.Im2Col(s, a, b, 1, 1, 13, 13, 0, 1, 3, 3, 1, 1, 13, 13));
 
         Refused("BiasRelu: channels must be positive, not -3", () => kernels.BiasRelu(s, a, b, 1, -3, 5, true));
+        // Sizes the launch puts in the grid's y or z dimension.
+        Refused("BiasRelu: outer = 70000 exceeds 65535", () => kernels.BiasRelu(s, a, b, 70000, 1, 1, false));
+        Refused("BiasRelu: channels = 70000 exceeds 65535", () => kernels.BiasRelu(s, a, b, 1, 70000, 2, false));
+        Refused("Lrn: channels = 70000 exceeds 65535", () => kernels.Lrn(s, a, b, 70000, 1, LrnParameters.Default));
+        Refused("Im2Col: images = 70000 exceeds 65535", () => kernels.Im2Col(s, a, b, 1, 70000, 1, 1, 0, 70000, 1, 1, 1, 0, 1, 1));
+        Refused("MaxPool: channels = 70000 exceeds 65535", () => kernels.MaxPool(s, a, b, 70000, 1, 1, 1, 1, 1, 1, 1, 1, 70000));
         Refused("BiasRelu: bias holds 10 floats but the operation needs 20", () => kernels.BiasRelu(s, a, small, 1, 20, 5, true));
 
         Refused("LRN bias must be greater than 0, not 0", () => kernels.Lrn(s, a, b, 10, 10, LrnParameters.Default with { Bias = 0 }));
