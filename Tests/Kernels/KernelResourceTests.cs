@@ -44,7 +44,7 @@ public class KernelResourceTests(ITestOutputHelper output)
     }
 
     [SkippableFact]
-    public void APressedKernelsSpillsAreSeenAndANonInlinedHelperIsNotMistakenForAKernel()
+    public void APressedKernelsSpillsAreSeenAndANonInlinedDeviceFunctionIsNotMistakenForAKernel()
     {
         TestNative.Require(NativeLibraryId.Nvrtc);
         // 64 live floats per thread under a cap of 32 registers must spill.
@@ -82,7 +82,7 @@ public class KernelResourceTests(ITestOutputHelper output)
             ptxas info    : Function properties for first
             ptxas         .     16 bytes stack frame, 8 bytes spill stores, 4 bytes spill loads
             ptxas info    : Used 40 registers, 380 bytes cmem[0]
-            ptxas info    : Function properties for helper
+            ptxas info    : Function properties for _Z5twicef
             ptxas         .     99 bytes stack frame, 99 bytes spill stores, 99 bytes spill loads
             ptxas info    : Compiling entry function 'second' for 'sm_80'
             ptxas info    : Function properties for second

@@ -338,7 +338,7 @@ public class LayerKernelTests(OpenClFixture fixture)
         Assert.Equal(0, allocated);
     }
 
-    // ---- helpers ----
+    // ---- shared pieces ----
 
     private static void Refused(string expectedStart, Action action)
     {
