@@ -5,26 +5,40 @@
 //   x[o][c][s] = x[o][c][s] + bias[c], then max(x, 0) when relu != 0
 //
 // The engine uses two shapes: (1, C, N*H*W) after a convolution ([C][N][H][W] activations) and
-// (N, F, 1) after a fully connected layer ([N][F] activations). One thread per element over the flat
-// index, so both shapes get the same launch: consecutive threads touch consecutive elements of x
-// (coalesced), and bias[c] is either the same for a whole warp (inner large: one broadcast load) or
-// consecutive too (inner = 1). There is no row of threads per (o, c) that would idle when inner = 1.
+// (N, F, 1) after a fully connected layer ([N][F] activations). The launch shape follows inner, so that
+// consecutive threads always touch consecutive elements (coalesced) and no thread divides an index
+// (integer division costs tens of instructions on a GPU and does not vectorise on a CPU):
+//   inner > 1:  grid (ceil(inner / block), channels, outer): thread (x, c, o) = (s, blockIdx.y, blockIdx.z);
+//               bias[c] is the same for the whole block (one broadcast load);
+//   inner == 1: grid (ceil(channels / block), outer, 1):     thread (x, o) = (c, blockIdx.y);
+//               consecutive threads read consecutive biases.
+// The second shape is what keeps the fully connected case from launching a block per element.
 //
 // ReLU keeps NaN (NaN < 0 is false), as PyTorch's relu does: a NaN must not turn into a silent 0.
 // x + bias is one float addition, so the result equals the double reference rounded to float exactly.
 //
-// Launch: 1-D blocks of any size (the host uses 256), grid ceil(outer*channels*inner / block). The host
-// guarantees that count fits in an int.
+// Launch: 1-D blocks of any size (the host uses 256). The host guarantees outer*channels*inner fits in
+// an int and the grid's y and z sizes stay within 65535.
 // Cost per element: 4 bytes read + 4 bytes written (+ the bias, from cache), 1-2 FLOPs: memory-bound.
 #include "prelude.h"
 
 KERNEL void bias_relu_kernel1(GLOBAL float* __restrict__ x, const GLOBAL float* __restrict__ bias,
                               int outer, int channels, int inner, int relu)
 {
-    const int count = outer * channels * inner;
-    const int index = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (index >= count) return;
-    const int c = (index / inner) % channels;
+    const int t = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    int o, c, s;
+    if (inner == 1) {
+        o = (int)blockIdx.y;
+        c = t;
+        s = 0;
+        if (c >= channels) return;
+    } else {
+        o = (int)blockIdx.z;
+        c = (int)blockIdx.y;
+        s = t;
+        if (s >= inner) return;
+    }
+    const int index = (o * channels + c) * inner + s;
     float value = x[index] + bias[c];
     if (relu != 0 && value < 0.0f) value = 0.0f;
     x[index] = value;

@@ -10,11 +10,14 @@
 // already in the [C][N][H][W] layout. Rows are ci-major, so the rows of a group of input channels
 // (conv2/4/5 split theirs in two) are one contiguous block of rows.
 //
-// Launch: 1-D blocks of any size (the host uses 256); grid (ceil(Q / block), K): blockIdx.y is the row,
-// so the row's (ci, i, j) is the same for the whole block, and consecutive threads take consecutive
-// columns q. Writes are therefore coalesced; reads are too for stride 1 (consecutive x read consecutive
+// Launch: 1-D blocks of any size (the host uses 256); grid (ceil(outH*outW / block), K, images):
+// blockIdx.y is the row and blockIdx.z the image, so the row's (ci, i, j) is the same for the whole
+// block and each thread divides only once, to split its pixel p = y*outW + x. Consecutive threads take
+// consecutive columns: writes are coalesced; reads are too for stride 1 (consecutive x read consecutive
 // w), and for stride 4 (conv1) a warp's reads span 4 cache lines that the neighbouring taps j reuse.
-// The host guarantees K <= 65535 (the grid's y limit) and that K*Q and C*N*H*W fit in an int.
+// The last block of each image is partly idle (a 13x13 image fills 169 of 256 threads).
+// The host guarantees K <= 65535 and images <= 65535 (the grid's limits) and that K*Q and C*N*H*W fit
+// in an int.
 // Cost per element of col: 4 bytes written + at most 4 bytes read (each input value is read about
 // kernelH*kernelW/stride^2 times, mostly from cache), 0 FLOPs: memory-bound. The GEMM that follows
 // reads col once more; its 2*Cout FLOPs per element of col are what the unfolding buys.
@@ -25,9 +28,9 @@ KERNEL void im2col_kernel1(GLOBAL float* __restrict__ col, const GLOBAL float* _
                            int image0, int images, int kernelH, int kernelW, int stride, int pad,
                            int outH, int outW)
 {
-    const int columns = images * outH * outW;
-    const int q = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (q >= columns) return;
+    const int plane = outH * outW;
+    const int p = (int)(blockIdx.x * blockDim.x + threadIdx.x);  // y*outW + x
+    if (p >= plane) return;
 
     // The row: input channel ci and filter tap (i, j); the same for every thread of the block.
     const int k = (int)blockIdx.y;
@@ -35,15 +38,15 @@ KERNEL void im2col_kernel1(GLOBAL float* __restrict__ col, const GLOBAL float* _
     const int i = (k / kernelW) % kernelH;
     const int ci = k / (kernelW * kernelH);
 
-    // The column: output pixel (y, x) of image n.
-    const int x = q % outW;
-    const int y = (q / outW) % outH;
-    const int n = image0 + q / (outW * outH);
+    // The column q = (m*outH + y)*outW + x: output pixel (y, x) of image n = image0 + m.
+    const int m = (int)blockIdx.z;
+    const int y = p / outW;
+    const int x = p - y * outW;
 
     const int iy = y * stride - pad + i;
     const int ix = x * stride - pad + j;
     float value = 0.0f;
     if (iy >= 0 && iy < height && ix >= 0 && ix < width)
-        value = in[((ci * batch + n) * height + iy) * width + ix];
-    col[k * columns + q] = value;
+        value = in[((ci * batch + image0 + m) * height + iy) * width + ix];
+    col[k * (images * plane) + m * plane + p] = value;
 }

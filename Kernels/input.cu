@@ -23,6 +23,14 @@ KERNEL void input_nhwc_to_cnhw(GLOBAL float* __restrict__ out, const GLOBAL floa
     const int pixel = (int)(blockIdx.x * blockDim.x + threadIdx.x);  // n*P + p
     if (pixel >= total) return;
     const GLOBAL float* src = in + pixel * channels;
-    for (int c = 0; c < channels; c++)
-        out[c * total + pixel] = src[c];
+    if (channels == 3) {
+        // AlexNet's BGR input, spelled out: straight-line code the OpenCL compiler vectorises across
+        // work-items (a loop inside each work-item stops it).
+        out[pixel] = src[0];
+        out[total + pixel] = src[1];
+        out[2 * total + pixel] = src[2];
+    } else {
+        for (int c = 0; c < channels; c++)
+            out[c * total + pixel] = src[c];
+    }
 }

@@ -5,8 +5,9 @@
 //   out[c][s]     = in[c][s] / (bias + alpha * sqr_sum[c][s])^beta
 //
 // AlexNet uses radius 2, alpha 2e-5, beta 0.75, bias 1 (docs/model.md); all four are parameters.
-// One thread per output element; consecutive threads take consecutive s, so each of the 2*radius + 1
-// loads of the window is coalesced across a warp, and so is the store. The window is summed afresh for
+// One thread per output element; blockIdx.y is the channel c and consecutive threads take consecutive s,
+// so no thread divides an index, and each of the 2*radius + 1 loads of the window is coalesced across
+// a warp, and so is the store. The window's bounds are the same for the whole block. The window is summed afresh for
 // each output rather than slid along c: a sliding sum (add the entering channel, subtract the leaving
 // one) would carry the rounding error of a large value long after it left the window.
 //
@@ -14,8 +15,8 @@
 // operations instead of powf's logarithm and exponential (about 4 ulp, within the check's tolerance);
 // powf for any other beta. The host requires bias > 0 and alpha >= 0, so the base is >= bias > 0.
 //
-// Launch: 1-D blocks of any size (the host uses 256), grid ceil(C*S / block). The host guarantees C*S
-// fits in an int.
+// Launch: 1-D blocks of any size (the host uses 256), grid (ceil(S / block), C). The host guarantees
+// C*S fits in an int and C <= 65535.
 // Cost per element: 4 bytes written and 4 bytes read from DRAM (the other 2*radius reads of a window hit
 // the cache: neighbouring channels are read by neighbouring blocks at the same time); about
 // 2*(2*radius + 1) + 6 FLOPs. Memory-bound, as long as the fast path replaces powf.
@@ -24,11 +25,10 @@
 KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
                         int channels, int inner, int radius, float alpha, float beta, float bias)
 {
-    const int count = channels * inner;
-    const int index = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (index >= count) return;
-    const int c = index / inner;
-    const int s = index - c * inner;
+    const int s = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (s >= inner) return;
+    const int c = (int)blockIdx.y;
+    const int index = c * inner + s;
 
     // The window [first, last], clipped to the channels; written so that a huge radius cannot overflow.
     const int first = c > radius ? c - radius : 0;

@@ -13,10 +13,12 @@
 // first element rather than from -FLT_MAX, so a window of -inf gives -inf. Ties keep the first value in
 // window order (-0 and +0 compare equal); selection involves no arithmetic, so results are exact.
 //
-// One thread per output element, in (c, n, y, x) order: consecutive threads write consecutive x (runs
-// of Wo floats in either layout) and read input columns `stride` floats apart.
-// Launch: 1-D blocks of any size (the host uses 256), grid ceil(C*N*Ho*Wo / block). The host checks
-// that the windows fit and that C*N*H*W and the output extent fit in an int.
+// One thread per output element: blockIdx.y is the channel c, and the threads of a channel take its
+// outputs in (n, y, x) order, so consecutive threads write consecutive x (runs of Wo floats in either
+// layout) and read input columns `stride` floats apart. Two divisions per output find (n, y, x); each
+// output then reads size^2 inputs.
+// Launch: 1-D blocks of any size (the host uses 256), grid (ceil(N*Ho*Wo / block), C). The host checks
+// that the windows fit, that C*N*H*W and the output extent fit in an int, and that C <= 65535.
 // Cost per output: size^2 reads (4 bytes each; with stride < size neighbouring windows share them
 // through the cache, so about stride^2 * 4 bytes from DRAM) + 4 bytes written, size^2 - 1 comparisons:
 // memory-bound.
@@ -26,16 +28,15 @@ KERNEL void maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* 
                             int channels, int batch, int height, int width, int outH, int outW,
                             int size, int stride, int outStrideC, int outStrideN)
 {
-    const int count = channels * batch * outH * outW;
-    const int index = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (index >= count) return;
-    const int x = index % outW;
-    const int y = (index / outW) % outH;
-    const int plane = index / (outW * outH);  // c*N + n: one image of one channel
-    const int n = plane % batch;
-    const int c = plane / batch;
+    const int index = (int)(blockIdx.x * blockDim.x + threadIdx.x);  // (n*outH + y)*outW + x
+    if (index >= batch * outH * outW) return;
+    const int c = (int)blockIdx.y;
+    const int row = index / outW;  // n*outH + y
+    const int x = index - row * outW;
+    const int n = row / outH;
+    const int y = row - n * outH;
 
-    const GLOBAL float* window = in + (plane * height + y * stride) * width + x * stride;
+    const GLOBAL float* window = in + ((c * batch + n) * height + y * stride) * width + x * stride;
     float m = window[0];
     for (int i = 0; i < size; i++) {
         for (int j = 0; j < size; j++) {

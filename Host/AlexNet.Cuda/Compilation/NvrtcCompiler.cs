@@ -89,11 +89,15 @@ public static unsafe class NvrtcCompiler
 
     /// <summary>
     /// Compiles <paramref name="source"/> for <paramref name="target"/>. A compile error throws an
-    /// <see cref="NvrtcException"/> whose message ends with NVRTC's whole log.
+    /// <see cref="NvrtcException"/> whose message ends with NVRTC's whole log. <paramref name="extraOptions"/>
+    /// are added after the usual ones (<c>--ptxas-options=-v</c> puts ptxas's resource figures in the log);
+    /// the cached path never uses them.
     /// </summary>
-    public static NvrtcOutput Compile(KernelSource source, NvrtcTarget target, IReadOnlyDictionary<string, string>? defines)
+    public static NvrtcOutput Compile(KernelSource source, NvrtcTarget target, IReadOnlyDictionary<string, string>? defines,
+        IReadOnlyList<string>? extraOptions = null)
     {
         List<string> options = Options(target, defines);
+        if (extraOptions is not null) options.AddRange(extraOptions);
         var clock = Stopwatch.StartNew();
         IntPtr program = IntPtr.Zero;
         byte[] text = NativeText.NulTerminated(source.Text);

@@ -27,8 +27,8 @@ public sealed class NetworkKernels : IDisposable
     /// <summary>softmax.cu's BLOCK_SIZE (its shared-memory reduction is sized by it).</summary>
     public const int SoftmaxBlockSize = 256;
 
-    /// <summary>CUDA's limit on a grid's y dimension, which im2col uses for its rows.</summary>
-    public const int MaxIm2ColRows = 65535;
+    /// <summary>CUDA's limit on a grid's y and z sizes; the kernels put channels, rows, images there.</summary>
+    public const int MaxGridYZ = 65535;
 
     /// <summary>Every kernel the class launches, as it launches it.</summary>
     public static IReadOnlyList<NetworkKernelInfo> Kernels { get; } =
@@ -117,8 +117,9 @@ public sealed class NetworkKernels : IDisposable
         OutputSize(op, "outW", outW, "width", width, kernelW, stride, pad);
         int inputCount = FitsInInt(op, "channels·batch·height·width", (long)channels * batch * height * width);
         long rows = (long)channels * kernelH * kernelW;
-        if (rows > MaxIm2ColRows)
-            throw Error(op, $"channels·kernelH·kernelW = {rows} exceeds {MaxIm2ColRows} rows (the grid's y limit); unfold fewer channels per call");
+        if (rows > MaxGridYZ)
+            throw Error(op, $"channels·kernelH·kernelW = {rows} exceeds {MaxGridYZ} rows (the grid's y limit); unfold fewer channels per call");
+        GridLimit(op, "images", images);
         long columns = (long)images * outH * outW;
         int colCount = FitsInInt(op, "the col matrix (channels·kernelH·kernelW × images·outH·outW)", rows * columns);
         Distinct(op, col, input);
@@ -140,7 +141,7 @@ public sealed class NetworkKernels : IDisposable
         args.Add(pad);
         args.Add(outH);
         args.Add(outW);
-        s.Launch(_im2col, new Dim3(Dim3.CeilDiv(columns, Im2ColBlockSize), (uint)rows), new Dim3(Im2ColBlockSize), args);
+        s.Launch(_im2col, new Dim3(Dim3.CeilDiv((long)outH * outW, Im2ColBlockSize), (uint)rows, (uint)images), new Dim3(Im2ColBlockSize), args);
     }
 
     /// <summary>
@@ -153,6 +154,8 @@ public sealed class NetworkKernels : IDisposable
         Check(s, op);
         Positive(op, ("outer", outer), ("channels", channels), ("inner", inner));
         int count = FitsInInt(op, "outer·channels·inner", (long)outer * channels * inner);
+        GridLimit(op, "outer", outer);
+        if (inner > 1) GridLimit(op, "channels", channels);
         Distinct(op, x, bias);
         Holds(op, "x", x, count);
         Holds(op, "bias", bias, channels);
@@ -164,7 +167,11 @@ public sealed class NetworkKernels : IDisposable
         args.Add(channels);
         args.Add(inner);
         args.Add(relu ? 1 : 0);
-        s.Launch(_biasRelu, new Dim3(Dim3.CeilDiv(count, BiasReluBlockSize)), new Dim3(BiasReluBlockSize), args);
+        // Threads along inner, or along the channels when inner is 1 (see bias_relu.cu).
+        Dim3 grid = inner == 1
+            ? new Dim3(Dim3.CeilDiv(channels, BiasReluBlockSize), (uint)outer)
+            : new Dim3(Dim3.CeilDiv(inner, BiasReluBlockSize), (uint)channels, (uint)outer);
+        s.Launch(_biasRelu, grid, new Dim3(BiasReluBlockSize), args);
     }
 
     /// <summary>
@@ -178,6 +185,7 @@ public sealed class NetworkKernels : IDisposable
         p.Validate();
         Positive(op, ("channels", channels), ("inner", inner));
         int count = FitsInInt(op, "channels·inner", (long)channels * inner);
+        GridLimit(op, "channels", channels);
         Distinct(op, output, input);
         Holds(op, "output", output, count);
         Holds(op, "input", input, count);
@@ -191,7 +199,7 @@ public sealed class NetworkKernels : IDisposable
         args.Add(p.Alpha);
         args.Add(p.Beta);
         args.Add(p.Bias);
-        s.Launch(_lrn, new Dim3(Dim3.CeilDiv(count, LrnBlockSize)), new Dim3(LrnBlockSize), args);
+        s.Launch(_lrn, new Dim3(Dim3.CeilDiv(inner, LrnBlockSize), (uint)channels), new Dim3(LrnBlockSize), args);
     }
 
     /// <summary>
@@ -211,6 +219,7 @@ public sealed class NetworkKernels : IDisposable
         int inputCount = FitsInInt(op, "channels·batch·height·width", (long)channels * batch * height * width);
         FitsInInt(op, "channels·batch·outH·outW", (long)channels * batch * outH * outW);
         int extent = FitsInInt(op, "the output's extent", OutputExtent(op, channels, batch, outH * outW, outStrideC, outStrideN));
+        GridLimit(op, "channels", channels);
         Distinct(op, output, input);
         Holds(op, "output", output, extent);
         Holds(op, "input", input, inputCount);
@@ -228,7 +237,7 @@ public sealed class NetworkKernels : IDisposable
         args.Add(stride);
         args.Add(outStrideC);
         args.Add(outStrideN);
-        s.Launch(_maxPool, new Dim3(Dim3.CeilDiv((long)channels * batch * outH * outW, MaxPoolBlockSize)), new Dim3(MaxPoolBlockSize), args);
+        s.Launch(_maxPool, new Dim3(Dim3.CeilDiv((long)batch * outH * outW, MaxPoolBlockSize), (uint)channels), new Dim3(MaxPoolBlockSize), args);
     }
 
     /// <summary>
@@ -313,6 +322,12 @@ public sealed class NetworkKernels : IDisposable
     private static int FitsInInt(string op, string what, long value) =>
         value <= int.MaxValue ? (int)value
             : throw Error(op, $"{what} = {value} elements exceeds {int.MaxValue}, the kernels' index range; process fewer images per call");
+
+    private static void GridLimit(string op, string name, int value)
+    {
+        if (value > MaxGridYZ)
+            throw Error(op, $"{name} = {value} exceeds {MaxGridYZ}, the grid's y/z limit that the launch puts it in; split the call");
+    }
 
     private void Holds(string op, string name, DeviceBuffer<float> buffer, long needed)
     {
