@@ -419,7 +419,8 @@ internal sealed class PickleMachine
     {
         PyGlobalKind? kind = (module, name) switch
         {
-            ("numpy.core.multiarray" or "numpy._core.multiarray", "_reconstruct") => PyGlobalKind.Reconstruct,
+            // numpy.core._internal._reconstruct: what numpy before 1.0 wrote; numpy still maps it to the same function.
+            ("numpy.core.multiarray" or "numpy._core.multiarray" or "numpy.core._internal", "_reconstruct") => PyGlobalKind.Reconstruct,
             ("numpy", "ndarray") => PyGlobalKind.NdArrayType,
             ("numpy", "dtype") => PyGlobalKind.DTypeType,
             ("_codecs", "encode") => PyGlobalKind.CodecsEncode,
