@@ -14,7 +14,18 @@ namespace AlexNet.Cuda.Tests.Weights;
 /// </summary>
 internal sealed class Py2PickleWriter
 {
-    public sealed record Layer(string Name, float[] Weight, int[] WeightShape, float[] Bias);
+    public sealed record Layer(string Name, float[] Weight, int[] WeightShape, float[] Bias)
+    {
+        /// <summary>Written instead of <see cref="WeightShape"/>: a shape no int holds (LONG1 for the large dimensions).</summary>
+        public long[]? DeclaredWeightShape { get; init; }
+
+        /// <summary>Write the layer as caffe-tensorflow's <c>{'weights': W, 'biases': b}</c> instead of <c>[W, b]</c>.</summary>
+        public bool AsDict { get; init; }
+
+        /// <summary>More (key, value) pairs of that dict, after weights and biases: a byte-string key and a 1-D
+        /// array (null: None).</summary>
+        public IReadOnlyList<(byte[] Key, float[]? Value)> DictExtras { get; init; } = [];
+    }
 
     private readonly Stream _s;
     private int _memo = 1;
@@ -22,6 +33,22 @@ internal sealed class Py2PickleWriter
     private int? _f4;
 
     private Py2PickleWriter(Stream s) => _s = s;
+
+    /// <summary>Write array data as Python 3's protocol 2 does, <c>_codecs.encode(text, 'latin1')</c> with the bytes
+    /// as a BINUNICODE str, instead of Python 2's BINSTRING.</summary>
+    private bool _dataAsText;
+
+    private int _encode;
+
+    /// <summary>The file as Python 3 numpy's <c>pickle.dump(…, protocol=2)</c> stores array data: text that
+    /// <c>_codecs.encode</c> turns back into bytes.</summary>
+    public static byte[] ToBytesWithTextData(IEnumerable<Layer> layers)
+    {
+        var ms = new MemoryStream();
+        WriteHeader(ms);
+        new Py2PickleWriter(ms) { _dataAsText = true }.Pickle(layers.ToList(), "numpy.core.multiarray");
+        return ms.ToArray();
+    }
 
     public static byte[] ToBytes(IEnumerable<Layer> layers, string module = "numpy.core.multiarray")
     {
@@ -38,6 +65,12 @@ internal sealed class Py2PickleWriter
 
     public static void Write(Stream s, IEnumerable<Layer> layers, string module = "numpy.core.multiarray")
     {
+        WriteHeader(s);
+        new Py2PickleWriter(s).Pickle(layers.ToList(), module);
+    }
+
+    private static void WriteHeader(Stream s)
+    {
         const string dict = "{'descr': '|O', 'fortran_order': False, 'shape': (), }";
         int total = 10 + dict.Length + 1;
         int padded = (total + 15) / 16 * 16;
@@ -47,7 +80,6 @@ internal sealed class Py2PickleWriter
         BinaryPrimitives.WriteUInt16LittleEndian(len, (ushort)header.Length);
         s.Write(len);
         s.Write(Encoding.ASCII.GetBytes(header));
-        new Py2PickleWriter(s).Pickle(layers.ToList(), module);
     }
 
     private void Pickle(List<Layer> layers, string module)
@@ -67,9 +99,24 @@ internal sealed class Py2PickleWriter
         foreach (var l in layers)
         {
             Str(l.Name);
+            if (l.AsDict)
+            {
+                Op('}'); Put();
+                Op('(');
+                Str("weights"); Array(l.Weight, l.DeclaredWeightShape ?? [.. l.WeightShape.Select(d => (long)d)]);
+                Str("biases"); Array(l.Bias, [l.Bias.Length]);
+                foreach (var (key, value) in l.DictExtras)
+                {
+                    Bytes(key);
+                    if (value is null) Op('N');
+                    else Array(value, [value.Length]);
+                }
+                Op('u');
+                continue;
+            }
             Op(']'); Put();
             Op('(');
-            Array(l.Weight, l.WeightShape);
+            Array(l.Weight, l.DeclaredWeightShape ?? [.. l.WeightShape.Select(d => (long)d)]);
             Array(l.Bias, [l.Bias.Length]);
             Op('e');
         }
@@ -80,20 +127,20 @@ internal sealed class Py2PickleWriter
         Op('.');
     }
 
-    private void Array(float[] data, int[] shape)
+    private void Array(float[] data, long[] shape)
     {
         Get(_reconstruct); Get(_ndarray);
         Int(0); Op(0x85); Put(); Str("b"); Op(0x87); Put(); Op('R'); Put();
         Op('('); Int(1);
         if (shape.Length is >= 1 and <= 3)
         {
-            foreach (int d in shape) Int(d);
+            foreach (long d in shape) Int(d);
             Op((byte)(0x84 + shape.Length));
         }
         else
         {
             Op('(');
-            foreach (int d in shape) Int(d);
+            foreach (long d in shape) Int(d);
             Op('t');
         }
         Put();
@@ -104,7 +151,8 @@ internal sealed class Py2PickleWriter
             DTypeState('<', 0);
         }
         Op(0x89);
-        Bytes(MemoryMarshal.AsBytes(data.AsSpan()));
+        if (_dataAsText) Latin1Text(MemoryMarshal.AsBytes(data.AsSpan()));
+        else Bytes(MemoryMarshal.AsBytes(data.AsSpan()));
         Op('t'); Put();
         Op('b');
     }
@@ -144,13 +192,34 @@ internal sealed class Py2PickleWriter
         Span<byte> b = stackalloc byte[4];
         if (v is >= 0 and < 256) { Op('K'); Op((byte)v); }
         else if (v is >= 0 and < 65536) { Op('M'); BinaryPrimitives.WriteUInt16LittleEndian(b, (ushort)v); _s.Write(b[..2]); }
-        else { Op('J'); BinaryPrimitives.WriteInt32LittleEndian(b, (int)v); _s.Write(b); }
+        else if (v is >= int.MinValue and <= int.MaxValue) { Op('J'); BinaryPrimitives.WriteInt32LittleEndian(b, (int)v); _s.Write(b); }
+        else
+        {
+            // LONG1: little-endian two's complement, 8 bytes (cPickle wrote Python 2 longs this way).
+            Op(0x8a); Op(8);
+            Span<byte> l = stackalloc byte[8];
+            BinaryPrimitives.WriteInt64LittleEndian(l, v);
+            _s.Write(l);
+        }
     }
 
     /// <summary>A Python 2 str: SHORT_BINSTRING, memoised when 2 or more characters long (as cPickle does).</summary>
     private void Str(string s)
     {
         Bytes(Encoding.Latin1.GetBytes(s), memoShort: s.Length >= 2);
+    }
+
+    /// <summary><c>_codecs.encode(data.decode('latin1'), 'latin1')</c>: GLOBAL (memoised once), BINUNICODE of the
+    /// UTF-8 text, 'latin1', TUPLE2, REDUCE.</summary>
+    private void Latin1Text(ReadOnlySpan<byte> data)
+    {
+        if (_encode == 0) { Global("_codecs", "encode"); _encode = Put(); }
+        else Get(_encode);
+        byte[] utf8 = Encoding.UTF8.GetBytes(Encoding.Latin1.GetString(data));
+        Op('X'); Span<byte> b = stackalloc byte[4]; BinaryPrimitives.WriteInt32LittleEndian(b, utf8.Length); _s.Write(b);
+        _s.Write(utf8); Put();
+        Op('X'); BinaryPrimitives.WriteInt32LittleEndian(b, 6); _s.Write(b); _s.Write("latin1"u8); Put();
+        Op(0x86); Put(); Op('R'); Put();
     }
 
     private void Bytes(ReadOnlySpan<byte> data, bool memoShort = true)

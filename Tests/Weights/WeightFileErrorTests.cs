@@ -130,7 +130,8 @@ public class WeightFileErrorTests
     [Fact]
     public void ShapeWhoseProductOverflowsIsRefused()
     {
-        var e = Refused([.. Pickles.NpyHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }"), .. new byte[16]]);
+        // Each dimension fits an int; their product (2^93) fits nothing.
+        var e = Refused([.. Pickles.NpyHeader("{'descr': '<f4', 'fortran_order': False, 'shape': (2147483647, 2147483647, 2147483647), }"), .. new byte[16]]);
         Assert.Contains("too large", e.Message);
     }
 
@@ -239,7 +240,7 @@ public class WeightFileErrorTests
         string path = dir.File("w.npz");
         using (var zip = System.IO.Compression.ZipFile.Open(path, System.IO.Compression.ZipArchiveMode.Create))
         using (var s = zip.CreateEntry("conv1_W.npy").Open())
-            s.Write(File.ReadAllBytes(TinyNet.Fixture("conv2_f4_le.npy")));
+            s.Write(NpzHardeningTests.PlainNpy(TinyNet.Weight(0, [3, 3, 3, 4]), [3, 3, 3, 4]));
         var e = Assert.Throws<WeightFileException>(() => WeightFile.Load(path, Tiny));
         Assert.Contains("layer 'conv1' has weights but no bias", e.Message);
     }

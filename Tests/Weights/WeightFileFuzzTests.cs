@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace AlexNet.Cuda.Tests.Weights;
 
 /// <summary>Truncations and bit flips of valid files, with fixed seeds: the only error ever seen is
-/// <see cref="WeightFileException"/>, and each read stays quick.</summary>
+/// <see cref="WeightFileException"/>, and each read stays quick (the bounds of docs/weights.md).</summary>
 public class WeightFileFuzzTests(ITestOutputHelper output)
 {
     private static readonly WeightLoadOptions Tiny = new() { Architecture = TinyNet.Architecture };
@@ -21,7 +21,6 @@ public class WeightFileFuzzTests(ITestOutputHelper output)
         string path = dir.File("fuzz.bin");
         var rng = new Random(20261128 + source.Length);
         int refused = 0, accepted = 0;
-        var slowest = TimeSpan.Zero;
         var cases = new List<(string What, byte[] Bytes)>();
         for (int i = 0; i < 600; i++)
         {
@@ -42,28 +41,52 @@ public class WeightFileFuzzTests(ITestOutputHelper output)
             }
             cases.Add(($"bits flipped at {string.Join(",", at)}", b));
         }
+        var times = new List<double>();
+        var slow = new List<(string What, byte[] Bytes, double Ms)>();
         foreach (var (what, bytes) in cases)
         {
             File.WriteAllBytes(path, bytes);
-            var sw = Stopwatch.StartNew();
-            try
-            {
-                WeightFile.Load(path, Tiny);
-                accepted++;
-            }
-            catch (WeightFileException e)
-            {
-                Assert.DoesNotContain('\n', e.Message);
-                refused++;
-            }
-            catch (Exception e)
-            {
-                Assert.Fail($"{source}, {what}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
-            }
-            if (sw.Elapsed > slowest) slowest = sw.Elapsed;
+            var (ms, wasRefused) = TimedLoad(path, $"{source}, {what}");
+            if (wasRefused) refused++; else accepted++;
+            times.Add(ms);
+            if (ms > MaxReadMs) slow.Add((what, bytes, ms));
         }
-        output.WriteLine($"{source}: {refused} refused, {accepted} accepted, slowest {slowest.TotalMilliseconds:F1} ms");
+        times.Sort();
+        double median = times[times.Count / 2], p99 = times[times.Count * 99 / 100];
+        output.WriteLine($"{source}: {refused} refused, {accepted} accepted; read time median {median:F3} ms, 99th percentile {p99:F2} ms, slowest {times[^1]:F1} ms, {slow.Count} over {MaxReadMs} ms");
         Assert.True(refused > cases.Count / 4, $"only {refused} of {cases.Count} damaged files were refused");
-        Assert.True(slowest < TimeSpan.FromSeconds(2), $"one read took {slowest}");
+        Assert.True(median < MaxMedianMs, $"median read time {median:F3} ms");
+        // A read over the bound is timed again: on a busy machine the scheduler can stall any read for tens of
+        // milliseconds (docs/weights.md), but the best of five shows what the read itself costs.
+        foreach (var (what, bytes, ms) in slow)
+        {
+            File.WriteAllBytes(path, bytes);
+            double best = Enumerable.Range(0, 5).Min(_ => TimedLoad(path, $"{source}, {what}").Ms);
+            output.WriteLine($"  {what}: {ms:F1} ms, best of 5 again {best:F2} ms");
+            Assert.True(best < MaxReadMs, $"{source}, {what}: a read takes {best:F1} ms (best of 5)");
+        }
+    }
+
+    /// <summary>What docs/weights.md promises for one read of a small damaged file.</summary>
+    private const double MaxReadMs = 30, MaxMedianMs = 2;
+
+    private static (double Ms, bool Refused) TimedLoad(string path, string what)
+    {
+        var sw = Stopwatch.StartNew();
+        bool refused = false;
+        try
+        {
+            WeightFile.Load(path, Tiny);
+        }
+        catch (WeightFileException e)
+        {
+            Assert.DoesNotContain('\n', e.Message);
+            refused = true;
+        }
+        catch (Exception e)
+        {
+            Assert.Fail($"{what}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
+        }
+        return (sw.Elapsed.TotalMilliseconds, refused);
     }
 }

@@ -26,8 +26,8 @@ public sealed record LayerSpec(string Name, LayerKind Kind, int[] WeightShape, i
 }
 
 /// <summary>
-/// The eight layers of AlexNet that carry weights, with the shapes the file must have (docs/weights.md,
-/// /work/shared/MODEL.md). <see cref="Default"/> is BVLC AlexNet; tests build smaller variants with the
+/// The eight layers of AlexNet that carry weights, with the shapes the file must have (docs/model.md for the
+/// model, docs/weights.md for the file). <see cref="Default"/> is BVLC AlexNet; tests build smaller variants with the
 /// public constructor. Only fc8 depends on the number of classes (<see cref="WithNumClasses"/>).
 /// </summary>
 public sealed class AlexNetArchitecture

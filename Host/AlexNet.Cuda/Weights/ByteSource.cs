@@ -43,6 +43,10 @@ internal sealed class ByteSource
 
     public long Remaining => Length - Position;
 
+    /// <summary>Whether a small read fills the whole 64 KiB buffer (the default). Off, a read takes exactly the
+    /// bytes asked for: an .npz member's header is inflated alone, and checked, before any of its data is.</summary>
+    public bool ReadAhead { get; set; } = true;
+
     /// <summary>Fails unless <paramref name="count"/> more bytes exist; <paramref name="what"/> names them.</summary>
     public void Require(long count, string what)
     {
@@ -54,7 +58,7 @@ internal sealed class ByteSource
 
     public byte ReadByte(string what)
     {
-        if (_bufPos == _bufLen) Fill(what);
+        if (_bufPos == _bufLen) Fill(what, 1);
         return _buf[_bufPos++];
     }
 
@@ -68,7 +72,7 @@ internal sealed class ByteSource
         if (dst.IsEmpty) return;
         if (dst.Length < BufferSize / 2)
         {
-            Fill(what);
+            Fill(what, dst.Length);
             _buf.AsSpan(0, dst.Length).CopyTo(dst);
             _bufPos = dst.Length;
             return;
@@ -125,10 +129,10 @@ internal sealed class ByteSource
         ReadRaw(offset, dst, what);
     }
 
-    private void Fill(string what)
+    private void Fill(string what, int need)
     {
         long pos = Position;
-        int want = (int)Math.Min(BufferSize, Length - pos);
+        int want = (int)Math.Min(ReadAhead ? BufferSize : need, Length - pos);
         if (want <= 0)
             throw new WeightFileException($"{Name}: the file ends at byte {pos} while reading {what}; it is truncated", pos);
         ReadRaw(pos, _buf.AsSpan(0, want), what);

@@ -6,17 +6,42 @@ namespace AlexNet.Cuda.Weights;
 /// </summary>
 public sealed class NpyArray
 {
+    private float[]? _data;
+    private Func<float[]>? _read;
+
     internal NpyArray(int[] shape, float[] data, string sourceDType, bool sourceFortranOrder)
     {
         Shape = shape;
-        Data = data;
+        _data = data;
+        SourceDType = sourceDType;
+        SourceFortranOrder = sourceFortranOrder;
+    }
+
+    /// <summary>An array whose data is read when <see cref="Data"/> is first asked for: a pickle's arrays are
+    /// only read for the layers that pass the shape checks, so a file cannot make the reader allocate more
+    /// than the architecture needs. The reader keeps the file open until that is done.</summary>
+    internal NpyArray(int[] shape, Func<float[]> read, string sourceDType, bool sourceFortranOrder)
+    {
+        Shape = shape;
+        _read = read;
         SourceDType = sourceDType;
         SourceFortranOrder = sourceFortranOrder;
     }
 
     public int[] Shape { get; }
 
-    public float[] Data { get; }
+    public float[] Data
+    {
+        get
+        {
+            if (_data is null)
+            {
+                _data = _read!();
+                _read = null;
+            }
+            return _data;
+        }
+    }
 
     /// <summary>numpy's dtype string of the stored data, e.g. <c>&lt;f4</c>.</summary>
     public string SourceDType { get; }
@@ -26,20 +51,26 @@ public sealed class NpyArray
     public static string FormatShape(IReadOnlyList<int> shape) =>
         shape.Count == 1 ? $"({shape[0]},)" : $"({string.Join(", ", shape)})";
 
-    /// <summary>Element count of a shape, checked: negative dimensions and products past
-    /// <paramref name="maxElements"/> are errors.</summary>
-    internal static long CheckedCount(IReadOnlyList<long> shape, long maxElements, string where, long? offset)
+    /// <summary>A shape as read from a file, checked and converted: every dimension a non-negative int (a zero
+    /// dimension makes the product 0 whatever the others are, so each is checked on its own), and the element
+    /// count at most <paramref name="maxElements"/>. The one place where a file's dimensions become ints.</summary>
+    internal static (int[] Shape, long Count) CheckedShape(IReadOnlyList<long> shape, long maxElements, string where, long? offset)
     {
+        var dims = new int[shape.Count];
         long n = 1;
-        foreach (long d in shape)
+        for (int i = 0; i < dims.Length; i++)
         {
+            long d = shape[i];
             if (d < 0)
-                throw new WeightFileException($"{where}: shape ({string.Join(", ", shape)}) has a negative dimension", offset);
-            if (d != 0 && n > maxElements / d)
-                throw new WeightFileException($"{where}: shape ({string.Join(", ", shape)}) is too large (more than {maxElements} elements)", offset);
+                throw new WeightFileException($"{where}: shape {NpyReader.FormatShape(shape)} has a negative dimension", offset);
+            if (d > int.MaxValue)
+                throw new WeightFileException($"{where}: shape {NpyReader.FormatShape(shape)} has the dimension {d}, larger than {int.MaxValue}", offset);
+            dims[i] = (int)d;
+            if (n > maxElements / Math.Max(d, 1))
+                throw new WeightFileException($"{where}: shape {NpyReader.FormatShape(shape)} is too large (more than {maxElements} elements)", offset);
             n *= d;
         }
-        return n;
+        return (dims, n);
     }
 
     /// <summary>Allocates the destination for <paramref name="count"/> elements of float32 (uninitialised: every

@@ -7,6 +7,9 @@ namespace AlexNet.Cuda.Weights;
 /// <c>descr</c>, <c>fortran_order</c>, <c>shape</c>), then either the raw array data or, for the object dtype,
 /// a pickle run by <see cref="PickleMachine"/>.
 /// </summary>
+/// <summary>A .npy header, checked: the dtype, the order flag, the shape and its element count.</summary>
+internal sealed record NpyHeader(NpyDType DType, bool Fortran, int[] Shape, long Count);
+
 internal static class NpyReader
 {
     /// <summary>Largest element count of one array: its float32 bytes must fit one span (2 GiB).</summary>
@@ -17,7 +20,14 @@ internal static class NpyReader
 
     /// <summary>Reads the array at the current position of <paramref name="src"/>: an <see cref="NpyArray"/>
     /// for numeric data, or the unpickled value (see <see cref="PickleMachine"/>) for an object array.</summary>
-    public static object? Read(ByteSource src, bool requireEnd)
+    public static object? Read(ByteSource src, bool requireEnd) => ReadBody(src, ReadHeader(src, requireEnd));
+
+    /// <summary>
+    /// Reads the preamble and the header dict, and nothing more (with <see cref="ByteSource.ReadAhead"/> off, not
+    /// one byte of the data: an .npz member is checked before its data is inflated). For numeric data, checks that
+    /// the bytes the shape needs are there and, with <paramref name="requireEnd"/>, that no more follow.
+    /// </summary>
+    public static NpyHeader ReadHeader(ByteSource src, bool requireEnd)
     {
         long start = src.Position;
         Span<byte> magic = stackalloc byte[6];
@@ -45,23 +55,30 @@ internal static class NpyReader
         {
             throw new WeightFileException($"{src.Name}: the .npy header is not valid UTF-8", headerAt);
         }
-        var (descr, fortran, shape) = ParseHeader(header, src.Name, headerAt);
+        var (descr, fortran, dims) = ParseHeader(header, src.Name, headerAt);
         var dtype = NpyDType.Parse(descr, null, src.Name, headerAt);
-        if (dtype.IsObject)
-            return new PickleMachine(src).Run();
-
-        long count = NpyArray.CheckedCount(shape, MaxElements, src.Name, headerAt);
+        var (shape, count) = NpyArray.CheckedShape(dims, MaxElements, src.Name, headerAt);
+        var h = new NpyHeader(dtype, fortran, shape, count);
+        if (dtype.IsObject) return h;
         long bytes = count * dtype.ItemSize;
-        src.Require(bytes, $"the array data of shape {FormatShape(shape)} {dtype}");
+        src.Require(bytes, $"the array data of shape {NpyArray.FormatShape(shape)} {dtype}");
         if (requireEnd && src.Remaining != bytes)
             throw new WeightFileException(
-                $"{src.Name}: the header's shape {FormatShape(shape)} {dtype} accounts for {bytes} bytes but {src.Remaining} follow it; the header or the file is wrong",
+                $"{src.Name}: the header's shape {NpyArray.FormatShape(shape)} {dtype} accounts for {bytes} bytes but {src.Remaining} follow it; the header or the file is wrong",
                 src.Position);
-        int[] ishape = shape.Select(d => (int)d).ToArray();
-        float[] data = NpyArray.Allocate(count);
-        dtype.ReadInto(data, span => src.ReadExactly(span, "the array data"));
-        if (fortran) data = NpyArray.FortranToC(data, ishape);
-        return new NpyArray(ishape, data, dtype.ToString(), fortran);
+        return h;
+    }
+
+    /// <summary>Reads what follows the header <paramref name="h"/>: the array data, or the pickle.</summary>
+    public static object? ReadBody(ByteSource src, NpyHeader h)
+    {
+        src.ReadAhead = true;
+        if (h.DType.IsObject)
+            return new PickleMachine(src).Run();
+        float[] data = NpyArray.Allocate(h.Count);
+        h.DType.ReadInto(data, span => src.ReadExactly(span, "the array data"));
+        if (h.Fortran) data = NpyArray.FortranToC(data, h.Shape);
+        return new NpyArray(h.Shape, data, h.DType.ToString(), h.Fortran);
     }
 
     internal static string FormatShape(IReadOnlyList<long> shape) =>

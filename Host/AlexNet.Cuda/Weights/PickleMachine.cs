@@ -26,9 +26,10 @@ internal sealed class PickleMachine
     private readonly Dictionary<long, object?> _memo = [];
     private long _opAt;
     private long _items;
-    /// <summary>Source bytes turned into arrays, plus text turned into bytes, so far: at most twice the file's
+    /// <summary>Source bytes declared as array data, plus text turned into bytes, so far: at most twice the file's
     /// length (every array of a real file has its own bytes there, and Python 3's protocol 2 counts its data
-    /// twice); this stops a memoised string being reused to allocate without bound.</summary>
+    /// twice); this stops a memoised string being reused without bound, as the data of many arrays or as text
+    /// encoded again and again.</summary>
     private long _madeBytes;
     private byte _op;
 
@@ -277,7 +278,7 @@ internal sealed class PickleMachine
         if (kv.Count % 2 != 0) throw Error("has an odd number of items for a dict");
         for (int i = 0; i < kv.Count; i += 2)
         {
-            if (kv[i] is not (string or PyBytes or long or bool or double or null))
+            if (kv[i] is not (string or PyText or PyBytes or long or bool or double or null))
                 throw Error($"uses a {TypeName(kv[i])} as a dict key");
             Nest(d, kv[i + 1]);
             d.Items.Add(new(kv[i], kv[i + 1]));
@@ -317,10 +318,29 @@ internal sealed class PickleMachine
 
     private static readonly UTF8Encoding StrictUtf8 = new(false, true);
 
-    private string ReadText(long n)
+    /// <summary>A str: a .NET string when short; from <see cref="LazyBytesThreshold"/> up, the UTF-8 bytes (left
+    /// in the file when it is seekable), checked now and decoded only by <c>_codecs.encode</c>, straight to
+    /// Latin-1 bytes: Python 3's protocol 2 writes array data that way, and a UTF-16 copy would triple it.</summary>
+    private object ReadText(long n)
     {
         _src.Require(n, $"the {n}-byte text of {OpName(_op)} at byte {_opAt}");
-        if (n > 1 << 30) throw Error($"text of {n} bytes is too large");
+        if (n >= LazyBytesThreshold)
+        {
+            var text = new PyText { Length = n };
+            if (_src.CanSeek)
+            {
+                (text.Source, text.Offset) = (_src, _src.Position);
+                _src.Skip(n, "a text string");
+            }
+            else
+            {
+                if (n > Array.MaxLength) throw Error($"text of {n} bytes is too large");
+                text.Data = new byte[n];
+                _src.ReadExactly(text.Data, "a text string");
+            }
+            text.Utf16Length = DecodeText(text, null);
+            return text;
+        }
         var data = new byte[n];
         _src.ReadExactly(data, "a text string");
         try
@@ -331,6 +351,54 @@ internal sealed class PickleMachine
         {
             throw Error("has text that is not valid UTF-8");
         }
+    }
+
+    /// <summary>Decodes the UTF-8 of <paramref name="text"/> in 16 KiB pieces, checking it, and returns its length
+    /// in UTF-16 units; with <paramref name="latin1"/>, also writes each unit there as one byte (refusing units
+    /// past U+00FF).</summary>
+    private long DecodeText(PyText text, byte[]? latin1)
+    {
+        var decoder = StrictUtf8.GetDecoder();
+        const int Piece = 1 << 14;
+        byte[] buffer = text.Data is null ? new byte[Piece] : [];
+        var chars = new char[Piece];
+        long units = 0;
+        try
+        {
+            for (long at = 0; at < text.Length;)
+            {
+                int n = (int)Math.Min(Piece, text.Length - at);
+                ReadOnlySpan<byte> piece;
+                if (text.Data is not null) piece = text.Data.AsSpan((int)at, n);
+                else
+                {
+                    text.Source!.ReadAt(text.Offset + at, buffer.AsSpan(0, n), "a text string");
+                    piece = buffer.AsSpan(0, n);
+                }
+                at += n;
+                bool last = at == text.Length;
+                while (true)
+                {
+                    decoder.Convert(piece, chars, last, out int used, out int made, out bool done);
+                    if (latin1 is not null)
+                    {
+                        for (int i = 0; i < made; i++)
+                        {
+                            if (chars[i] > 0xff) throw Error("calls _codecs.encode on text that is not Latin-1");
+                            latin1[units + i] = (byte)chars[i];
+                        }
+                    }
+                    units += made;
+                    piece = piece[used..];
+                    if (piece.IsEmpty && (done || !last)) break;
+                }
+            }
+        }
+        catch (DecoderFallbackException)
+        {
+            throw Error("has text that is not valid UTF-8");
+        }
+        return units;
     }
 
     private string ReadLine()
@@ -351,7 +419,8 @@ internal sealed class PickleMachine
     {
         PyGlobalKind? kind = (module, name) switch
         {
-            ("numpy.core.multiarray" or "numpy._core.multiarray", "_reconstruct") => PyGlobalKind.Reconstruct,
+            // numpy.core._internal._reconstruct: what numpy before 1.0 wrote; numpy still maps it to the same function.
+            ("numpy.core.multiarray" or "numpy._core.multiarray" or "numpy.core._internal", "_reconstruct") => PyGlobalKind.Reconstruct,
             ("numpy", "ndarray") => PyGlobalKind.NdArrayType,
             ("numpy", "dtype") => PyGlobalKind.DTypeType,
             ("_codecs", "encode") => PyGlobalKind.CodecsEncode,
@@ -378,8 +447,17 @@ internal sealed class PickleMachine
                 return new PyDType(descr);
             case PyGlobalKind.CodecsEncode:
                 {
-                    if (a.Length != 2 || a[0] is not string s || a[1] is not string enc || enc.Replace("-", "").Replace("_", "").ToLowerInvariant() is not ("latin1" or "iso88591"))
+                    if (a.Length != 2 || a[0] is not (string or PyText) || a[1] is not string enc || enc.Replace("-", "").Replace("_", "").ToLowerInvariant() is not ("latin1" or "iso88591"))
                         throw Error($"calls {g.Name} with arguments other than (text, 'latin1')");
+                    if (a[0] is PyText text)
+                    {
+                        if (text.Utf16Length > Array.MaxLength) throw Error($"calls {g.Name} on text of {text.Utf16Length} characters, too large for one byte string");
+                        Budget(text.Utf16Length);
+                        var latin1 = new byte[text.Utf16Length];
+                        DecodeText(text, latin1);
+                        return PyBytes.InMemory(latin1);
+                    }
+                    string s = (string)a[0]!;
                     Budget(s.Length);
                     var bytes = new byte[s.Length];
                     for (int i = 0; i < s.Length; i++)
@@ -400,10 +478,11 @@ internal sealed class PickleMachine
         }
     }
 
+    /// <summary>A short str or byte string (a dtype code, a byte order, an order flag) as text; null otherwise.</summary>
     private static string? Text(object? o) => o switch
     {
         string s => s,
-        PyBytes { Data: not null } b => b.AsLatin1(),
+        PyBytes b => b.AsLatin1(),
         _ => null,
     };
 
@@ -430,7 +509,7 @@ internal sealed class PickleMachine
         if (type.IsObject)
         {
             if (s[3] is not PyList items) throw Error("BUILD of an object array whose data is not a list");
-            long count = NpyArray.CheckedCount(Dims(shape), NpyReader.MaxElements, Where, _opAt);
+            var (_, count) = NpyArray.CheckedShape(Dims(shape), NpyReader.MaxElements, Where, _opAt);
             if (count != items.Items.Count) throw Error($"object array of shape {NpyReader.FormatShape(Dims(shape))} has {items.Items.Count} items");
             a.ObjectItems = items.Items;
         }
@@ -439,7 +518,7 @@ internal sealed class PickleMachine
             var bytes = s[3] switch
             {
                 PyBytes b => b,
-                string str => (PyBytes)Call(new PyGlobal(PyGlobalKind.CodecsEncode, "latin-1 text"), [str, "latin1"]),
+                string or PyText => (PyBytes)Call(new PyGlobal(PyGlobalKind.CodecsEncode, "latin-1 text"), [s[3], "latin1"]),
                 _ => throw Error($"BUILD of an array whose data is a {TypeName(s[3])}, not a byte string"),
             };
             a.Numeric = MakeNumeric(shape, dt, fortran, bytes);
@@ -460,15 +539,18 @@ internal sealed class PickleMachine
         var type = NpyDType.Parse(dt.Descr, dt.ByteOrder, Where, _opAt);
         if (type.IsObject) throw Error("builds an object array from raw bytes");
         long[] dims = Dims(shapeTuple);
-        long count = NpyArray.CheckedCount(dims, NpyReader.MaxElements, Where, _opAt);
+        var (shape, count) = NpyArray.CheckedShape(dims, NpyReader.MaxElements, Where, _opAt);
         if (bytes.Length != count * type.ItemSize)
             throw Error($"array data is {bytes.Length} bytes but shape {NpyReader.FormatShape(dims)} of {type} needs {count * type.ItemSize}");
-        int[] shape = dims.Select(d => (int)d).ToArray();
         Budget(bytes.Length);
-        float[] data = NpyArray.Allocate(count);
-        type.ReadInto(data, bytes.SequentialReader());
-        if (fortran) data = NpyArray.FortranToC(data, shape);
-        return new NpyArray(shape, data, type.ToString(), fortran);
+        // Read when the layer it belongs to has passed the shape checks (the data of a large string is still in
+        // the file, or in memory already).
+        return new NpyArray(shape, () =>
+        {
+            float[] data = NpyArray.Allocate(count);
+            type.ReadInto(data, bytes.SequentialReader());
+            return fortran ? NpyArray.FortranToC(data, shape) : data;
+        }, type.ToString(), fortran);
     }
 
     private void Budget(long bytes)
@@ -481,7 +563,7 @@ internal sealed class PickleMachine
     internal static string TypeName(object? o) => o switch
     {
         null => "None",
-        string => "str",
+        string or PyText => "str",
         PyBytes => "bytes",
         long => "int",
         double => "float",

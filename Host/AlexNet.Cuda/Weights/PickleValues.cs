@@ -48,12 +48,26 @@ internal sealed class PyBytes
         };
     }
 
-    /// <summary>The bytes as Latin-1 text (Python 2 str keys read as bytes).</summary>
-    public string AsLatin1()
-    {
-        if (Data is null) throw new InvalidOperationException("lazy byte strings are never keys");
-        return System.Text.Encoding.Latin1.GetString(Data);
-    }
+    /// <summary>Longest byte string taken as text: names, dict keys, dtype codes.</summary>
+    public const int MaxTextLength = 256;
+
+    /// <summary>The bytes as Latin-1 text (Python 2 str keys and dtype codes are byte strings), or null when
+    /// longer than <see cref="MaxTextLength"/>: no name is that long, and a string left in the file (64 KiB or
+    /// more) is never read for it.</summary>
+    public string? AsLatin1() =>
+        Length <= MaxTextLength && Data is not null ? System.Text.Encoding.Latin1.GetString(Data) : null;
+}
+
+/// <summary>A str of 64 KiB or more, kept as its UTF-8 bytes: in memory, or a slice of the file. Only
+/// <c>_codecs.encode</c> decodes it (Python 3's protocol 2 writes array data as such text); no name is this long.</summary>
+internal sealed class PyText
+{
+    public byte[]? Data;
+    public ByteSource? Source;
+    public long Offset;
+    public long Length;
+    /// <summary>Its length in UTF-16 units (checked as UTF-8 when read): the Latin-1 bytes it encodes to.</summary>
+    public long Utf16Length;
 }
 
 internal enum PyGlobalKind
