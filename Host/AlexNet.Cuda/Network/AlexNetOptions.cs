@@ -3,21 +3,21 @@ using AlexNet.Cuda.Weights;
 
 namespace AlexNet.Cuda.Network;
 
-/// <summary>How an <see cref="AlexNetModel"/> is built and run (the seed model's constructor arguments,
+/// <summary>How an <see cref="AlexNetModel"/> is built and run (the reference code's constructor arguments,
 /// plus the engine's own sizing).</summary>
 public sealed class AlexNetOptions
 {
-    /// <summary>Probability of keeping an fc6/fc7 activation (the seed's <c>keep_prob</c>): 1 for inference,
+    /// <summary>Probability of keeping an fc6/fc7 activation (the reference code's <c>keep_prob</c>): 1 for inference,
     /// where dropout is the identity and nothing is launched for it; below 1 is training-mode dropout.</summary>
     public float KeepProbability { get; init; } = 1f;
 
     /// <summary>Seed of the dropout masks: a mask is a pure function of (seed, layer, element index).</summary>
     public ulong DropoutSeed { get; init; }
 
-    /// <summary>Number of classes of fc8 (the seed's <c>num_classes</c>); null: as the weight file has it.</summary>
+    /// <summary>Number of classes of fc8 (the reference code's <c>num_classes</c>); null: as the weight file has it.</summary>
     public int? NumClasses { get; init; }
 
-    /// <summary>Layers initialised afresh instead of read from the file (the seed's <c>skip_layer</c>).</summary>
+    /// <summary>Layers initialised afresh instead of read from the file (the reference code's <c>skip_layer</c>).</summary>
     public IReadOnlyCollection<string> SkipLayers { get; init; } = [];
 
     /// <summary>Seed of the fresh initialisation of skipped layers.</summary>

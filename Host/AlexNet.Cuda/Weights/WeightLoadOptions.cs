@@ -7,7 +7,7 @@ public sealed class WeightLoadOptions
     /// than the file's needs "fc8" in <see cref="SkipLayers"/>.</summary>
     public int? NumClasses { get; init; }
 
-    /// <summary>Layers not taken from the file (the seed's <c>skip_layer</c>): they get a fresh initialisation,
+    /// <summary>Layers not taken from the file (the reference code's <c>skip_layer</c>): they get a fresh initialisation,
     /// Glorot-uniform weights and zero biases, from <see cref="Seed"/>. They may be absent from the file.</summary>
     public IReadOnlyCollection<string> SkipLayers { get; init; } = [];
 
