@@ -490,6 +490,12 @@ public sealed unsafe class CudaDevice : ComputeDevice
 
         public void MarkRecorded() => IsRecorded = true;
 
+        protected override void SynchronizeCore()
+        {
+            device.MakeCurrent();
+            CudaException.ThrowIfFailed(CudaDriver.cuEventSynchronize(Handle));
+        }
+
         protected override void ReleaseEvent()
         {
             IntPtr handle = Handle;

@@ -472,6 +472,12 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             if (previous != IntPtr.Zero) OpenCl.clReleaseEvent(previous);
         }
 
+        protected override void SynchronizeCore()
+        {
+            IntPtr handle = Handle;
+            OpenClException.ThrowIfFailed(OpenCl.clWaitForEvents(1, &handle));
+        }
+
         protected override void ReleaseEvent()
         {
             IntPtr handle = Handle;

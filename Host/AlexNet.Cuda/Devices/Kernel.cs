@@ -141,6 +141,16 @@ public abstract class DeviceEvent : IDisposable
         GC.SuppressFinalize(this);
     }
 
+    /// <summary>Blocks the calling thread until the work before the event's last recording has finished
+    /// (the host side of a pipeline: a batch's results are ready).</summary>
+    public void Synchronize()
+    {
+        if (!IsRecorded) throw new InvalidOperationException("the event was never recorded");
+        SynchronizeCore();
+    }
+
+    protected abstract void SynchronizeCore();
+
     /// <summary>Frees the native event; never throws.</summary>
     protected abstract void ReleaseEvent();
 }

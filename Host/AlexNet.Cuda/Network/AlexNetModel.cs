@@ -288,6 +288,20 @@ public sealed class AlexNetModel : IDisposable
         _stream.CopyToHost(_arenas[_probPlan.Arena], destination[..count]);
     }
 
+    /// <summary>
+    /// Queues a copy of the last forward pass's class probabilities, [N][classes], into
+    /// <paramref name="destination"/> at element <paramref name="offset"/> and returns at once: record an event
+    /// after it and wait on that before reading. For pipelines that keep several batches in flight.
+    /// </summary>
+    public void CopyProbabilitiesAsync(PinnedHostBuffer<float> destination, long offset = 0)
+    {
+        if (_lastBatch == 0) throw new InvalidOperationException("no forward pass has run yet");
+        _stream.CopyToHostAsync(_arenas[_probPlan.Arena], 0, destination, offset, (long)_lastBatch * NumClasses);
+    }
+
+    /// <summary>The stream the model's work is queued on (the device's default stream).</summary>
+    public ComputeStream Stream => _stream;
+
     /// <summary>Class probabilities of <paramref name="count"/> images, [N][classes] (allocates the result).</summary>
     public float[] Predict(ReadOnlySpan<float> images, int count)
     {
