@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Runtime.InteropServices;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
@@ -40,9 +41,23 @@ internal sealed class ImageSharpDecoder : IImageDecoder
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
-        using FileStream stream = ImageFiles.Open(path);
-        if (stream.Length == 0) throw new ImageDecodeException(path, "not an image (empty file)");
+        // The whole file in one pooled buffer: ImageSharp reads it through a MemoryStream, and the JPEG end
+        // check below needs its last bytes.
+        (byte[] data, int length) = ImageFiles.ReadAll(path);
+        try
+        {
+            using var stream = new MemoryStream(data, 0, length, writable: false);
+            return Decode(path, stream, data.AsSpan(0, length), options);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(data);
+        }
+    }
 
+    private static DecodedImage Decode(string path, MemoryStream stream, ReadOnlySpan<byte> data, ImageDecodeOptions options)
+    {
+        if (data.IsEmpty) throw new ImageDecodeException(path, "not an image (empty file)");
         IImageInfo? info;
         IImageFormat? format;
         try
@@ -51,10 +66,13 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw Corrupt(path, ImageFiles.Sniff(path), e);
+            throw Corrupt(path, ImageFiles.Sniff(data), e.Message, e);
         }
         if (info is null || format is null) throw new ImageDecodeException(path, "not an image (unknown format)");
         ImageDecodeException.ThrowIfTooLarge(path, info.Width, info.Height, options);
+        // ImageSharp 2.1 decodes a JPEG, GIF, BMP or WebP cut short without complaint, the missing part
+        // grey or black: refuse it instead.
+        if (TruncatedFiles.Reason(format.Name, data) is { } truncated) throw Corrupt(path, format.Name, truncated);
 
         bool sixteenBit = format is PngFormat
             ? info.Metadata.GetPngMetadata().BitDepth == PngBitDepth.Bit16
@@ -66,9 +84,10 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         }
         catch (Exception e) when (e is not (OutOfMemoryException or ImageDecodeException))
         {
-            throw Corrupt(path, format.Name, e);
+            throw Corrupt(path, format.Name, e.Message, e);
         }
     }
+
 
     private static DecodedImage DecodeEightBit(Stream stream)
     {
@@ -113,6 +132,6 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         return value is null ? 1 : value.Value;
     }
 
-    private static ImageDecodeException Corrupt(string path, string? format, Exception e) =>
-        new(path, $"truncated or corrupt {format ?? "image"} ({e.Message.ReplaceLineEndings(" ").TrimEnd('.')})", e);
+    private static ImageDecodeException Corrupt(string path, string? format, string reason, Exception? inner = null) =>
+        new(path, $"truncated or corrupt {format ?? "image"} ({reason.ReplaceLineEndings(" ").TrimEnd('.')})", inner);
 }
