@@ -1,0 +1,62 @@
+using System.Buffers;
+
+namespace AlexNet.Imaging;
+
+/// <summary>
+/// 8-bit RGB pixels of a decoded image, rows top to bottom, 3 bytes per pixel, after the EXIF orientation is
+/// applied, grey replicated to 3 channels, alpha dropped and 16-bit samples reduced to 8 (<c>v &gt;&gt; 8</c>):
+/// what <c>cv2.imread</c> gives, in RGB order. The pixels live in a buffer rented from
+/// <see cref="ArrayPool{T}.Shared"/>, so decoding a stream of images does not churn the garbage collector;
+/// <see cref="Dispose"/> returns it, after which <see cref="Pixels"/> throws.
+/// </summary>
+public sealed class DecodedImage : IDisposable
+{
+    private byte[]? _buffer;
+    private readonly int _length;
+
+    internal DecodedImage(int width, int height)
+    {
+        if (width <= 0 || height <= 0) throw new ArgumentOutOfRangeException(nameof(width), $"{width}×{height} is not an image size");
+        long length = (long)width * height * 3;
+        if (length > Array.MaxLength) throw new ArgumentOutOfRangeException(nameof(width), $"{width}×{height} RGB needs {length} bytes, more than one array holds");
+        Width = width;
+        Height = height;
+        _length = (int)length;
+        _buffer = ArrayPool<byte>.Shared.Rent(_length);
+    }
+
+    /// <summary>An image holding a copy of <paramref name="rgb"/> (width·height·3 bytes, rows top to bottom).</summary>
+    internal static DecodedImage FromRgb(int width, int height, ReadOnlySpan<byte> rgb)
+    {
+        var image = new DecodedImage(width, height);
+        if (rgb.Length != image._length)
+        {
+            image.Dispose();
+            throw new ArgumentException($"{width}×{height} RGB is {(long)width * height * 3} bytes, not {rgb.Length}", nameof(rgb));
+        }
+        rgb.CopyTo(image.Writable);
+        return image;
+    }
+
+    public int Width { get; }
+
+    public int Height { get; }
+
+    /// <summary>Width·Height·3 bytes, R G B per pixel, row stride Width·3.</summary>
+    public ReadOnlySpan<byte> Pixels => Writable;
+
+    internal Span<byte> Writable
+    {
+        get
+        {
+            byte[] buffer = _buffer ?? throw new ObjectDisposedException(nameof(DecodedImage));
+            return buffer.AsSpan(0, _length);
+        }
+    }
+
+    public void Dispose()
+    {
+        byte[]? buffer = Interlocked.Exchange(ref _buffer, null);
+        if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
+    }
+}

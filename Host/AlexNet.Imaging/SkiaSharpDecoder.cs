@@ -1,0 +1,181 @@
+using System.Buffers;
+using System.Runtime.InteropServices;
+using SkiaSharp;
+
+namespace AlexNet.Imaging;
+
+/// <summary>
+/// Decodes with SkiaSharp 4.155.0, Skia's codecs over libjpeg-turbo, libpng, libwebp and its own GIF/BMP
+/// readers (no TIFF). Rows are decoded one at a time where the codec allows it (JPEG, PNG, BMP), so the only
+/// whole-image buffer is the result. No colour management: the destination has no colour space, so ICC
+/// profiles are ignored as OpenCV ignores them. 16-bit samples are decoded as 16-bit and shifted right by 8.
+/// </summary>
+internal sealed class SkiaSharpDecoder : IImageDecoder
+{
+    internal const string Version = "4.155.0";
+
+    public string Name => "skiasharp " + Version;
+
+    public DecodedImage Decode(string path, ImageDecodeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(options);
+        long length;
+        using (FileStream stream = ImageFiles.Open(path)) length = stream.Length;
+        if (length == 0) throw new ImageDecodeException(path, "not an image (empty file)");
+
+        using SKCodec codec = SKCodec.Create(path, out SKCodecResult created) ?? throw NotCreated(path, created);
+        SKImageInfo stored = codec.Info;
+        ImageDecodeException.ThrowIfTooLarge(path, stored.Width, stored.Height, options);
+        string format = FormatName(codec.EncodedFormat);
+
+        SKSizeI size = options.FastDecode && codec.EncodedFormat == SKEncodedImageFormat.Jpeg
+            ? ScaledSize(codec, options.TargetShortSide)
+            : stored.Size;
+        bool sixteenBit = stored.ColorType is SKColorType.Rgba16161616 or SKColorType.RgbaF16 or SKColorType.RgbaF16Clamped
+            or SKColorType.RgbaF32 or SKColorType.Alpha16 or SKColorType.R16Unorm or SKColorType.Rg1616;
+        var target = new SKImageInfo(size.Width, size.Height,
+            sixteenBit ? SKColorType.Rgba16161616 : SKColorType.Rgba8888,
+            stored.AlphaType == SKAlphaType.Opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
+
+        var writer = new OrientedWriter(size.Width, size.Height, (int)codec.EncodedOrigin);
+        try
+        {
+            SKCodecResult result = codec.StartScanlineDecode(target);
+            if (result == SKCodecResult.Success)
+                DecodeRows(codec, target, writer, path, format);
+            else if (result is SKCodecResult.Unimplemented or SKCodecResult.InvalidScale)
+                DecodeWhole(codec, target, writer, path, format);
+            else
+                throw Failed(path, format, result);
+            return writer.Image;
+        }
+        catch
+        {
+            writer.Image.Dispose();
+            throw;
+        }
+    }
+
+    private static void DecodeRows(SKCodec codec, SKImageInfo target, OrientedWriter writer, string path, string format)
+    {
+        int rowBytes = target.RowBytes;
+        byte[] row = ArrayPool<byte>.Shared.Rent(rowBytes);
+        bool bottomUp = codec.ScanlineOrder == SKCodecScanlineOrder.BottomUp;
+        try
+        {
+            unsafe
+            {
+                fixed (byte* p = row)
+                {
+                    for (int i = 0; i < target.Height; i++)
+                    {
+                        if (codec.GetScanlines((IntPtr)p, 1, rowBytes) != 1) throw Failed(path, format, SKCodecResult.IncompleteInput);
+                        int y = bottomUp ? target.Height - 1 - i : i;
+                        ToRgb(row.AsSpan(0, rowBytes), target.ColorType, writer.Row(y));
+                        writer.Commit(y);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(row);
+        }
+    }
+
+    private static void DecodeWhole(SKCodec codec, SKImageInfo target, OrientedWriter writer, string path, string format)
+    {
+        int rowBytes = target.RowBytes;
+        long total = (long)rowBytes * target.Height;
+        if (total > Array.MaxLength)
+            throw new ImageDecodeException(path, $"{target.Width}×{target.Height} {format} is too large to decode whole (more than {Array.MaxLength} bytes)");
+        byte[] pixels = ArrayPool<byte>.Shared.Rent((int)total);
+        try
+        {
+            SKCodecResult result;
+            unsafe
+            {
+                fixed (byte* p = pixels) result = codec.GetPixels(target, (IntPtr)p, rowBytes, SKCodecOptions.Default);
+            }
+            if (result != SKCodecResult.Success) throw Failed(path, format, result);
+            for (int y = 0; y < target.Height; y++)
+            {
+                ToRgb(pixels.AsSpan(y * rowBytes, rowBytes), target.ColorType, writer.Row(y));
+                writer.Commit(y);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(pixels);
+        }
+    }
+
+    /// <summary>One decoded row, RGBA 8888 or RGBA 16161616 (native-endian), to RGB bytes; alpha dropped.</summary>
+    private static void ToRgb(ReadOnlySpan<byte> source, SKColorType type, Span<byte> rgb)
+    {
+        int width = rgb.Length / 3;
+        if (type == SKColorType.Rgba16161616)
+        {
+            ReadOnlySpan<ushort> samples = MemoryMarshal.Cast<byte, ushort>(source);
+            for (int x = 0; x < width; x++)
+            {
+                rgb[3 * x] = (byte)(samples[4 * x] >> 8);
+                rgb[3 * x + 1] = (byte)(samples[4 * x + 1] >> 8);
+                rgb[3 * x + 2] = (byte)(samples[4 * x + 2] >> 8);
+            }
+        }
+        else
+        {
+            for (int x = 0; x < width; x++)
+            {
+                rgb[3 * x] = source[4 * x];
+                rgb[3 * x + 1] = source[4 * x + 1];
+                rgb[3 * x + 2] = source[4 * x + 2];
+            }
+        }
+    }
+
+    /// <summary>The smallest of libjpeg's 1/2, 1/4, 1/8 scalings whose shorter side stays at or above the target.</summary>
+    private static SKSizeI ScaledSize(SKCodec codec, int targetShortSide)
+    {
+        SKSizeI best = codec.Info.Size;
+        foreach (float scale in (ReadOnlySpan<float>)[0.5f, 0.25f, 0.125f])
+        {
+            SKSizeI size = codec.GetScaledDimensions(scale);
+            if (Math.Min(size.Width, size.Height) < targetShortSide) break;
+            best = size;
+        }
+        return best;
+    }
+
+    private static ImageDecodeException NotCreated(string path, SKCodecResult result)
+    {
+        string? sniffed = ImageFiles.Sniff(path);
+        if (sniffed == "TIFF")
+            return new ImageDecodeException(path, "TIFF is not read by the skiasharp decoder (the imagesharp decoder reads it)");
+        if (sniffed is null || result == SKCodecResult.Unimplemented)
+            return new ImageDecodeException(path, "not an image (unknown format)");
+        return Failed(path, sniffed, result);
+    }
+
+    private static ImageDecodeException Failed(string path, string format, SKCodecResult result) => new(path, result switch
+    {
+        SKCodecResult.IncompleteInput => $"truncated or corrupt {format} (the data ends before the image does)",
+        SKCodecResult.ErrorInInput => $"truncated or corrupt {format} (invalid data)",
+        SKCodecResult.InvalidInput => $"truncated or corrupt {format} (invalid header)",
+        _ => $"cannot be decoded as {format} (Skia: {result})",
+    });
+
+    private static string FormatName(SKEncodedImageFormat format) => format switch
+    {
+        SKEncodedImageFormat.Jpeg => "JPEG",
+        SKEncodedImageFormat.Png => "PNG",
+        SKEncodedImageFormat.Gif => "GIF",
+        SKEncodedImageFormat.Bmp => "BMP",
+        SKEncodedImageFormat.Webp => "WebP",
+        SKEncodedImageFormat.Ico => "ICO",
+        SKEncodedImageFormat.Wbmp => "WBMP",
+        _ => format.ToString(),
+    };
+}
