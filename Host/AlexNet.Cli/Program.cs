@@ -28,6 +28,7 @@ internal static class Program
         BenchCommand.Create,
         WeightsCommand.Create,
         FeaturesCommand.Create,
+        Classify.ClassifyCommand.Create,
         TestCommand.Create,
     ];
 
@@ -37,11 +38,13 @@ internal static class Program
 
     internal static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, stdout, stderr, Commands);
 
-    /// <summary>Parses <paramref name="args"/> against <paramref name="commands"/> and runs the chosen one;
-    /// tests pass commands of their own to see each way a command can end.</summary>
-    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, IEnumerable<Func<Command>> commands)
+    /// <summary>Parses a command line as the program does, without running it (tests check that the command
+    /// lines in deploy/ parse).</summary>
+    internal static ParseResult Parse(string[] args) => Parse(args, Commands, out _);
+
+    private static ParseResult Parse(string[] args, IEnumerable<Func<Command>> commands, out Option<bool> verbose)
     {
-        var verbose = new Option<bool>("--verbose")
+        verbose = new Option<bool>("--verbose")
         {
             Description = "Print the stack trace of an error",
             Recursive = true,
@@ -53,11 +56,16 @@ internal static class Program
         };
         root.Options.Add(verbose);
         foreach (Func<Command> create in commands) root.Subcommands.Add(create());
-
         // Response files (@file) are off: a weight file's path is taken as written.
-        var parserConfiguration = new ParserConfiguration { ResponseFileTokenReplacer = null };
+        return root.Parse(args, new ParserConfiguration { ResponseFileTokenReplacer = null });
+    }
+
+    /// <summary>Parses <paramref name="args"/> against <paramref name="commands"/> and runs the chosen one;
+    /// tests pass commands of their own to see each way a command can end.</summary>
+    internal static int Run(string[] args, TextWriter stdout, TextWriter stderr, IEnumerable<Func<Command>> commands)
+    {
         // With no command at all the help is the useful answer, but the exit status still says "usage error".
-        ParseResult parsed = root.Parse(args.Length == 0 ? ["--help"] : args, parserConfiguration);
+        ParseResult parsed = Parse(args.Length == 0 ? ["--help"] : args, commands, out Option<bool> verbose);
         if (parsed.Action is ParseErrorAction) return UsageErrors.Write(parsed, stderr);
 
         var invocation = new InvocationConfiguration

@@ -82,6 +82,45 @@ def write_png(path, rgb):
                 + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+def linear_taps(src, dst):
+    """OpenCV's INTER_LINEAR source taps for one axis: destination centre (x + 0.5)*src/dst - 0.5, clamped
+    to the image (edge pixels replicated), two taps, no antialiasing."""
+    scale = src / dst
+    f = (np.arange(dst) + 0.5) * scale - 0.5
+    i0 = np.floor(f).astype(np.int64)
+    w1 = f - i0
+    w1[i0 < 0] = 0.0
+    i0[i0 < 0] = 0
+    high = i0 >= src - 1
+    w1[high] = 0.0
+    i0[high] = src - 1
+    i1 = np.minimum(i0 + 1, src - 1)
+    return i0, i1, w1
+
+
+def resize_linear(img, width, height):
+    """cv2.resize(img.astype(float32), (width, height)) with INTER_LINEAR, in float64."""
+    y0, y1, wy = linear_taps(img.shape[0], height)
+    x0, x1, wx = linear_taps(img.shape[1], width)
+    rows = img[y0] * (1 - wy)[:, None, None] + img[y1] * wy[:, None, None]
+    return rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+
+
+def preprocess(rgb, mode, crop_long):
+    """The reference input: BGR float, resized (stretch to 227x227, or shorter side to 256 then the centre
+    227x227), the mean subtracted."""
+    img = rgb[:, :, ::-1].astype(np.float64)
+    if mode == "stretch":
+        img = resize_linear(img, 227, 227)
+    else:
+        h, w = img.shape[:2]
+        nh, nw = (256, crop_long(w, h)) if h <= w else (crop_long(h, w), 256)
+        img = resize_linear(img, nw, nh)
+        top, left = (nh - 227) // 2, (nw - 227) // 2
+        img = img[top:top + 227, left:left + 227]
+    return img - MEAN_BGR
+
+
 def load_weights(path):
     if path.endswith(".npz"):
         z = np.load(path)
@@ -150,6 +189,32 @@ def make_inputs(folder):
         write_png(f"{folder}/image{i}.png", rng.integers(0, 256, (227, 227, 3), dtype=np.uint8))
 
 
+def crop_long_side(long, short):
+    """The long side after the shorter is resized to 256: 256*long/short rounded down (integer arithmetic)."""
+    return 256 * long // short
+
+
+def compare_classify(a):
+    import json
+    records = [json.loads(line) for line in open(a.classify_json, encoding="utf-8") if line.strip()]
+    weights = load_weights(a.weights)
+    failed = 0
+    for record in records:
+        if "error" in record:
+            print(f"SKIP {record['file']}: {record['error']}")
+            continue
+        x = preprocess(read_png(record["file"]), a.resize, crop_long_side)[None]
+        prob = forward(weights, x, a.lrn_radius, a.lrn_alpha, a.lrn_beta, a.lrn_bias)["prob"][0]
+        want = np.argsort(-prob, kind="stable")[:len(record["top"])]
+        got = [t["index"] for t in record["top"]]
+        err = max(abs(t["probability"] - prob[t["index"]]) for t in record["top"])
+        ok = list(want) == got and err <= a.tol
+        failed += not ok
+        print(f"{'PASS' if ok else 'FAIL'} {record['file']}: top {got} (reference {list(want)}), max |error| {err:.3g}")
+    print(f"images: {len(records) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--make-inputs")
@@ -161,11 +226,15 @@ def main():
     parser.add_argument("--lrn-alpha", type=float, default=2e-05)
     parser.add_argument("--lrn-beta", type=float, default=0.75)
     parser.add_argument("--lrn-bias", type=float, default=1.0)
+    parser.add_argument("--classify-json", help="compare `alexnet classify --format json` output instead of features")
+    parser.add_argument("--resize", default="stretch", choices=["stretch", "crop"])
     parser.add_argument("images", nargs="*")
     a = parser.parse_args()
     if a.make_inputs:
         make_inputs(a.make_inputs)
         return 0
+    if a.classify_json:
+        return compare_classify(a)
     x = np.stack([read_png(p)[:, :, ::-1].astype(np.float64) - MEAN_BGR for p in a.images])
     ref = forward(load_weights(a.weights), x, a.lrn_radius, a.lrn_alpha, a.lrn_beta, a.lrn_bias)
     layers = a.layers.split(",")

@@ -1,0 +1,284 @@
+using System.Diagnostics;
+using System.Text.Json;
+using AlexNet.Cli;
+using AlexNet.Cuda.Checks;
+using AlexNet.Cuda.Interop;
+using AlexNet.Cuda.Network;
+using AlexNet.Cuda.Tests.Infrastructure;
+using AlexNet.Cuda.Tests.Weights;
+using AlexNet.Cuda.Weights;
+using AlexNet.Imaging;
+using SixLabors.ImageSharp;
+using SixLabors.ImageSharp.PixelFormats;
+
+namespace AlexNet.Cuda.Tests.ClassifyCli;
+
+/// <summary>One full-size Python-2-style weight file for every classify test (233 MiB, written once).</summary>
+public sealed class ClassifyWeightsFixture : IDisposable
+{
+    private readonly Lazy<string> _path;
+    private readonly TempDir _dir = new();
+
+    public ClassifyWeightsFixture() => _path = new Lazy<string>(() =>
+    {
+        AlexNetWeights w = SyntheticNetwork.Weights(AlexNetArchitecture.Default, 19);
+        string path = _dir.File("bvlc_alexnet.npy");
+        Py2PickleWriter.WriteFile(path, w.Layers.Select(l => new Py2PickleWriter.Layer(l.Name, l.Weight, l.WeightShape, l.Bias)));
+        return path;
+    });
+
+    public string Path => _path.Value;
+
+    public void Dispose() => _dir.Dispose();
+}
+
+/// <summary>
+/// `alexnet classify` end to end on the OpenCL device: input order through several workers and batches, the
+/// network's own output for exact-size images, an independent numpy implementation of the reference
+/// preprocessing and network for resized ones, bad files costing only themselves, labels, shards, stats.
+/// </summary>
+[Collection(OpenClCollection.Name)]
+public sealed class ClassifyCliTests(OpenClFixture fixture, ClassifyWeightsFixture weights) : IClassFixture<ClassifyWeightsFixture>, IDisposable
+{
+    private const string Python = "/usr/bin/python3";
+    private readonly TempDir _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    private void RequireDevice()
+    {
+        _ = fixture.Device;
+        TestNative.Require(NativeLibraryId.ClBlast);
+    }
+
+    private static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private string Image(string name, int width, int height, int seed)
+    {
+        var random = new Random(seed);
+        using var image = new Image<Rgb24>(width, height);
+        for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++)
+            image[x, y] = new Rgb24((byte)random.Next(256), (byte)(x * 255 / Math.Max(1, width - 1)), (byte)(y * 255 / Math.Max(1, height - 1)));
+        string path = _dir.File(name);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        image.Save(path);
+        return path;
+    }
+
+    private static bool RunsCleanly(string file, params string[] args)
+    {
+        using Process p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true })!;
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode == 0;
+    }
+
+    private static List<JsonElement> JsonLines(string output) =>
+        output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
+
+    [SkippableFact]
+    public void ExactSizeImagesGetTheNetworksOwnOutputInInputOrderThroughWorkersAndBatches()
+    {
+        RequireDevice();
+        string[] images = Enumerable.Range(0, 7).Select(i => Image($"exact/{(char)('g' - i)}.png", 227, 227, i)).ToArray();
+        (int code, string stdout, string stderr) = Cli(["classify", "--weights", weights.Path, "--device", "opencl", "--format", "json",
+            "--batch", "3", "--workers", "3", "--top", "5", .. images]);
+        Assert.True(code == 0, stderr);
+        List<JsonElement> records = JsonLines(stdout);
+        Assert.Equal(images, records.Select(r => r.GetProperty("file").GetString()));
+
+        // The same tensors through the model directly.
+        using var model = AlexNetModel.Load(fixture.Device, weights.Path, new AlexNetOptions { MaxBatch = 7 });
+        var input = new float[7 * AlexNetModel.InputFloatsPerImage];
+        IImageDecoder decoder = ImageDecoders.Create(ImageDecoders.DefaultName);
+        for (int i = 0; i < 7; i++)
+        {
+            using DecodedImage decoded = decoder.Decode(images[i], new ImageDecodeOptions());
+            Preprocessor.Write(decoded, ResizeMode.Stretch, [104f, 117f, 124f], input.AsSpan(i * AlexNetModel.InputFloatsPerImage, AlexNetModel.InputFloatsPerImage));
+        }
+        float[] probabilities = model.Predict(input, 7);
+        for (int i = 0; i < 7; i++)
+        {
+            int[] want = NetworkChecks.Top5(probabilities.AsSpan(i * 1000, 1000));
+            JsonElement[] top = records[i].GetProperty("top").EnumerateArray().ToArray();
+            Assert.Equal(want, top.Select(t => t.GetProperty("index").GetInt32()));
+            foreach (JsonElement t in top)
+                Assert.Equal(probabilities[i * 1000 + t.GetProperty("index").GetInt32()], t.GetProperty("probability").GetSingle(), 1e-6f);
+            Assert.Equal("tench, Tinca tinca", Cuda.Labels.ClassLabels.ImageNet[0]);
+            Assert.Equal(Cuda.Labels.ClassLabels.ImageNet[top[0].GetProperty("index").GetInt32()], top[0].GetProperty("label").GetString());
+        }
+    }
+
+    [SkippableTheory]
+    [InlineData("stretch")]
+    [InlineData("crop")]
+    public void ResizedImagesMatchAnIndependentNumpyImplementation(string resize)
+    {
+        RequireDevice();
+        bool numpy = File.Exists(Python) && RunsCleanly(Python, "-c", "import numpy");
+        if (!numpy && TestNative.Required) Assert.Fail("python3 with numpy is needed");
+        Skip.IfNot(numpy, "no python3 with numpy");
+        string[] images = [Image("r/wide.png", 400, 150, 1), Image("r/tall.png", 31, 300, 2), Image("r/small.png", 50, 40, 3), Image("r/one.png", 1, 1, 4), Image("r/exact.png", 227, 227, 5)];
+        string json = _dir.File($"out-{resize}.jsonl");
+        (int code, string stdout, string stderr) = Cli(["classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--resize", resize, .. images]);
+        Assert.True(code == 0, stderr);
+        File.WriteAllText(json, stdout);
+        string script = System.IO.Path.Combine(AppContext.BaseDirectory, "Fixtures", "reference", "alexnet_numpy.py");
+        var psi = new ProcessStartInfo(Python, [script, "--weights", weights.Path, "--classify-json", json, "--resize", resize]) { RedirectStandardOutput = true };
+        using Process p = Process.Start(psi)!;
+        string report = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, report);
+        Assert.Contains("images: 5 passed, 0 failed", report);
+    }
+
+    [SkippableFact]
+    public void BadFilesCostOnlyThemselves()
+    {
+        RequireDevice();
+        string folder = _dir.File("mixed");
+        Directory.CreateDirectory(folder);
+        string good1 = Image("mixed/a-good.png", 300, 200, 1);
+        string good2 = Image("mixed/d-good.jpg", 227, 227, 2);
+        File.WriteAllBytes(System.IO.Path.Combine(folder, "b-corrupt.png"), [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3]);
+        byte[] jpeg = File.ReadAllBytes(good2);
+        File.WriteAllBytes(System.IO.Path.Combine(folder, "c-truncated.jpg"), jpeg[..(jpeg.Length / 3)]);
+        File.WriteAllText(System.IO.Path.Combine(folder, "e-text.png"), "not an image at all");
+        File.WriteAllText(System.IO.Path.Combine(folder, "notes.txt"), "ignored: not an image extension");
+        string huge = System.IO.Path.Combine(folder, "f-huge.png");
+        File.WriteAllBytes(huge, HugePngHeader(60_000, 60_000));
+        long before = GC.GetTotalMemory(forceFullCollection: true);
+        (int code, string stdout, string stderr) = Cli("classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--batch", "2", folder);
+        Assert.Equal(1, code);
+        Assert.Contains("4 of 6 images could not be classified", stderr);
+        List<JsonElement> records = JsonLines(stdout);
+        Assert.Equal(["a-good.png", "b-corrupt.png", "c-truncated.jpg", "d-good.jpg", "e-text.png", "f-huge.png"],
+            records.Select(r => System.IO.Path.GetFileName(r.GetProperty("file").GetString())));
+        Assert.True(records[0].TryGetProperty("top", out _));
+        Assert.True(records[3].TryGetProperty("top", out _));
+        foreach (int bad in new[] { 1, 2, 4, 5 })
+        {
+            string error = records[bad].GetProperty("error").GetString()!;
+            Assert.DoesNotContain('\n', error);
+        }
+        Assert.Contains("pixels", records[5].GetProperty("error").GetString());
+        Assert.True(GC.GetTotalMemory(forceFullCollection: true) - before < 64L << 20, "nothing of the run, and no part of a 3.6-gigapixel image, may stay allocated");
+    }
+
+    /// <summary>A valid PNG declaring <paramref name="width"/>×<paramref name="height"/> whose data holds a
+    /// few empty rows: small on disk, gigapixels if decoded.</summary>
+    private static byte[] HugePngHeader(int width, int height)
+    {
+        var png = new List<byte> { 0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a };
+        void Chunk(string kind, byte[] body)
+        {
+            byte[] typed = [.. System.Text.Encoding.ASCII.GetBytes(kind), .. body];
+            png.AddRange(BigEndian(body.Length));
+            png.AddRange(typed);
+            png.AddRange(BigEndian((int)Crc32(typed)));
+        }
+        Chunk("IHDR", [.. BigEndian(width), .. BigEndian(height), 8, 2, 0, 0, 0]);
+        var data = new MemoryStream();
+        using (var z = new System.IO.Compression.ZLibStream(data, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true))
+            z.Write(new byte[1000]);
+        Chunk("IDAT", data.ToArray());
+        Chunk("IEND", []);
+        return [.. png];
+    }
+
+    /// <summary>PNG's CRC-32 (polynomial 0xEDB88320), so the header is valid and only its size is hostile.</summary>
+    private static uint Crc32(ReadOnlySpan<byte> data)
+    {
+        uint crc = 0xFFFFFFFF;
+        foreach (byte b in data)
+        {
+            crc ^= b;
+            for (int k = 0; k < 8; k++) crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB88320 : crc >> 1;
+        }
+        return ~crc;
+    }
+
+    private static byte[] BigEndian(int v) => [(byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v];
+
+    [SkippableFact]
+    public void ShardsConcatenatedEqualOneRunAndStatsNameTheThreeRates()
+    {
+        RequireDevice();
+        string[] images = Enumerable.Range(0, 5).Select(i => Image($"s/{i}.png", 227, 227, 40 + i)).ToArray();
+        (int code, string whole, string stderr) = Cli(["classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--stats", .. images]);
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"stats: 5 images in [\d.]+ s: end to end [\d.]+ images/s; decode [\d.]+ images/s on \d+ workers; inference [\d.]+ images/s", stderr);
+        string joined = "";
+        for (int i = 0; i < 3; i++)
+        {
+            (int c, string part, string err) = Cli(["classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--shard", $"{i}/3", .. images]);
+            Assert.True(c == 0, err);
+            joined += part;
+        }
+        Assert.Equal(JsonLines(whole).Select(r => r.GetRawText()), JsonLines(joined).Select(r => r.GetRawText()));
+    }
+
+    [SkippableFact]
+    public void LabelsComeFromAFileInEitherFormAndAWrongCountIsAnError()
+    {
+        RequireDevice();
+        string image = Image("l/x.png", 227, 227, 7);
+        string synsets = _dir.File("synset_words.txt");
+        File.WriteAllLines(synsets, Enumerable.Range(0, 1000).Select(i => $"n{i:D8} class number {i}"));
+        (int code, string stdout, string stderr) = Cli("classify", "--weights", weights.Path, "--device", "opencl", "--labels", synsets, "--top", "1", image);
+        Assert.True(code == 0, stderr);
+        Assert.Matches(@"\n\s+[\d.]+\s+(\d+)\s+class number \1", stdout);
+        string short10 = _dir.File("ten.txt");
+        File.WriteAllLines(short10, Enumerable.Range(0, 10).Select(i => $"name {i}"));
+        (code, _, stderr) = Cli("classify", "--weights", weights.Path, "--device", "opencl", "--labels", short10, image);
+        Assert.Equal(2, code);
+        Assert.Contains("10", stderr);
+        Assert.Contains("1000", stderr);
+    }
+
+    [Fact]
+    public void NothingToRunIsExitCode2WithOneLine()
+    {
+        (int code, _, string stderr) = Cli("classify", "--weights", _dir.File("missing.npy"), "--device", "opencl", _dir.File("nothing-here"));
+        Assert.Equal(2, code);
+        Assert.Single(stderr.Trim().Split('\n'));
+        (code, _, stderr) = Cli("classify", "--weights", "w.npy", "--shard", "3/3", ".");
+        Assert.Equal(2, code);
+        (code, _, _) = Cli("classify", "--weights", "w.npy", "--batch", "0", ".");
+        Assert.Equal(2, code);
+        (code, _, stderr) = Cli("classify", "--weights", "w.npy", "--mean", "1,2", ".");
+        Assert.Equal(2, code);
+        Assert.Contains("--mean takes three numbers", stderr);
+    }
+}
+
+/// <summary>The Job manifest's command line, with each completion index put in, parses with the CLI's own
+/// parser as a classify run of that shard.</summary>
+public class DeployManifestParsesTests
+{
+    [Fact]
+    public void TheJobsCommandLineParsesForEveryIndex()
+    {
+        IReadOnlyList<string> args = Classify.DeployManifest.ClassifyArguments(Classify.DeployManifest.JobPath);
+        Assert.Equal("classify", args[0]);
+        string shard = args[args.ToList().IndexOf("--shard") + 1];
+        int count = int.Parse(shard.Split('/')[1], System.Globalization.CultureInfo.InvariantCulture);
+        for (int index = 0; index < count; index++)
+        {
+            string[] concrete = args.Select(a => a.Replace(Classify.DeployManifest.IndexPlaceholder, index.ToString(System.Globalization.CultureInfo.InvariantCulture))).ToArray();
+            System.CommandLine.ParseResult parsed = Program.Parse(concrete);
+            Assert.True(parsed.Errors.Count == 0, string.Join("; ", parsed.Errors.Select(e => e.Message)));
+            Assert.Equal("classify", parsed.CommandResult.Command.Name);
+            Assert.Contains($"{index}/{count}", concrete);
+        }
+        // And the parser does catch a broken line: the check can fail.
+        Assert.NotEmpty(Program.Parse([.. args.Select(a => a == "--shard" ? "--shards" : a)]).Errors);
+    }
+}
