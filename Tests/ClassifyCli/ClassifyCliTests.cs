@@ -243,6 +243,34 @@ public sealed class ClassifyCliTests(OpenClFixture fixture, ClassifyWeightsFixtu
         Assert.Contains("1000", stderr);
     }
 
+    [SkippableFact]
+    public void CtrlCStopsAfterTheBatchesInFlightWithWholeJsonLines()
+    {
+        RequireDevice();
+        string folder = _dir.File("many");
+        for (int i = 0; i < 40; i++) Image($"many/{i:D2}.png", 227, 227, 100 + i);
+        string cli = System.IO.Path.Combine(AppContext.BaseDirectory, "alexnet.dll");
+        var psi = new ProcessStartInfo("dotnet", [cli, "classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--batch", "4", folder])
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        using Process p = Process.Start(psi)!;
+        var lines = new List<string>();
+        string? first = p.StandardOutput.ReadLine(); // the first batch is out: interrupt the run now
+        Assert.NotNull(first);
+        lines.Add(first!);
+        using (Process kill = Process.Start("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!) kill.WaitForExit();
+        string rest = p.StandardOutput.ReadToEnd();
+        string stderr = p.StandardError.ReadToEnd();
+        Assert.True(p.WaitForExit(120_000), "the run did not stop");
+        lines.AddRange(rest.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.True(p.ExitCode == 130, $"exit {p.ExitCode}: {stderr}");
+        Assert.Contains("interrupted after", stderr);
+        Assert.InRange(lines.Count, 4, 36);
+        Assert.Equal(0, lines.Count % 4); // whole batches only
+        Assert.All(lines, l => JsonDocument.Parse(l)); // whole lines only
+    }
+
     [Fact]
     public void NothingToRunIsExitCode2WithOneLine()
     {
