@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.Versioning;
 using AlexNet.Cli.Classify;
 using AlexNet.Cuda.Tests.Weights;
@@ -146,14 +147,37 @@ public class InputFilesTests
         AssertOneLineError(() => InputFiles.Enumerate([images, documents]), $"folder {documents} {hint}");
     }
 
-    [SkippableFact]
+    [Fact]
     [UnsupportedOSPlatform("windows")]
     public void AFolderThatCannotBeReadIsAnError()
     {
-        Skip.If(Environment.IsPrivilegedProcess, "running as root, which reads every folder whatever its permissions");
         using var dir = new TempDir();
         string root = Path.Combine(dir.Path, "root");
         Touch(dir, "root/a.png");
+        if (Environment.IsPrivilegedProcess)
+        {
+            // Root reads every folder whatever its permissions; a tree deeper than PATH_MAX cannot be listed
+            // by anyone (ENAMETOOLONG), which exercises the same error path. Built with relative mkdir steps.
+            string deep = string.Join('/', Enumerable.Repeat(new string('d', 200), 24));
+            try
+            {
+                // bash, whose cd keeps working past PATH_MAX (dash's does not).
+                using (Process mkdir = Process.Start("/bin/bash", ["-c", $"cd '{root}' && for d in $(echo '{deep}' | tr '/' ' '); do mkdir $d && cd $d || exit 1; done"])!)
+                {
+                    mkdir.WaitForExit();
+                    Assert.Equal(0, mkdir.ExitCode);
+                }
+                var e = Assert.ThrowsAny<AlexNetException>(() => InputFiles.Enumerate([root]));
+                Assert.StartsWith($"cannot list folder {root}: ", e.Message);
+                Assert.DoesNotContain('\n', e.Message);
+            }
+            finally
+            {
+                using Process rm = Process.Start("rm", ["-rf", Path.Combine(root, new string('d', 200))])!;
+                rm.WaitForExit();
+            }
+            return;
+        }
         string locked = Path.Combine(root, "locked");
         Touch(dir, "root/locked/b.png");
         File.SetUnixFileMode(locked, UnixFileMode.None);
