@@ -9,9 +9,10 @@ public static class ImageDecoders
     private static readonly IImageDecoder Sharp = new ImageSharpDecoder();
 
     /// <summary>
-    /// skiasharp: libjpeg-turbo and libpng decode the common formats faster than ImageSharp and give the same
-    /// JPEG pixels as OpenCV's libjpeg, and ImageSharp 2.1.x has reported flaws with crafted images
-    /// (docs/decoding.md has the measurements). ImageSharp remains for TIFF.
+    /// skiasharp: its JPEG pixels are libjpeg-turbo's, sample for sample (the library cv2.imread decodes with);
+    /// in the NativeAOT binary it is as fast as ImageSharp on JPEG, with half the peak memory and a 2× faster
+    /// scaled decode; and ImageSharp 2.1.x has reported flaws with crafted images. docs/decoding.md has the
+    /// measurements. ImageSharp remains for TIFF.
     /// </summary>
     public static string DefaultName => "skiasharp";
 
