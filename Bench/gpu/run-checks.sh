@@ -7,6 +7,8 @@
 #   bench.txt        `alexnet bench kernels --device cuda`: device-timed medians
 #   features.txt     `alexnet features --device cuda` over synthetic full-size weights and three PNGs, all
 #                    14 layers, then checked by the independent numpy implementation of the reference
+#   classify.txt     `alexnet classify --device cuda --stats` over 512 PNGs of several sizes (the pipeline's
+#                    end-to-end, decode-only and inference-only rates), then the numpy check of three of them
 #   summary.txt      one line per step with its exit status
 # It never stops at a failing step: a failure is evidence to keep.
 set -uo pipefail
@@ -57,4 +59,25 @@ features() {
     "$work/image0.png" "$work/image1.png" "$work/image2.png"
 }
 step features features
+
+# The classify pipeline on the GPU: rates with every core decoding, and the results of resized images
+# against the numpy implementation of the reference preprocessing and network.
+classify() {
+  python3 - "$work" <<'PY' &&
+import sys, numpy as np
+sys.path.insert(0, sys.argv[1])
+folder = sys.argv[1] + "/many"
+import os; os.makedirs(folder, exist_ok=True)
+spec = __import__("importlib.util").util.spec_from_file_location("ref", os.environ["REFERENCE"])
+ref = __import__("importlib.util").util.module_from_spec(spec); spec.loader.exec_module(ref)
+rng = np.random.default_rng(7)
+for i, (w, h) in enumerate([(500, 375), (640, 480), (227, 227), (1024, 768)] * 128):
+    ref.write_png(f"{folder}/{i:04d}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+PY
+  "$exe" classify --device cuda --weights "$work/w.npz" --batch 128 --stats --format json "$work/many" > "$work/many.jsonl" &&
+  head -3 "$work/many.jsonl" > "$work/three.jsonl" &&
+  python3 "$reference" --weights "$work/w.npz" --classify-json "$work/three.jsonl"
+}
+export REFERENCE="$reference"
+step classify classify
 cat "$out/summary.txt"
