@@ -3,8 +3,10 @@ using System.Runtime.InteropServices;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.Formats;
 using SixLabors.ImageSharp.Formats.Gif;
+using SixLabors.ImageSharp.Formats.Jpeg;
 using SixLabors.ImageSharp.Formats.Png;
 using SixLabors.ImageSharp.Formats.Tiff;
+using SixLabors.ImageSharp.Formats.Webp;
 using SixLabors.ImageSharp.Metadata;
 using SixLabors.ImageSharp.Metadata.Profiles.Exif;
 using SixLabors.ImageSharp.PixelFormats;
@@ -80,7 +82,10 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         stream.Position = 0;
         try
         {
-            return sixteenBit ? DecodeSixteenBit(stream) : DecodeEightBit(stream);
+            // The orientation is applied where Skia applies it too (JPEG, WebP), so both decoders give the
+            // same pixels; a PNG's eXIf chunk is ignored by both.
+            bool oriented = format is JpegFormat or WebpFormat;
+            return sixteenBit ? DecodeSixteenBit(stream, oriented) : DecodeEightBit(stream, oriented);
         }
         catch (Exception e) when (e is not (OutOfMemoryException or ImageDecodeException))
         {
@@ -89,10 +94,10 @@ internal sealed class ImageSharpDecoder : IImageDecoder
     }
 
 
-    private static DecodedImage DecodeEightBit(Stream stream)
+    private static DecodedImage DecodeEightBit(Stream stream, bool oriented)
     {
         using Image<Rgb24> image = Image.Load<Rgb24>(Configuration, stream);
-        var writer = new OrientedWriter(image.Width, image.Height, Orientation(image.Metadata));
+        var writer = new OrientedWriter(image.Width, image.Height, oriented ? Orientation(image.Metadata) : 1);
         image.ProcessPixelRows(rows =>
         {
             for (int y = 0; y < rows.Height; y++)
@@ -104,10 +109,10 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         return writer.Image;
     }
 
-    private static DecodedImage DecodeSixteenBit(Stream stream)
+    private static DecodedImage DecodeSixteenBit(Stream stream, bool oriented)
     {
         using Image<Rgba64> image = Image.Load<Rgba64>(Configuration, stream);
-        var writer = new OrientedWriter(image.Width, image.Height, Orientation(image.Metadata));
+        var writer = new OrientedWriter(image.Width, image.Height, oriented ? Orientation(image.Metadata) : 1);
         image.ProcessPixelRows(rows =>
         {
             for (int y = 0; y < rows.Height; y++)

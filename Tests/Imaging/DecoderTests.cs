@@ -312,15 +312,19 @@ public sealed class DecoderTests(ITestOutputHelper output) : IDisposable
     // ---- EXIF orientation ----
 
     [Theory]
-    [InlineData("skiasharp", 6)]
-    [InlineData("imagesharp", 6)]
-    [InlineData("skiasharp", 3)]
-    [InlineData("imagesharp", 3)]
-    [InlineData("skiasharp", 8)]
-    [InlineData("imagesharp", 8)]
-    [InlineData("skiasharp", 5)]
-    [InlineData("imagesharp", 5)]
-    public void ExifOrientationIsApplied(string decoder, ushort orientation)
+    [InlineData("skiasharp", "jpg", 6)]
+    [InlineData("imagesharp", "jpg", 6)]
+    [InlineData("skiasharp", "jpg", 3)]
+    [InlineData("imagesharp", "jpg", 3)]
+    [InlineData("skiasharp", "jpg", 8)]
+    [InlineData("imagesharp", "jpg", 8)]
+    [InlineData("skiasharp", "jpg", 5)]
+    [InlineData("imagesharp", "jpg", 5)]
+    [InlineData("skiasharp", "webp", 6)]
+    [InlineData("imagesharp", "webp", 6)]
+    [InlineData("skiasharp", "png", 6)]
+    [InlineData("imagesharp", "png", 6)]
+    public void ExifOrientationIsApplied(string decoder, string format, ushort orientation)
     {
         // Four flat quadrants on 16-pixel boundaries, so JPEG keeps each colour within a few levels.
         using var source = new Image<Rgb24>(64, 32);
@@ -328,16 +332,18 @@ public sealed class DecoderTests(ITestOutputHelper output) : IDisposable
         for (int y = 0; y < 32; y++) for (int x = 0; x < 64; x++) source[x, y] = colours[(y / 16) * 2 + x / 32];
         source.Metadata.ExifProfile = new ExifProfile();
         source.Metadata.ExifProfile.SetValue(ExifTag.Orientation, orientation);
-        string path = _folder.File($"orientation-{orientation}.jpg");
-        source.Save(path, new JpegEncoder { Quality = 95 });
+        string path = _folder.File($"orientation-{orientation}.{format}");
+        if (format == "jpg") source.Save(path, new JpegEncoder { Quality = 95 });
+        else if (format == "webp") source.Save(path, new WebpEncoder { FileFormat = WebpFileFormatType.Lossless });
+        else source.SaveAsPng(path); // the orientation travels in an eXIf chunk, which Skia does not read: both ignore it
 
         // ImageSharp's own AutoOrient is the independent statement of what each orientation means.
-        using Image<Rgb24> expected = source.Clone(x => x.AutoOrient());
+        using Image<Rgb24> expected = format == "png" ? source.Clone() : source.Clone(x => x.AutoOrient());
         using DecodedImage image = Decode(decoder, path);
         Assert.True(image.Width == expected.Width && image.Height == expected.Height,
             $"orientation {orientation} by {decoder}: {image.Width}×{image.Height}, expected {expected.Width}×{expected.Height}");
         (double mean, int max) = Difference(image.Pixels, TestImages.Rgb(expected));
-        Assert.True(max <= 12, $"orientation {orientation} by {decoder}: differs from the turned source by mean {mean:F2}, max {max}");
+        Assert.True(max <= (format == "jpg" ? 12 : 0), $"orientation {orientation} by {decoder}: differs from the turned source by mean {mean:F2}, max {max}");
     }
 
     [Theory]
