@@ -6,4 +6,5 @@ set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)"
 dotnet publish "$root/Host/AlexNet.Cli/AlexNet.Cli.csproj" -c Release -r linux-x64 -p:PublishAot=true \
   -p:DebugType=none -o "$root/.build/aot" -nologo
-ls -la "$root/.build/aot/alexnet"
+# alexnet loads SkiaSharp's native decoders (libSkiaSharp.so) from its own folder: they travel together.
+ls -la "$root/.build/aot/"

@@ -139,14 +139,17 @@ public class DeployManifestTests
         Assert.Contains("\"$root/.build/aot\"", File.ReadAllText(RepositoryFiles.PathOf("Bench/gpu/build.sh")));
         string copy = Assert.Single(instructions, l => l.StartsWith("COPY ", StringComparison.Ordinal));
         string[] copyWords = copy.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(["COPY", ".build/aot/alexnet", "/usr/local/bin/alexnet"], copyWords);
-        Assert.Contains("!.build/aot/alexnet", File.ReadAllLines(RepositoryFiles.PathOf("deploy/Dockerfile.dockerignore")));
+        // The binary and SkiaSharp's native decoders, which the binary loads from its own folder.
+        Assert.Equal(["COPY", ".build/aot/alexnet", ".build/aot/libSkiaSharp.so", "/usr/local/bin/"], copyWords);
+        string[] ignore = File.ReadAllLines(RepositoryFiles.PathOf("deploy/Dockerfile.dockerignore"));
+        Assert.Contains("!.build/aot/alexnet", ignore);
+        Assert.Contains("!.build/aot/libSkiaSharp.so", ignore);
 
         string entry = Assert.Single(instructions, l => l.StartsWith("ENTRYPOINT ", StringComparison.Ordinal));
         Assert.Equal("ENTRYPOINT [\"/usr/local/bin/alexnet\"]", entry);
 
         // The Job's shell finds `alexnet` on PATH: /usr/local/bin is on the CUDA images' PATH.
-        Assert.Equal("/usr/local/bin", Path.GetDirectoryName(copyWords[2]));
+        Assert.Equal("/usr/local/bin/", copyWords[^1]);
         Assert.Contains("command: [\"/bin/sh\", \"-c\"]", JobText);
     }
 }
