@@ -4,7 +4,8 @@ using AlexNet.Cuda.Devices;
 
 namespace AlexNet.Cli;
 
-/// <summary><c>alexnet bench kernels</c>: device-timed medians of each kernel and GEMM.</summary>
+/// <summary><c>alexnet bench</c>: the whole network per batch size; <c>alexnet bench kernels</c>: device-timed
+/// medians of each kernel and GEMM.</summary>
 internal static class BenchCommand
 {
     public static Command Create()
@@ -21,7 +22,54 @@ internal static class BenchCommand
         };
         kernels.SetAction(result => Run(result.GetDevice(device), result.GetValue(warmup), result.GetValue(repeats),
             result.GetValue(size), result.InvocationConfiguration.Output));
-        return new Command("bench", "Time the engine's operations on a device") { kernels };
+        Option<DeviceChoice?> netDevice = CliOptions.Device();
+        var weights = new Option<string?>("--weights") { Description = "A weight file; without one, seeded synthetic weights of the real shapes", HelpName = "FILE" };
+        var batches = new Option<string?>("--batch") { Description = "Batch sizes, comma-separated (default: 1,8,64,256 on CUDA, 1,8 on OpenCL)", HelpName = "N[,N]" };
+        Option<int> iterations = CliOptions.PositiveInt("--iterations", "Timed forward passes per batch size; the median and minimum are reported", 20);
+        Option<int> netWarmup = CliOptions.PositiveInt("--warmup", "Untimed passes first", 3);
+        Option<string?> format = CliOptions.Choice("--format", "text (default), or JSON for programs", "text", "json");
+        var bench = new Command("bench", "Time the whole forward pass per batch size, with a per-operation breakdown; 'bench kernels' times single kernels")
+        {
+            netDevice, weights, batches, iterations, netWarmup, format, kernels,
+        };
+        bench.SetAction(result => RunNetwork(result.GetDevice(netDevice), result.GetValue(weights), result.GetValue(batches),
+            result.GetValue(iterations), result.GetValue(netWarmup), result.GetValue(format) == "json",
+            result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
+        return bench;
+    }
+
+    internal static IReadOnlyList<int> ParseBatches(string text)
+    {
+        var sizes = new List<int>();
+        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 1)
+                throw new AlexNet.Cuda.AlexNetException($"--batch takes positive whole numbers separated by commas (as 1,8,64), not '{text}'");
+            sizes.Add(n);
+        }
+        return sizes;
+    }
+
+    private static int RunNetwork(DeviceChoice choice, string? weightFile, string? batchText, int iterations, int warmup, bool json,
+        TextWriter stdout, TextWriter stderr)
+    {
+        IReadOnlyList<int>? requested = batchText is null ? null : ParseBatches(batchText);
+        using SelectedDevice selected = DeviceSelector.Open(choice);
+        ComputeDevice device = selected.Device;
+        IReadOnlyList<int> sizes = requested ?? (device.Backend == DeviceBackend.Cuda ? [1, 8, 64, 256] : [1, 8]);
+        AlexNet.Cuda.Weights.AlexNetWeights w = weightFile is null
+            ? AlexNet.Cuda.Checks.SyntheticNetwork.Weights(AlexNet.Cuda.Weights.AlexNetArchitecture.Default, seed: 1)
+            : AlexNet.Cuda.Weights.WeightFile.Load(weightFile);
+        string weights = weightFile ?? "synthetic (seeded, BVLC AlexNet's shapes)";
+        bool terminal = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
+        Action<string>? progress = terminal ? line => stderr.Write($"\r{line,-60}") : null;
+        IReadOnlyList<NetworkBenchResult> results = NetworkBench.Run(device, w, sizes, warmup, iterations, progress);
+        if (terminal) stderr.Write($"\r{new string(' ', 60)}\r");
+        if (json) NetworkBench.WriteJson(stdout, device, weights, results);
+        else NetworkBench.WriteText(stdout,
+            $"device: {device.Description} ({selected.Reason})\nweights: {weights}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
+            results);
+        return 0;
     }
 
     private static int Run(DeviceChoice choice, int warmup, int repeats, string? size, TextWriter stdout)

@@ -179,7 +179,30 @@ public sealed class AlexNetModel : IDisposable
     /// Queues the forward pass over the first <paramref name="count"/> images of <see cref="InputBuffer"/> on
     /// the device's default stream and returns: no allocation, no synchronisation.
     /// </summary>
-    public void Run(int count) => Run(count, null);
+    public void Run(int count) => Run(count, null, null);
+
+    /// <summary>As <see cref="Run(int)"/>, recording a timing event after each operation into
+    /// <paramref name="profile"/> (see <see cref="CreateProfile"/>) for a per-operation breakdown.</summary>
+    public void Run(int count, ForwardProfile profile)
+    {
+        ArgumentNullException.ThrowIfNull(profile);
+        Run(count, null, profile);
+    }
+
+    /// <summary>Timing events for <see cref="Run(int, ForwardProfile)"/>, enough for every operation of a pass
+    /// at the maximum batch, created once.</summary>
+    public ForwardProfile CreateProfile()
+    {
+        int chunks = Plan.Convolutions.Sum(c => (MaxBatch + c.ChunkImages - 1) / c.ChunkImages);
+        return new ForwardProfile(_device, 32 + 2 * chunks);
+    }
+
+    // Step names of the profile: constants, so marking a step allocates nothing.
+    private static readonly string[][] ConvolutionSteps =
+        [.. Enumerable.Range(1, 5).Select(i => new[] { $"conv{i} im2col", $"conv{i} gemm", $"conv{i} bias+relu" })];
+    private static readonly string[] FcGemm = ["fc6 gemm", "fc7 gemm", "fc8 gemm"];
+    private static readonly string[] FcBias = ["fc6 bias+relu", "fc7 bias+relu"];
+    private static readonly string[] FcDropout = ["fc6 dropout", "fc7 dropout"];
 
     private void CheckBatch(int count)
     {
@@ -189,7 +212,7 @@ public sealed class AlexNetModel : IDisposable
 
     /// <summary>The forward pass; <paramref name="produced"/>, when given, is told of each activation as soon as
     /// it has been queued (for reading layers out; it may synchronise).</summary>
-    private void Run(int n, Action<ActivationPlan, DeviceBuffer<float>>? produced)
+    private void Run(int n, Action<ActivationPlan, DeviceBuffer<float>>? produced, ForwardProfile? profile)
     {
         ObjectDisposedException.ThrowIf(_kernels is null || _device.IsDisposed, this);
         CheckBatch(n);
@@ -197,13 +220,15 @@ public sealed class AlexNetModel : IDisposable
         ComputeStream s = _stream;
         int act = 0;
         DeviceBuffer<float> current = _arenas[0];
+        profile?.Begin(s);
         _kernels.ConvertInput(s, current, _staging, n, InputSize * InputSize, InputChannels);
+        profile?.Mark(s, "input");
         for (int layer = 0; layer < 5; layer++)
         {
             ConvolutionPlan p = Plan.Convolutions[layer];
             ActivationPlan convPlan = _activations[act++];
             DeviceBuffer<float> output = _arenas[convPlan.Arena];
-            Convolve(s, p, current, output, layer, n);
+            Convolve(s, p, current, output, layer, n, profile);
             produced?.Invoke(convPlan, output);
             current = output;
             int size = p.OutputSize, channels = p.OutputChannels;
@@ -212,6 +237,7 @@ public sealed class AlexNetModel : IDisposable
                 ActivationPlan normPlan = _activations[act++];
                 DeviceBuffer<float> normalized = _arenas[normPlan.Arena];
                 _kernels.Lrn(s, normalized, current, channels, n * size * size, Options.Lrn);
+                profile?.Mark(s, normPlan.Name);
                 produced?.Invoke(normPlan, normalized);
                 current = normalized;
             }
@@ -223,6 +249,7 @@ public sealed class AlexNetModel : IDisposable
                 // pool5 writes [N][C][6][6], fc6's input; the others stay channel-major.
                 (int strideC, int strideN) = layer == 4 ? (pixels, channels * pixels) : (n * pixels, pixels);
                 _kernels.MaxPool(s, pooled, current, channels, n, size, size, outSize, outSize, 3, 2, strideC, strideN);
+                profile?.Mark(s, poolPlan.Name);
                 produced?.Invoke(poolPlan, pooled);
                 current = pooled;
             }
@@ -234,11 +261,16 @@ public sealed class AlexNetModel : IDisposable
             DeviceBuffer<float> output = _arenas[fcPlan.Arena];
             int outputs = fcPlan.Channels;
             s.Gemm(MatrixView.RowMajor(current, n, inputs), MatrixView.RowMajor(_weights[layer], inputs, outputs), MatrixView.RowMajor(output, n, outputs));
+            profile?.Mark(s, FcGemm[layer - 5]);
             if (layer < 7)
             {
                 _kernels.BiasRelu(s, output, _biases[layer], n, outputs, 1, relu: true);
+                profile?.Mark(s, FcBias[layer - 5]);
                 if (Options.KeepProbability < 1f)
+                {
                     _kernels.Dropout(s, output, n * outputs, Options.KeepProbability, Options.DropoutSeed, layer == 5 ? 0u : Fc7DropoutOffset);
+                    profile?.Mark(s, FcDropout[layer - 5]);
+                }
                 produced?.Invoke(fcPlan, output);
                 current = output;
                 inputs = outputs;
@@ -249,6 +281,7 @@ public sealed class AlexNetModel : IDisposable
                 // The softmax kernel adds fc8's bias to the logits in place (that is the exported fc8) and
                 // writes the probabilities.
                 _kernels.Softmax(s, _arenas[probPlan.Arena], output, _biases[layer], n, outputs);
+                profile?.Mark(s, "softmax");
                 produced?.Invoke(fcPlan, output);
                 produced?.Invoke(probPlan, _arenas[probPlan.Arena]);
             }
@@ -257,8 +290,10 @@ public sealed class AlexNetModel : IDisposable
 
     /// <summary>One convolution + bias + ReLU: per chunk of images, im2col then one strided-batched GEMM
     /// over the groups; then one bias+ReLU pass over the whole output.</summary>
-    private void Convolve(ComputeStream s, ConvolutionPlan p, DeviceBuffer<float> input, DeviceBuffer<float> output, int layer, int n)
+    private void Convolve(ComputeStream s, ConvolutionPlan p, DeviceBuffer<float> input, DeviceBuffer<float> output, int layer, int n,
+        ForwardProfile? profile)
     {
+        string[] steps = ConvolutionSteps[layer];
         int pixels = p.OutputPixels, groupK = p.GroupK, groupOut = p.GroupOutputChannels;
         long outputRow = (long)n * pixels;
         if (outputRow > int.MaxValue) throw new AlexNetException($"{p.Name}: {n} images make an output row longer than a GEMM takes");
@@ -268,13 +303,16 @@ public sealed class AlexNetModel : IDisposable
             int columns = images * pixels;
             _kernels.Im2Col(s, _workspace, input, p.InputChannels, n, p.InputSize, p.InputSize, image0, images,
                 p.KernelSize, p.KernelSize, p.Stride, p.Pad, p.OutputSize, p.OutputSize);
+            profile?.Mark(s, steps[0]);
             s.GemmBatched(
                 MatrixView.RowMajor(_weights[layer], groupOut, groupK),
                 MatrixView.RowMajor(_workspace, groupK, columns),
                 MatrixView.RowMajor(output, groupOut, columns, offset: (long)image0 * pixels, leadingDimension: (int)outputRow),
                 new GemmBatch(p.Groups, (long)groupOut * groupK, (long)groupK * columns, groupOut * outputRow));
+            profile?.Mark(s, steps[1]);
         }
         _kernels.BiasRelu(s, output, _biases[layer], 1, p.OutputChannels, (int)outputRow, relu: true);
+        profile?.Mark(s, steps[2]);
     }
 
     // ---- results ----
@@ -330,7 +368,7 @@ public sealed class AlexNetModel : IDisposable
         Run(count, (plan, buffer) =>
         {
             if (wanted.Contains(plan.Name)) result[plan.Name] = Export(plan, buffer, count);
-        });
+        }, null);
         return result;
     }
 

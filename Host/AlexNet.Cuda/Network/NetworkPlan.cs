@@ -80,6 +80,10 @@ public sealed class NetworkPlan
 
     public long WeightFloats { get; }
 
+    /// <summary>Multiply-adds of one image's forward pass (724,406,816 for BVLC AlexNet; docs/model.md).</summary>
+    public long MacsPerImage => Convolutions.Sum(c => c.MacsPerImage)
+        + (long)Activation("pool5").ElementsPerImage * FullyConnected[0] + (long)FullyConnected[0] * FullyConnected[1] + (long)FullyConnected[1] * FullyConnected[2];
+
     /// <summary>Device bytes of the activations, staging and workspace (what the batch size drives).</summary>
     public long ActivationBytes => (ArenaFloats[0] + ArenaFloats[1] + StagingFloats + WorkspaceFloats) * sizeof(float);
 

@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using AlexNet.Cuda;
+using AlexNet.Cuda.Checks;
+using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Network;
+using AlexNet.Cuda.Weights;
+
+namespace AlexNet.Cli;
+
+/// <summary>One batch size's measurement of the whole forward pass.</summary>
+internal sealed record NetworkBenchResult(int Batch, double MedianMs, double MinMs, double ImagesPerSecond, double Gflops,
+    long MemoryBytes, IReadOnlyList<(string Name, double MedianMs, double? Gflops)> Layers, string? Skipped);
+
+/// <summary>
+/// <c>alexnet bench</c>: the whole forward pass per batch size, timed with device events after a warm-up
+/// (median and minimum of the timed passes), and a per-operation breakdown from separate profiled passes
+/// (events between the operations add a little device time, so they are not in the headline numbers).
+/// </summary>
+internal static class NetworkBench
+{
+    public static IReadOnlyList<NetworkBenchResult> Run(ComputeDevice device, AlexNetWeights weights, IReadOnlyList<int> batches,
+        int warmup, int iterations, Action<string>? progress)
+    {
+        var results = new List<NetworkBenchResult>();
+        foreach (int batch in batches)
+        {
+            AlexNetModel model;
+            try
+            {
+                model = AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = batch });
+            }
+            catch (AlexNetException e) when (e.Message.StartsWith("out of", StringComparison.Ordinal))
+            {
+                results.Add(new NetworkBenchResult(batch, 0, 0, 0, 0, 0, [], e.Message));
+                continue;
+            }
+            using (model)
+            {
+                results.Add(Measure(model, batch, warmup, iterations, progress));
+            }
+        }
+        return results;
+    }
+
+    private static NetworkBenchResult Measure(AlexNetModel model, int batch, int warmup, int iterations, Action<string>? progress)
+    {
+        ComputeDevice device = model.Device;
+        ComputeStream stream = model.Stream;
+        model.Forward(SyntheticNetwork.Images(batch, seed: batch), batch);
+        for (int i = 0; i < warmup; i++) model.Run(batch);
+        stream.Synchronize();
+
+        using DeviceEvent start = device.CreateEvent(timing: true), end = device.CreateEvent(timing: true);
+        var times = new double[iterations];
+        for (int i = 0; i < iterations; i++)
+        {
+            progress?.Invoke($"batch {batch}: pass {i + 1}/{iterations}");
+            stream.Record(start);
+            model.Run(batch);
+            stream.Record(end);
+            times[i] = device.ElapsedMilliseconds(start, end);
+        }
+        double median = Median(times), min = times.Min();
+
+        using ForwardProfile profile = model.CreateProfile();
+        int profiled = Math.Max(1, Math.Min(iterations, 5));
+        var perStep = new Dictionary<string, List<double>>(StringComparer.Ordinal);
+        var order = new List<string>();
+        for (int i = 0; i < profiled; i++)
+        {
+            progress?.Invoke($"batch {batch}: profiled pass {i + 1}/{profiled}");
+            model.Run(batch, profile);
+            foreach ((string name, double ms) in profile.Read())
+            {
+                if (!perStep.TryGetValue(name, out List<double>? list)) { perStep[name] = list = []; order.Add(name); }
+                list.Add(ms);
+            }
+        }
+        double flops = 2.0 * model.Plan.MacsPerImage * batch;
+        Dictionary<string, double> gemmFlops = GemmFlops(model.Plan, batch);
+        return new NetworkBenchResult(batch, median, min, batch / (median / 1000), flops / (median * 1e6), model.Plan.PeakBytes,
+            order.Select(n =>
+            {
+                double ms = Median([.. perStep[n]]);
+                return (n, ms, gemmFlops.TryGetValue(n, out double f) ? f / (ms * 1e6) : (double?)null);
+            }).ToList(), null);
+    }
+
+    /// <summary>FLOPs of each GEMM step of a pass at <paramref name="batch"/> images (2 per multiply-add).</summary>
+    private static Dictionary<string, double> GemmFlops(NetworkPlan plan, int batch)
+    {
+        var flops = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (ConvolutionPlan c in plan.Convolutions) flops[$"{c.Name} gemm"] = 2.0 * c.MacsPerImage * batch;
+        long inputs = plan.Activation("pool5").ElementsPerImage;
+        for (int i = 0; i < 3; i++)
+        {
+            flops[$"fc{6 + i} gemm"] = 2.0 * inputs * plan.FullyConnected[i] * batch;
+            inputs = plan.FullyConnected[i];
+        }
+        return flops;
+    }
+
+    private static double Median(double[] values)
+    {
+        double[] sorted = [.. values.Order()];
+        int n = sorted.Length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    public static void WriteText(TextWriter o, string header, IReadOnlyList<NetworkBenchResult> results)
+    {
+        o.WriteLine(header);
+        CultureInfo c = CultureInfo.InvariantCulture;
+        o.WriteLine($"{"batch",5} {"images/s",10} {"median ms",10} {"min ms",9} {"GFLOP/s",8} {"memory",10}");
+        foreach (NetworkBenchResult r in results)
+        {
+            if (r.Skipped is not null) { o.WriteLine($"{r.Batch,5} skipped: {r.Skipped}"); continue; }
+            o.WriteLine(string.Create(c, $"{r.Batch,5} {r.ImagesPerSecond,10:F1} {r.MedianMs,10:F3} {r.MinMs,9:F3} {r.Gflops,8:F1} {r.MemoryBytes / 1048576.0,6:F0} MiB"));
+        }
+        foreach (NetworkBenchResult r in results.Where(r => r.Skipped is null))
+        {
+            double total = r.Layers.Sum(l => l.MedianMs);
+            o.WriteLine(string.Create(c, $"batch {r.Batch}: per operation (median of profiled passes, {total:F3} ms in all)"));
+            foreach ((string name, double ms, double? gflops) in r.Layers)
+                o.WriteLine(string.Create(c, $"  {name,-18} {ms,10:F4} ms {100 * ms / total,6:F1} %{(gflops is double g ? $"  {g,8:F1} GFLOP/s" : "")}"));
+        }
+    }
+
+    public static void WriteJson(TextWriter o, ComputeDevice device, string weights, IReadOnlyList<NetworkBenchResult> results)
+    {
+        var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            w.WriteStartObject();
+            w.WriteString("device", device.Name);
+            w.WriteString("description", device.Description);
+            w.WriteString("backend", device.Backend.ToString());
+            w.WriteStartObject("versions");
+            w.WriteString("engine", typeof(AlexNetModel).Assembly.GetName().Version?.ToString());
+            w.WriteString("dotnet", Environment.Version.ToString());
+            w.WriteString("compiler", device.CompilerVersion);
+            if (Cuda.Interop.NativeLibraries.DriverCudaVersion() is int v) w.WriteString("cuda_driver", $"{v / 1000}.{v % 1000 / 10}");
+            w.WriteEndObject();
+            w.WriteString("weights", weights);
+            w.WriteStartArray("results");
+            foreach (NetworkBenchResult r in results)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("batch", r.Batch);
+                if (r.Skipped is not null)
+                {
+                    w.WriteString("skipped", r.Skipped);
+                    w.WriteEndObject();
+                    continue;
+                }
+                w.WriteNumber("images_per_second", Math.Round(r.ImagesPerSecond, 3));
+                w.WriteNumber("median_ms", Math.Round(r.MedianMs, 5));
+                w.WriteNumber("min_ms", Math.Round(r.MinMs, 5));
+                w.WriteNumber("gflops", Math.Round(r.Gflops, 3));
+                w.WriteNumber("memory_bytes", r.MemoryBytes);
+                w.WriteStartArray("layers");
+                double total = r.Layers.Sum(l => l.MedianMs);
+                foreach ((string name, double ms, double? gflops) in r.Layers)
+                {
+                    w.WriteStartObject();
+                    w.WriteString("name", name);
+                    w.WriteNumber("median_ms", Math.Round(ms, 5));
+                    w.WriteNumber("share", Math.Round(ms / total, 5));
+                    if (gflops is double g) w.WriteNumber("gflops", Math.Round(g, 3));
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        o.WriteLine(Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+    }
+}

@@ -1,0 +1,49 @@
+using System.Text.Json;
+using AlexNet.Cli;
+using AlexNet.Cuda.Interop;
+using AlexNet.Cuda.Tests.Infrastructure;
+
+namespace AlexNet.Cuda.Tests.Cli;
+
+/// <summary>`alexnet bench` on the OpenCL device: the JSON has the fields programs read, with consistent numbers.</summary>
+[Collection(OpenClCollection.Name)]
+public class NetworkBenchTests(OpenClFixture fixture)
+{
+    [SkippableFact]
+    public void BenchAtBatchOneWritesJsonWithEveryFieldAndAPerOperationBreakdown()
+    {
+        _ = fixture.Device;
+        TestNative.Require(NativeLibraryId.ClBlast);
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", "1", "--iterations", "2", "--warmup", "1", "--format", "json"], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        using JsonDocument doc = JsonDocument.Parse(stdout.ToString());
+        JsonElement root = doc.RootElement;
+        Assert.False(string.IsNullOrEmpty(root.GetProperty("device").GetString()));
+        Assert.Equal("OpenCl", root.GetProperty("backend").GetString());
+        Assert.False(string.IsNullOrEmpty(root.GetProperty("versions").GetProperty("compiler").GetString()));
+        Assert.StartsWith("synthetic", root.GetProperty("weights").GetString());
+        JsonElement result = Assert.Single(root.GetProperty("results").EnumerateArray());
+        Assert.Equal(1, result.GetProperty("batch").GetInt32());
+        double median = result.GetProperty("median_ms").GetDouble(), min = result.GetProperty("min_ms").GetDouble();
+        Assert.InRange(min, double.Epsilon, median);
+        Assert.Equal(1000 / median, result.GetProperty("images_per_second").GetDouble(), 0.01 * 1000 / median);
+        Assert.Equal(1.4488 / (median / 1000), result.GetProperty("gflops").GetDouble(), 0.01 * 1.4488 / (median / 1000));
+        Assert.True(result.GetProperty("memory_bytes").GetInt64() > 233L << 20);
+        JsonElement[] layers = [.. result.GetProperty("layers").EnumerateArray()];
+        Assert.Equal(["input", "conv1 im2col", "conv1 gemm", "conv1 bias+relu", "norm1", "pool1"], layers.Take(6).Select(l => l.GetProperty("name").GetString()));
+        Assert.Equal("softmax", layers[^1].GetProperty("name").GetString());
+        Assert.Equal(1.0, layers.Sum(l => l.GetProperty("share").GetDouble()), 1e-3);
+        Assert.All(layers.Where(l => l.GetProperty("name").GetString()!.EndsWith("gemm", StringComparison.Ordinal)),
+            l => Assert.True(l.GetProperty("gflops").GetDouble() > 0));
+    }
+
+    [Fact]
+    public void BadBatchListsAreOneLineErrors()
+    {
+        var stderr = new StringWriter();
+        Assert.Equal(1, Program.Run(["bench", "--device", "opencl", "--batch", "1,x"], new StringWriter(), stderr));
+        Assert.Contains("--batch takes positive whole numbers", stderr.ToString());
+    }
+}
