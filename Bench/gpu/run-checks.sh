@@ -4,7 +4,8 @@
 #   environment.txt  machine, driver, toolkit, PyTorch versions
 #   info.txt         `alexnet info`
 #   check.txt        `alexnet check --device cuda`: every kernel and cuBLAS GEMM against the C# references
-#   bench.txt        `alexnet bench kernels --device cuda`: device-timed medians
+#   bench.txt        `alexnet bench kernels --device cuda` (device-timed medians per kernel) and
+#                    `alexnet bench --device cuda --format json` at batch 1, 64 and 256 (the whole network)
 #   features.txt     `alexnet features --device cuda` over synthetic full-size weights and three PNGs, all
 #                    14 layers, then checked by the independent numpy implementation of the reference
 #   classify.txt     `alexnet classify --device cuda --stats` over 512 PNGs of several sizes (the pipeline's
@@ -45,7 +46,11 @@ step info "$exe" info
 step check "$exe" check --device cuda
 # Compiled kernels are cached: the second run must not compile again.
 step check-warm "$exe" check --device cuda
-step bench "$exe" bench kernels --device cuda --warmup 5 --repeats 50
+bench() {
+  "$exe" bench kernels --device cuda --warmup 5 --repeats 50
+  "$exe" bench --device cuda --batch 1,64,256 --iterations 50 --warmup 5 --format json
+}
+step bench bench
 
 # The whole network on the GPU against the numpy implementation (float64, the weight file's own layouts).
 work="$(mktemp -d)"
