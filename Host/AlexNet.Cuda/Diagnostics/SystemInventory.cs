@@ -67,7 +67,8 @@ public sealed record SystemInventory(
             foreach (OpenClDeviceInfo info in OpenClDevice.Enumerate())
             {
                 string why = requested != OpenClGemmProvider.Auto ? $"forced by {OpenClDevice.GemmVariable}"
-                    : info.BuffersInHostMemory ? "buffers in host memory" : "buffers in device memory";
+                    : info.BuffersInHostMemory ? $"the default; buffers in host memory, so {OpenClDevice.GemmVariable}=openblas would run them in OpenBLAS"
+                    : "the default";
                 string provider;
                 try { provider = OpenClDevice.ChooseGemmProvider(info, requested).Name; }
                 catch (AlexNetException e) { provider = $"none: {e.Message}"; }
