@@ -12,6 +12,7 @@ public enum NativeLibraryId
     Cublas,
     OpenCl,
     ClBlast,
+    OpenBlas,
 }
 
 /// <summary>
@@ -30,6 +31,7 @@ public static class NativeLibraries
     internal const string CublasName = "alexnet-cublas";
     internal const string OpenClName = "alexnet-opencl";
     internal const string ClBlastName = "alexnet-clblast";
+    internal const string OpenBlasName = "alexnet-openblas";
 
     private static readonly Lock Gate = new();
     private static readonly Dictionary<NativeLibraryId, IntPtr> Loaded = [];
@@ -92,6 +94,8 @@ public static class NativeLibraries
         NativeLibraryId.Cublas => ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"],
         NativeLibraryId.OpenCl => ["libOpenCL.so.1", "libOpenCL.so"],
         NativeLibraryId.ClBlast => ["libclblast.so.1", "libclblast.so"],
+        // Debian installs it through the alternatives system (libopenblas.so.0 in the multiarch folder).
+        NativeLibraryId.OpenBlas => ["libopenblas.so.0", "libopenblas.so"],
         _ => throw new ArgumentOutOfRangeException(nameof(id)),
     };
 
@@ -103,6 +107,7 @@ public static class NativeLibraries
         NativeLibraryId.Cublas => "ALEXNET_LIBCUBLAS",
         NativeLibraryId.OpenCl => "ALEXNET_LIBOPENCL",
         NativeLibraryId.ClBlast => "ALEXNET_LIBCLBLAST",
+        NativeLibraryId.OpenBlas => "ALEXNET_LIBOPENBLAS",
         _ => throw new ArgumentOutOfRangeException(nameof(id)),
     };
 
@@ -222,6 +227,7 @@ public static class NativeLibraries
             case CublasName: id = NativeLibraryId.Cublas; return true;
             case OpenClName: id = NativeLibraryId.OpenCl; return true;
             case ClBlastName: id = NativeLibraryId.ClBlast; return true;
+            case OpenBlasName: id = NativeLibraryId.OpenBlas; return true;
             default: id = default; return false;
         }
     }
@@ -258,6 +264,7 @@ public sealed class NativeLibraryNotFoundException(NativeLibraryId library, IRea
         NativeLibraryId.Cublas => "cuBLAS (libcublas)",
         NativeLibraryId.OpenCl => "the OpenCL ICD loader (libOpenCL)",
         NativeLibraryId.ClBlast => "CLBlast (libclblast)",
+        NativeLibraryId.OpenBlas => "OpenBLAS (libopenblas)",
         _ => id.ToString(),
     };
 
@@ -266,6 +273,8 @@ public sealed class NativeLibraryNotFoundException(NativeLibraryId library, IRea
         NativeLibraryId.CudaDriver => "Install the NVIDIA driver, or on Debian without a GPU run .ci/native-packages.sh (package libcuda1)",
         NativeLibraryId.Nvrtc or NativeLibraryId.Cublas =>
             $"Install the CUDA toolkit libraries, add their folder to LD_LIBRARY_PATH, or set {NativeLibraries.OverrideVariable(id)} to the file",
+        NativeLibraryId.OpenBlas =>
+            $"Run .ci/native-packages.sh as root (Debian package libopenblas0-pthread), or set {NativeLibraries.OverrideVariable(id)} to the file",
         _ => "Run .ci/native-packages.sh as root (Debian packages ocl-icd-libopencl1, pocl-opencl-icd, libclblast1)",
     };
 }

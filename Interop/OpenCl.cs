@@ -55,6 +55,12 @@ public static unsafe partial class OpenCl
     public static partial int clEnqueueFillBuffer(IntPtr queue, IntPtr buffer, void* pattern, nuint patternSize, nuint offset, nuint size,
         uint waitCount, IntPtr* waitList, IntPtr* @event);
 
+    [LibraryImport(Lib)]
+    public static partial void* clEnqueueMapBuffer(IntPtr queue, IntPtr buffer, uint blocking, ulong flags, nuint offset, nuint size,
+        uint waitCount, IntPtr* waitList, IntPtr* @event, out int error);
+    [LibraryImport(Lib)]
+    public static partial int clEnqueueUnmapMemObject(IntPtr queue, IntPtr buffer, void* mapped, uint waitCount, IntPtr* waitList, IntPtr* @event);
+
     // Launch and events
     [LibraryImport(Lib)]
     public static partial int clEnqueueNDRangeKernel(IntPtr queue, IntPtr kernel, uint dimensions, nuint* globalOffset, nuint* globalSize,
@@ -85,8 +91,13 @@ public static unsafe partial class OpenCl
     public const uint DeviceVendor = 0x102C;
     public const uint DriverVersion = 0x102D;
     public const uint DeviceVersion = 0x102F;
+    public const uint DeviceHostUnifiedMemory = 0x1035;
+    public const ulong DeviceTypeCpu = 1 << 1;
+    public const ulong DeviceTypeGpu = 1 << 2;
     public const ulong QueueProfilingEnable = 1 << 1;
     public const ulong MemReadWrite = 1 << 0;
+    public const ulong MapRead = 1 << 0;
+    public const ulong MapWrite = 1 << 1;
     public const uint ProgramBinarySizes = 0x1165;
     public const uint ProgramBinaries = 0x1166;
     public const uint ProgramBuildLog = 0x1183;

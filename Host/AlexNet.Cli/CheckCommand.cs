@@ -18,7 +18,7 @@ internal static class CheckCommand
     private static int Run(DeviceChoice choice, TextWriter stdout)
     {
         using SelectedDevice selected = DeviceSelector.Open(choice);
-        stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason})");
+        stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason}); GEMMs: {selected.Device.GemmProvider}");
         int passed = 0, failed = 0;
         foreach (CheckResult result in KernelChecks.RunAll(selected.Device))
         {

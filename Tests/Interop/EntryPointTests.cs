@@ -13,7 +13,8 @@ namespace AlexNet.Cuda.Tests.Interop;
 public partial class EntryPointTests
 {
     public static TheoryData<NativeLibraryId> Libraries() =>
-        new(NativeLibraryId.CudaDriver, NativeLibraryId.Nvrtc, NativeLibraryId.Cublas, NativeLibraryId.OpenCl, NativeLibraryId.ClBlast);
+        new(NativeLibraryId.CudaDriver, NativeLibraryId.Nvrtc, NativeLibraryId.Cublas, NativeLibraryId.OpenCl, NativeLibraryId.ClBlast,
+            NativeLibraryId.OpenBlas);
 
     private static Type BindingClass(NativeLibraryId id) => id switch
     {
@@ -22,6 +23,7 @@ public partial class EntryPointTests
         NativeLibraryId.Cublas => typeof(Cublas),
         NativeLibraryId.OpenCl => typeof(OpenCl),
         NativeLibraryId.ClBlast => typeof(ClBlast),
+        NativeLibraryId.OpenBlas => typeof(OpenBlas),
         _ => throw new ArgumentOutOfRangeException(nameof(id)),
     };
 

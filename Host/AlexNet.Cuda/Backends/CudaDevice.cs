@@ -37,6 +37,10 @@ public sealed unsafe class CudaDevice : ComputeDevice
         TotalMemoryBytes = (long)total;
         Target = target;
         CompilerVersion = NvrtcCompiler.VersionText;
+        // cuBLAS 11 and later encode major·10000 + minor·100 + patch (111103 for 11.11.3).
+        GemmProvider = Cublas.cublasGetVersion_v2(cublas, out int version) == CublasStatus.Success && version > 0
+            ? $"cuBLAS {version / 10000}.{version / 100 % 100}.{version % 100}"
+            : "cuBLAS";
     }
 
     /// <summary>
@@ -125,6 +129,8 @@ public sealed unsafe class CudaDevice : ComputeDevice
     public NvrtcTarget Target { get; }
 
     public override string CompilerVersion { get; }
+
+    public override string GemmProvider { get; }
 
     public override long TotalMemoryBytes { get; }
 

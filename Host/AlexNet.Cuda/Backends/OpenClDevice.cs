@@ -9,16 +9,34 @@ namespace AlexNet.Cuda.Backends;
 
 /// <summary>One OpenCL device as the platform reports it.</summary>
 public sealed record OpenClDeviceInfo(int Index, IntPtr Platform, IntPtr Device, string PlatformName, string PlatformVersion,
-    string Name, string Vendor, string Version, string DriverVersion, bool IsGpu, int ComputeUnits, long GlobalMemoryBytes)
+    string Name, string Vendor, string Version, string DriverVersion, bool IsGpu, int ComputeUnits, long GlobalMemoryBytes,
+    bool IsCpu = false, bool HostUnifiedMemory = false)
 {
+    /// <summary>Whether the device's buffers live in the host's memory, so the host can work on them
+    /// through a mapping without a copy: a CPU device (PoCL) or one reporting unified host memory.</summary>
+    public bool BuffersInHostMemory => IsCpu || HostUnifiedMemory;
+
     public override string ToString() =>
         $"opencl:{Index} {Name} ({PlatformName}, {Version}, driver {DriverVersion}, {ComputeUnits} compute units)";
 }
 
+/// <summary>Who runs an OpenCL device's GEMMs.</summary>
+public enum OpenClGemmProvider
+{
+    /// <summary>The default: CLBlast (see <see cref="OpenClDevice.ChooseGemmProvider"/> for why not OpenBLAS yet).</summary>
+    Auto,
+    /// <summary>CLBlast's OpenCL kernels, queued like any other kernel.</summary>
+    ClBlast,
+    /// <summary>OpenBLAS on the host's cores, on the buffers mapped into the host's address space.</summary>
+    OpenBlas,
+}
+
 /// <summary>
 /// An OpenCL 1.2 device (PoCL on the CPU in the tests): in-order profiling command queues as streams, kernels
-/// compiled by the OpenCL driver from the same CUDA C text as NVRTC's (through the prelude), GEMMs by
-/// CLBlast with column-major layout so the semantics match cuBLAS's.
+/// compiled by the OpenCL driver from the same CUDA C text as NVRTC's (through the prelude), GEMMs with
+/// column-major layout so the semantics match cuBLAS's: by CLBlast, or, asked for on a device whose buffers
+/// live in host memory, by OpenBLAS on the mapped buffers (on PoCL's CPU device CLBlast's kernels reach a few
+/// GFLOP/s where OpenBLAS reaches over a hundred; see docs/platform.md).
 /// </summary>
 public sealed unsafe class OpenClDevice : ComputeDevice
 {
@@ -28,14 +46,70 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     // A kernel object holds its arguments: setting them and enqueueing must not interleave across
     // threads or streams.
     private readonly Lock _launchGate = new();
+    private readonly OpenClGemmProvider _gemm;
 
-    private OpenClDevice(OpenClDeviceInfo info, IntPtr context, IntPtr queue, KernelCache cache)
+    /// <summary>The environment variable that forces a GEMM provider: <c>clblast</c> or <c>openblas</c>.</summary>
+    public const string GemmVariable = "ALEXNET_OPENCL_GEMM";
+
+    private OpenClDevice(OpenClDeviceInfo info, IntPtr context, IntPtr queue, KernelCache cache, OpenClGemmProvider gemm, string gemmName)
     {
         _info = info;
         _context = context;
+        _gemm = gemm;
+        GemmProvider = gemmName;
         _defaultStream = new OpenClStream(this, queue);
         Cache = cache;
     }
+
+    /// <summary>The provider <see cref="GemmVariable"/> asks for: <see cref="OpenClGemmProvider.Auto"/> when it
+    /// is unset or empty; any other value than clblast or openblas is refused.</summary>
+    public static OpenClGemmProvider RequestedGemmProvider() => ParseGemmProvider(Environment.GetEnvironmentVariable(GemmVariable));
+
+    internal static OpenClGemmProvider ParseGemmProvider(string? value) =>
+        value?.Trim().ToLowerInvariant() switch
+        {
+            null or "" or "auto" => OpenClGemmProvider.Auto,
+            "clblast" => OpenClGemmProvider.ClBlast,
+            "openblas" => OpenClGemmProvider.OpenBlas,
+            _ => throw new AlexNetException($"{GemmVariable}='{value}' is not a GEMM provider: use clblast or openblas, or unset it to choose by device"),
+        };
+
+    /// <summary>
+    /// The provider a device gets for <paramref name="requested"/>. Auto is CLBlast: OpenBLAS is much faster
+    /// where the buffers live in host memory (<see cref="OpenClDeviceInfo.BuffersInHostMemory"/>), but the
+    /// result it gives for one column of C depends on how many columns the call has (measured with
+    /// OpenBLAS 0.3.21: column 0 of a 1000×n×2304 product differs in the 5th digit between n = 1, 7 and 16),
+    /// so an image's output would depend on the batch it is classified in, and `alexnet classify` promises
+    /// the same output whatever the batching. Asking for OpenBLAS where it does not load throws
+    /// <see cref="NativeLibraryNotFoundException"/>. Returns the provider and its name as
+    /// <see cref="ComputeDevice.GemmProvider"/> reports it.
+    /// </summary>
+    public static (OpenClGemmProvider Provider, string Name) ChooseGemmProvider(OpenClDeviceInfo info, OpenClGemmProvider requested)
+    {
+        bool openBlas = requested switch
+        {
+            OpenClGemmProvider.ClBlast => false,
+            OpenClGemmProvider.OpenBlas => NativeLibraries.Load(NativeLibraryId.OpenBlas) != IntPtr.Zero,
+            _ => false,
+        };
+        return openBlas
+            ? (OpenClGemmProvider.OpenBlas, $"{OpenBlasVersion.Value} on mapped buffers")
+            : (OpenClGemmProvider.ClBlast, "CLBlast");
+    }
+
+    // "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64": the first two words.
+    private static readonly Lazy<string> OpenBlasVersion = new(() =>
+    {
+        byte* config = OpenBlas.openblas_get_config();
+        string text = config == null ? "" : System.Runtime.InteropServices.Marshal.PtrToStringUTF8((IntPtr)config) ?? "";
+        string[] words = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return words.Length >= 2 ? $"{words[0]} {words[1]}" : "OpenBLAS";
+    });
+
+    public override string GemmProvider { get; }
+
+    /// <summary>The provider this device's GEMMs use.</summary>
+    public OpenClGemmProvider GemmProviderKind => _gemm;
 
     /// <summary>Every OpenCL device of every platform, numbered in that order.</summary>
     public static IReadOnlyList<OpenClDeviceInfo> Enumerate()
@@ -61,9 +135,11 @@ public sealed unsafe class OpenClDevice : ComputeDevice
                     PlatformText(platform, OpenCl.PlatformName), PlatformText(platform, OpenCl.PlatformVersion),
                     DeviceText(device, OpenCl.DeviceName), DeviceText(device, OpenCl.DeviceVendor),
                     DeviceText(device, OpenCl.DeviceVersion), DeviceText(device, OpenCl.DriverVersion),
-                    (DeviceValue<ulong>(device, OpenCl.DeviceType) & 4UL) != 0, // CL_DEVICE_TYPE_GPU
+                    (DeviceValue<ulong>(device, OpenCl.DeviceType) & OpenCl.DeviceTypeGpu) != 0,
                     (int)DeviceValue<uint>(device, OpenCl.DeviceMaxComputeUnits),
-                    (long)DeviceValue<ulong>(device, OpenCl.DeviceGlobalMemSize)));
+                    (long)DeviceValue<ulong>(device, OpenCl.DeviceGlobalMemSize),
+                    (DeviceValue<ulong>(device, OpenCl.DeviceType) & OpenCl.DeviceTypeCpu) != 0,
+                    DeviceValue<uint>(device, OpenCl.DeviceHostUnifiedMemory) != 0)); // a cl_bool
             }
         }
         return result;
@@ -72,8 +148,13 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     /// <summary>
     /// Opens OpenCL device <paramref name="index"/> (see <see cref="Enumerate"/>), or when it is null the
     /// first GPU, else the first device. Throws <see cref="NoDeviceException"/> ("no OpenCL device: …").
+    /// The GEMM provider is the one <see cref="GemmVariable"/> asks for, else chosen by device
+    /// (<see cref="ChooseGemmProvider"/>).
     /// </summary>
-    public static OpenClDevice Open(int? index = null, KernelCache? cache = null)
+    public static OpenClDevice Open(int? index = null, KernelCache? cache = null) => Open(index, cache, RequestedGemmProvider());
+
+    /// <summary><see cref="Open(int?, KernelCache?)"/> with the GEMM provider given rather than read from the environment.</summary>
+    internal static OpenClDevice Open(int? index, KernelCache? cache, OpenClGemmProvider gemm)
     {
         IReadOnlyList<OpenClDeviceInfo> devices;
         try
@@ -89,6 +170,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         OpenClDeviceInfo info = index is int i
             ? (i >= 0 && i < devices.Count ? devices[i] : throw new NoDeviceException(DeviceBackend.OpenCl, $"no OpenCL device {i}: there are {devices.Count}"))
             : devices.FirstOrDefault(d => d.IsGpu) ?? devices[0];
+        (OpenClGemmProvider provider, string providerName) = ChooseGemmProvider(info, gemm);
 
         IntPtr device = info.Device;
         IntPtr context = OpenCl.clCreateContext(null, 1, &device, IntPtr.Zero, IntPtr.Zero, out int error);
@@ -99,7 +181,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             OpenCl.clReleaseContext(context);
             OpenClException.ThrowIfFailed(error, "clCreateCommandQueue(CL_QUEUE_PROFILING_ENABLE)");
         }
-        return new OpenClDevice(info, context, queue, cache ?? KernelCache.Default);
+        return new OpenClDevice(info, context, queue, cache ?? KernelCache.Default, provider, providerName);
     }
 
     public override DeviceBackend Backend => DeviceBackend.OpenCl;
@@ -283,7 +365,8 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         if (context != IntPtr.Zero) OpenCl.clReleaseContext(context);
     }
 
-    /// <summary>An in-order OpenCL command queue with profiling; CLBlast is given the queue per call.</summary>
+    /// <summary>An in-order OpenCL command queue with profiling; CLBlast is given the queue per call, OpenBLAS
+    /// works on the buffers mapped through it.</summary>
     private sealed class OpenClStream(OpenClDevice device, IntPtr queue) : ComputeStream(device)
     {
         private readonly OpenClDevice _device = device;
@@ -347,6 +430,11 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             DeviceBuffer<float> b, long bOffset, int ldb,
             float beta, DeviceBuffer<float> c, long cOffset, int ldc)
         {
+            if (_device._gemm == OpenClGemmProvider.OpenBlas)
+            {
+                GemmOnHost(transA, transB, m, n, k, alpha, a, aOffset, lda, 0, b, bOffset, ldb, 0, beta, c, cOffset, ldc, 0, 1);
+                return;
+            }
             NativeLibraries.Load(NativeLibraryId.ClBlast);
             IntPtr queue = Live();
             ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemm(ClBlastLayout.ColMajor, Op(transA), Op(transB),
@@ -359,12 +447,77 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
             float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
         {
+            if (_device._gemm == OpenClGemmProvider.OpenBlas)
+            {
+                GemmOnHost(transA, transB, m, n, k, alpha, a, aOffset, lda, strideA, b, bOffset, ldb, strideB, beta, c, cOffset, ldc, strideC, batchCount);
+                return;
+            }
             NativeLibraries.Load(NativeLibraryId.ClBlast);
             IntPtr queue = Live();
             ClBlastException.ThrowIfFailed(ClBlast.CLBlastSgemmStridedBatched(ClBlastLayout.ColMajor, Op(transA), Op(transB),
                 (nuint)m, (nuint)n, (nuint)k, alpha, a.Handle, (nuint)aOffset, (nuint)lda, (nuint)strideA,
                 b.Handle, (nuint)bOffset, (nuint)ldb, (nuint)strideB, beta, c.Handle, (nuint)cOffset, (nuint)ldc, (nuint)strideC,
                 (nuint)batchCount, &queue, null));
+        }
+
+        private static CblasTranspose CblasOp(MatrixOp op) => op == MatrixOp.None ? CblasTranspose.No : CblasTranspose.Yes;
+
+        /// <summary>
+        /// The GEMMs on the host's cores, in queue order. The blocking maps return once everything queued
+        /// before them on this in-order queue has finished; the unmaps are queued, so work queued after the
+        /// GEMM runs after them and sees its result. The host therefore waits for the queue at every GEMM,
+        /// which costs nothing that matters on a device whose compute units are the host's own cores: they
+        /// would otherwise be running the GEMM's kernels. Each buffer is mapped once, for reading and writing
+        /// when it is C, even when it is passed as two operands.
+        /// </summary>
+        private void GemmOnHost(MatrixOp transA, MatrixOp transB, int m, int n, int k,
+            float alpha, DeviceBuffer<float> a, long aOffset, int lda, long strideA,
+            DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
+            float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
+        {
+            NativeLibraries.Load(NativeLibraryId.OpenBlas);
+            IntPtr queue = Live();
+            Span<nint> handles = stackalloc nint[3];
+            Span<nint> pointers = stackalloc nint[3];
+            int mapped = 0, unmapError = OpenCl.Success;
+            try
+            {
+                // C first, so a buffer that is also A or B is mapped for writing.
+                float* pc = Map(queue, c, OpenCl.MapRead | OpenCl.MapWrite, handles, pointers, ref mapped);
+                float* pa = Map(queue, a, OpenCl.MapRead, handles, pointers, ref mapped);
+                float* pb = Map(queue, b, OpenCl.MapRead, handles, pointers, ref mapped);
+                for (int i = 0; i < batchCount; i++)
+                {
+                    OpenBlas.cblas_sgemm(CblasLayout.ColMajor, CblasOp(transA), CblasOp(transB), m, n, k,
+                        alpha, pa + aOffset + i * strideA, lda, pb + bOffset + i * strideB, ldb,
+                        beta, pc + cOffset + i * strideC, ldc);
+                }
+            }
+            finally
+            {
+                for (int i = 0; i < mapped; i++)
+                {
+                    int status = OpenCl.clEnqueueUnmapMemObject(queue, handles[i], (void*)pointers[i], 0, null, null);
+                    if (unmapError == OpenCl.Success) unmapError = status;
+                }
+            }
+            OpenClException.ThrowIfFailed(unmapError, "clEnqueueUnmapMemObject(GEMM operand)");
+        }
+
+        /// <summary>Maps the whole of <paramref name="buffer"/> (a no-copy operation where buffers live in host
+        /// memory), or returns its mapping when an earlier operand of the same GEMM mapped it.</summary>
+        private static float* Map(IntPtr queue, DeviceBuffer<float> buffer, ulong flags, Span<nint> handles, Span<nint> pointers, ref int mapped)
+        {
+            nint handle = buffer.Handle;
+            for (int i = 0; i < mapped; i++)
+                if (handles[i] == handle) return (float*)pointers[i];
+            void* pointer = OpenCl.clEnqueueMapBuffer(queue, handle, 1, flags, 0, (nuint)buffer.SizeInBytes, 0, null, null, out int error);
+            // The message is built only on failure: a forward pass allocates no managed memory.
+            if (error != OpenCl.Success) throw OpenClException.Create(error, $"clEnqueueMapBuffer({buffer.SizeInBytes} bytes for a GEMM)", "");
+            handles[mapped] = handle;
+            pointers[mapped] = (nint)pointer;
+            mapped++;
+            return (float*)pointer;
         }
 
         public override void Synchronize() => OpenClException.ThrowIfFailed(OpenCl.clFinish(Live()));

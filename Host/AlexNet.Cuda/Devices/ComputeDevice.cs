@@ -34,6 +34,9 @@ public abstract class ComputeDevice : IDisposable
     /// <summary>The compiler and its version (<c>NVRTC 11.8</c>, <c>OpenCL 3.0 PoCL …</c>).</summary>
     public abstract string CompilerVersion { get; }
 
+    /// <summary>What runs the GEMMs (<c>cuBLAS 11.11.3</c>, <c>CLBlast</c>, <c>OpenBLAS 0.3.21 on mapped buffers</c>).</summary>
+    public abstract string GemmProvider { get; }
+
     public abstract long TotalMemoryBytes { get; }
 
     public abstract KernelCache Cache { get; }

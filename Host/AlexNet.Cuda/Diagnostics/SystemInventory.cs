@@ -17,7 +17,9 @@ public sealed record SystemInventory(
     string Cublas,
     IReadOnlyList<string> OpenClDevices,
     string? OpenClDevicesMissing,
-    string ClBlast)
+    string ClBlast,
+    string OpenBlas,
+    IReadOnlyList<string> OpenClGemm)
 {
     public static SystemInventory Probe()
     {
@@ -57,9 +59,26 @@ public sealed record SystemInventory(
         }
         catch (AlexNetException e) { clMissing = e.Message; }
         string clblast = Describe(NativeLibraryId.ClBlast, () => "loadable");
+        string openblas = Describe(NativeLibraryId.OpenBlas, () => "loadable");
+        var clGemm = new List<string>();
+        try
+        {
+            OpenClGemmProvider requested = OpenClDevice.RequestedGemmProvider();
+            foreach (OpenClDeviceInfo info in OpenClDevice.Enumerate())
+            {
+                string why = requested != OpenClGemmProvider.Auto ? $"forced by {OpenClDevice.GemmVariable}"
+                    : info.BuffersInHostMemory ? $"the default; buffers in host memory, so {OpenClDevice.GemmVariable}=openblas would run them in OpenBLAS"
+                    : "the default";
+                string provider;
+                try { provider = OpenClDevice.ChooseGemmProvider(info, requested).Name; }
+                catch (AlexNetException e) { provider = $"none: {e.Message}"; }
+                clGemm.Add($"opencl:{info.Index} {provider} ({why})");
+            }
+        }
+        catch (AlexNetException e) { clGemm.Add($"none: {e.Message}"); }
 
         return new SystemInventory(KernelCache.DefaultRoot(), Environment.GetEnvironmentVariable("POCL_CACHE_DIR"),
-            driver, cudaDevices, cudaMissing, nvrtc, cublas, clDevices, clMissing, clblast);
+            driver, cudaDevices, cudaMissing, nvrtc, cublas, clDevices, clMissing, clblast, openblas, clGemm);
     }
 
     /// <summary>Why this toolkit release: the newest the driver supports, naming the newer ones skipped.</summary>
