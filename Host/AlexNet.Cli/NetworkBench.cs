@@ -142,6 +142,7 @@ internal static class NetworkBench
             w.WriteString("engine", typeof(AlexNetModel).Assembly.GetName().Version?.ToString());
             w.WriteString("dotnet", Environment.Version.ToString());
             w.WriteString("compiler", device.CompilerVersion);
+            w.WriteString("gemm", device.GemmProvider);
             if (Cuda.Interop.NativeLibraries.DriverCudaVersion() is int v) w.WriteString("cuda_driver", $"{v / 1000}.{v % 1000 / 10}");
             w.WriteEndObject();
             w.WriteString("weights", weights);
