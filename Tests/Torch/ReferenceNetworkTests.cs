@@ -277,8 +277,7 @@ public class ReferenceNetworkTests(ITestOutputHelper output)
     private static int[] Top5(float[] prob, int image, int batch)
     {
         int classes = prob.Length / batch;
-        var row = prob.AsSpan(image * classes, classes).ToArray();
-        return Enumerable.Range(0, classes).OrderByDescending(i => row[i]).ThenBy(i => i).Take(5).ToArray();
+        return AlexNet.Cuda.Network.ClassRanking.Top(prob.AsSpan(image * classes, classes), 5);
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

@@ -197,7 +197,7 @@ internal static class ClassifyCommand
                 return;
             }
             var line = new StringBuilder(r.Path);
-            foreach (int index in Top(r.Probabilities!, top))
+            foreach (int index in ClassRanking.Top(r.Probabilities!, top))
                 line.Append(CultureInfo.InvariantCulture, $"\n  {r.Probabilities![index],8:F6}  {index,4}  {names?[index] ?? ""}");
             output.WriteLine(line.ToString());
         }
@@ -214,7 +214,7 @@ internal static class ClassifyCommand
                 else
                 {
                     writer.WriteStartArray("top");
-                    foreach (int index in Top(r.Probabilities!, top))
+                    foreach (int index in ClassRanking.Top(r.Probabilities!, top))
                     {
                         writer.WriteStartObject();
                         writer.WriteNumber("index", index);
@@ -228,24 +228,6 @@ internal static class ClassifyCommand
             }
             // One record per line, written whole: an interrupted run leaves complete lines only.
             output.WriteLine(Encoding.UTF8.GetString(_buffer.GetBuffer(), 0, (int)_buffer.Length));
-        }
-
-        /// <summary>Indices of the <paramref name="k"/> largest probabilities, largest first (ties: lower index).</summary>
-        internal static int[] Top(float[] p, int k)
-        {
-            k = Math.Min(k, p.Length);
-            var best = new int[k];
-            int filled = 0;
-            for (int i = 0; i < p.Length; i++)
-            {
-                int at = filled;
-                while (at > 0 && p[best[at - 1]] < p[i]) at--;
-                if (at >= k) continue;
-                if (filled < k) filled++;
-                Array.Copy(best, at, best, at + 1, filled - at - 1);
-                best[at] = i;
-            }
-            return best;
         }
     }
 }

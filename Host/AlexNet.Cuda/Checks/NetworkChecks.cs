@@ -83,7 +83,7 @@ public static class NetworkChecks
         }
         for (int n = 0; n < batch; n++)
         {
-            int[] top = Top5(got["prob"].AsSpan(n * classes, classes)), want = Top5(expected["prob"].AsSpan(n * classes, classes));
+            int[] top = ClassRanking.Top(got["prob"].AsSpan(n * classes, classes), 5), want = ClassRanking.Top(expected["prob"].AsSpan(n * classes, classes), 5);
             if (!top.SequenceEqual(want))
             {
                 passed = false;
@@ -92,15 +92,5 @@ public static class NetworkChecks
         }
         string summary = string.Create(CultureInfo.InvariantCulture, $"14 layers, largest error {worst:G3} of max|ref| (bound {Tolerances.NetworkRtol:G2}); top-5 {(passed ? "identical" : "checked")}; per layer:{detail}");
         return new ComparisonResult(passed, passed ? 0 : 1, worst, -1, Tolerances.NetworkRtol, summary);
-    }
-
-    /// <summary>The indices of the five largest values, largest first (ties by lower index).</summary>
-    public static int[] Top5(ReadOnlySpan<float> values)
-    {
-        var order = new int[values.Length];
-        for (int i = 0; i < order.Length; i++) order[i] = i;
-        float[] copy = values.ToArray();
-        Array.Sort(order, (a, b) => copy[b] != copy[a] ? copy[b].CompareTo(copy[a]) : a.CompareTo(b));
-        return order[..Math.Min(5, order.Length)];
     }
 }
