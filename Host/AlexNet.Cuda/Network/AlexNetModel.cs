@@ -168,9 +168,7 @@ public sealed class AlexNetModel : IDisposable
     /// results with <see cref="ReadProbabilities"/> or <see cref="ReadActivation"/>.</summary>
     public void Forward(ReadOnlySpan<float> images, int count)
     {
-        CheckBatch(count);
-        if (images.Length != (long)count * InputFloatsPerImage)
-            throw new AlexNetException($"{count} images need {(long)count * InputFloatsPerImage} floats (227×227×3 each), but {images.Length} were given");
+        CheckImages(images, count);
         _stream.CopyToDevice(images, _staging);
         Run(count);
     }
@@ -203,6 +201,13 @@ public sealed class AlexNetModel : IDisposable
     private static readonly string[] FcGemm = ["fc6 gemm", "fc7 gemm", "fc8 gemm"];
     private static readonly string[] FcBias = ["fc6 bias+relu", "fc7 bias+relu"];
     private static readonly string[] FcDropout = ["fc6 dropout", "fc7 dropout"];
+
+    private void CheckImages(ReadOnlySpan<float> images, int count)
+    {
+        CheckBatch(count);
+        if (images.Length != (long)count * InputFloatsPerImage)
+            throw new AlexNetException($"{count} images need {(long)count * InputFloatsPerImage} floats (227×227×3 each), but {images.Length} were given");
+    }
 
     private void CheckBatch(int count)
     {
@@ -359,9 +364,7 @@ public sealed class AlexNetModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(layers);
         foreach (string layer in layers) Plan.Activation(layer); // unknown names fail before any work
-        CheckBatch(count);
-        if (images.Length != (long)count * InputFloatsPerImage)
-            throw new AlexNetException($"{count} images need {(long)count * InputFloatsPerImage} floats (227×227×3 each), but {images.Length} were given");
+        CheckImages(images, count);
         var wanted = new HashSet<string>(layers, StringComparer.Ordinal);
         var result = new Dictionary<string, float[]>(StringComparer.Ordinal);
         _stream.CopyToDevice(images, _staging);
