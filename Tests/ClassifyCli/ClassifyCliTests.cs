@@ -40,7 +40,6 @@ public sealed class ClassifyWeightsFixture : IDisposable
 [Collection(OpenClCollection.Name)]
 public sealed class ClassifyCliTests(OpenClFixture fixture, ClassifyWeightsFixture weights) : IClassFixture<ClassifyWeightsFixture>, IDisposable
 {
-    private const string Python = "/usr/bin/python3";
     private readonly TempDir _dir = new();
 
     public void Dispose() => _dir.Dispose();
@@ -72,14 +71,6 @@ public sealed class ClassifyCliTests(OpenClFixture fixture, ClassifyWeightsFixtu
         return path;
     }
 
-    private static bool RunsCleanly(string file, params string[] args)
-    {
-        using Process p = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true })!;
-        p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return p.ExitCode == 0;
-    }
-
     private static List<JsonElement> JsonLines(string output) =>
         output.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement.Clone()).ToList();
 
@@ -106,7 +97,7 @@ public sealed class ClassifyCliTests(OpenClFixture fixture, ClassifyWeightsFixtu
         float[] probabilities = model.Predict(input, 7);
         for (int i = 0; i < 7; i++)
         {
-            int[] want = NetworkChecks.Top5(probabilities.AsSpan(i * 1000, 1000));
+            int[] want = ClassRanking.Top(probabilities.AsSpan(i * 1000, 1000), 5);
             JsonElement[] top = records[i].GetProperty("top").EnumerateArray().ToArray();
             Assert.Equal(want, top.Select(t => t.GetProperty("index").GetInt32()));
             foreach (JsonElement t in top)
@@ -122,20 +113,14 @@ public sealed class ClassifyCliTests(OpenClFixture fixture, ClassifyWeightsFixtu
     public void ResizedImagesMatchAnIndependentNumpyImplementation(string resize)
     {
         RequireDevice();
-        bool numpy = File.Exists(Python) && RunsCleanly(Python, "-c", "import numpy");
-        if (!numpy && TestNative.Required) Assert.Fail("python3 with numpy is needed");
-        Skip.IfNot(numpy, "no python3 with numpy");
+        NumpyReference.Require();
         string[] images = [Image("r/wide.png", 400, 150, 1), Image("r/tall.png", 31, 300, 2), Image("r/small.png", 50, 40, 3), Image("r/one.png", 1, 1, 4), Image("r/exact.png", 227, 227, 5)];
         string json = _dir.File($"out-{resize}.jsonl");
         (int code, string stdout, string stderr) = Cli(["classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--resize", resize, .. images]);
         Assert.True(code == 0, stderr);
         File.WriteAllText(json, stdout);
-        string script = System.IO.Path.Combine(AppContext.BaseDirectory, "Fixtures", "reference", "alexnet_numpy.py");
-        var psi = new ProcessStartInfo(Python, [script, "--weights", weights.Path, "--classify-json", json, "--resize", resize]) { RedirectStandardOutput = true };
-        using Process p = Process.Start(psi)!;
-        string report = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, report);
+        (int code2, string report) = NumpyReference.RunScript(["--weights", weights.Path, "--classify-json", json, "--resize", resize]);
+        Assert.True(code2 == 0, report);
         Assert.Contains("images: 5 passed, 0 failed", report);
     }
 

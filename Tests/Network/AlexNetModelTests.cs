@@ -1,3 +1,4 @@
+using AlexNet.Cuda.Checks;
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Interop;
 using AlexNet.Cuda.Network;
@@ -27,8 +28,8 @@ public class AlexNetModelTests(OpenClFixture fixture)
     [InlineData("cuda")]
     public void AForwardPassAllocatesNoManagedMemoryAfterWarmUp(string backend)
     {
-        using AlexNetModel model = AlexNetModel.Create(On(backend), NetworkData.Weights(NetworkData.Narrow, 1), new AlexNetOptions { MaxBatch = 3, KeepProbability = 0.5f });
-        float[] images = NetworkData.Images(3, 2);
+        using AlexNetModel model = AlexNetModel.Create(On(backend), SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 1), new AlexNetOptions { MaxBatch = 3, KeepProbability = 0.5f });
+        float[] images = SyntheticNetwork.Images(3, 2);
         var probabilities = new float[3 * model.NumClasses];
         model.Forward(images, 3); // warm-up: first launches, CLBlast's kernels
         model.ReadProbabilities(probabilities);
@@ -46,8 +47,8 @@ public class AlexNetModelTests(OpenClFixture fixture)
     public void DropoutIsLaunchedOnlyWhenKeepProbabilityIsBelowOne(string backend)
     {
         ComputeDevice device = On(backend);
-        AlexNetWeights weights = NetworkData.Weights(NetworkData.Narrow, 3);
-        float[] images = NetworkData.Images(2, 4);
+        AlexNetWeights weights = SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 3);
+        float[] images = SyntheticNetwork.Images(2, 4);
         (long launches, long gemms) Count(float keep)
         {
             using AlexNetModel model = AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = 2, KeepProbability = keep });
@@ -68,8 +69,8 @@ public class AlexNetModelTests(OpenClFixture fixture)
     [SkippableFact]
     public void DropoutKeepsAboutKeepProbabilityOfFc6ScaledAndIsDeterministicForASeed()
     {
-        AlexNetWeights weights = NetworkData.Weights(NetworkData.Narrow, 5);
-        float[] images = NetworkData.Images(3, 6);
+        AlexNetWeights weights = SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 5);
+        float[] images = SyntheticNetwork.Images(3, 6);
         float[] Fc6(float keep, ulong seed)
         {
             using AlexNetModel model = AlexNetModel.Create(Device, weights, new AlexNetOptions { MaxBatch = 3, KeepProbability = keep, DropoutSeed = seed });
@@ -94,8 +95,8 @@ public class AlexNetModelTests(OpenClFixture fixture)
     [SkippableFact]
     public void ChunkingABatchThroughASmallWorkspaceGivesTheSameResults()
     {
-        AlexNetWeights weights = NetworkData.Weights(NetworkData.Narrow, 7);
-        float[] images = NetworkData.Images(5, 8);
+        AlexNetWeights weights = SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 7);
+        float[] images = SyntheticNetwork.Images(5, 8);
         string[] layers = [.. AlexNetModel.LayerNames];
         IReadOnlyDictionary<string, float[]> Run(long workspace)
         {
@@ -117,13 +118,13 @@ public class AlexNetModelTests(OpenClFixture fixture)
     [SkippableFact]
     public void ThePlanSharesTwoArenasAndNamesItsPeak()
     {
-        using AlexNetModel model = AlexNetModel.Create(Device, NetworkData.Weights(NetworkData.Narrow, 9), new AlexNetOptions { MaxBatch = 4 });
+        using AlexNetModel model = AlexNetModel.Create(Device, SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 9), new AlexNetOptions { MaxBatch = 4 });
         NetworkPlan plan = model.Plan;
         Assert.Equal(AlexNetModel.LayerNames, plan.Activations.Select(a => a.Name));
         // Consecutive activations alternate arenas, so a layer never reads and writes the same buffer.
         for (int i = 1; i < plan.Activations.Count; i++) Assert.NotEqual(plan.Activations[i - 1].Arena, plan.Activations[i].Arena);
         Assert.True(plan.ActivationBytes < plan.UnsharedActivationBytes, $"{plan.ActivationBytes} shared against {plan.UnsharedActivationBytes} unshared");
-        Assert.Equal(plan.ActivationBytes + NetworkData.Narrow.ParameterCount * 4, plan.PeakBytes);
+        Assert.Equal(plan.ActivationBytes + SyntheticNetwork.Narrow.ParameterCount * 4, plan.PeakBytes);
         Assert.Equal([4, 16, 55, 55], plan.Activation("conv1").ExportShape(4));
         Assert.Equal([4, 12, 6, 6], plan.Activation("pool5").ExportShape(4));
         Assert.Equal([4, 11], plan.Activation("prob").ExportShape(4));
@@ -135,12 +136,12 @@ public class AlexNetModelTests(OpenClFixture fixture)
     [SkippableFact]
     public void BadBatchesAndLayersAreOneLineErrors()
     {
-        using AlexNetModel model = AlexNetModel.Create(Device, NetworkData.Weights(NetworkData.Narrow, 10), new AlexNetOptions { MaxBatch = 2 });
-        float[] three = NetworkData.Images(3, 1);
+        using AlexNetModel model = AlexNetModel.Create(Device, SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 10), new AlexNetOptions { MaxBatch = 2 });
+        float[] three = SyntheticNetwork.Images(3, 1);
         Assert.Contains("planned for 1 to 2", Assert.Throws<AlexNetException>(() => model.Forward(three, 3)).Message);
         Assert.Contains("need 309174 floats", Assert.Throws<AlexNetException>(() => model.Forward(three, 2)).Message);
         Assert.Contains("no layer 'fc9'", Assert.Throws<AlexNetException>(() => model.Features(three.AsSpan(0, 2 * AlexNetModel.InputFloatsPerImage), 2, ["fc9"])).Message);
-        var tooSmall = Assert.Throws<AlexNetException>(() => AlexNetModel.Create(Device, NetworkData.Weights(NetworkData.Narrow, 10), new AlexNetOptions { WorkspaceBytes = 1 << 20 }));
+        var tooSmall = Assert.Throws<AlexNetException>(() => AlexNetModel.Create(Device, SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 10), new AlexNetOptions { WorkspaceBytes = 1 << 20 }));
         Assert.Contains("cannot hold one image's lowered input", tooSmall.Message);
         Assert.Contains("keep probability", Assert.Throws<AlexNetException>(() => new AlexNetOptions { KeepProbability = 0 }.Validate()).Message);
         Assert.Contains("LRN bias", Assert.Throws<AlexNetException>(() => new AlexNetOptions { Lrn = LrnParameters.Default with { Bias = 0 } }.Validate()).Message);

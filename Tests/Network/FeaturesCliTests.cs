@@ -1,3 +1,4 @@
+using AlexNet.Cuda.Checks;
 using System.Diagnostics;
 using AlexNet.Cli;
 using AlexNet.Cuda.Interop;
@@ -19,28 +20,9 @@ namespace AlexNet.Cuda.Tests.Network;
 [Collection(OpenClCollection.Name)]
 public sealed class FeaturesCliTests(OpenClFixture fixture) : IDisposable
 {
-    private const string Python = "/usr/bin/python3";
     private readonly TempDir _dir = new();
 
     public void Dispose() => _dir.Dispose();
-
-    private static string Script => Path.Combine(AppContext.BaseDirectory, "Fixtures", "reference", "alexnet_numpy.py");
-
-    private void RequireNumpy()
-    {
-        bool present = File.Exists(Python) && RunProcess(Python, ["-c", "import numpy"]).Code == 0;
-        if (!present && TestNative.Required) Assert.Fail($"{Python} with numpy is needed (apt-get install python3-numpy; ./alexnet test installs it)");
-        Skip.IfNot(present, $"{Python} with numpy is not installed");
-    }
-
-    private static (int Code, string Output) RunProcess(string file, IEnumerable<string> args)
-    {
-        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true };
-        using Process p = Process.Start(psi)!;
-        string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output);
-    }
 
     private static (int Code, string Out, string Err) Cli(params string[] args)
     {
@@ -64,7 +46,7 @@ public sealed class FeaturesCliTests(OpenClFixture fixture) : IDisposable
 
     private string WriteWeights()
     {
-        AlexNetWeights w = NetworkData.Weights(AlexNetArchitecture.Default, 31);
+        AlexNetWeights w = SyntheticNetwork.Weights(AlexNetArchitecture.Default, 31);
         string path = _dir.File("bvlc_alexnet.npy");
         Py2PickleWriter.WriteFile(path, w.Layers.Select(l => new Py2PickleWriter.Layer(l.Name, l.Weight, l.WeightShape, l.Bias)));
         return path;
@@ -75,7 +57,7 @@ public sealed class FeaturesCliTests(OpenClFixture fixture) : IDisposable
     {
         _ = fixture.Device;
         TestNative.Require(NativeLibraryId.ClBlast);
-        RequireNumpy();
+        NumpyReference.Require();
         string weights = WriteWeights();
         string[] images = [WriteImage("a.png", 227, 227, 1), WriteImage("b.png", 227, 227, 2), WriteImage("c.png", 227, 227, 3)];
         string layers = string.Join(',', AlexNetModel.LayerNames);
@@ -87,12 +69,12 @@ public sealed class FeaturesCliTests(OpenClFixture fixture) : IDisposable
         Assert.True(File.Exists(output + ".npz"));
         Assert.Empty(Directory.GetFiles(_dir.Path, ".*.tmp")); // written atomically, nothing left behind
 
-        (int ok, string report) = RunProcess(Python, [Script, "--weights", weights, "--features", output + ".npz", "--layers", layers, .. images]);
+        (int ok, string report) = NumpyReference.RunScript(["--weights", weights, "--features", output + ".npz", "--layers", layers, .. images]);
         Assert.True(ok == 0, report);
         Assert.Contains("layers: 14 passed, 0 failed", report);
 
         // The same comparison against a reference with five times the LRN alpha must fail: the check can fail.
-        (int wrong, string wrongReport) = RunProcess(Python, [Script, "--weights", weights, "--features", output + ".npz", "--layers", layers, "--lrn-alpha", "1e-4", .. images]);
+        (int wrong, string wrongReport) = NumpyReference.RunScript(["--weights", weights, "--features", output + ".npz", "--layers", layers, "--lrn-alpha", "1e-4", .. images]);
         Assert.Equal(1, wrong);
         Assert.Contains("FAIL norm1", wrongReport);
     }
@@ -102,14 +84,14 @@ public sealed class FeaturesCliTests(OpenClFixture fixture) : IDisposable
     {
         _ = fixture.Device;
         TestNative.Require(NativeLibraryId.ClBlast);
-        RequireNumpy();
+        NumpyReference.Require();
         string weights = WriteWeights();
         string image = WriteImage("one.png", 227, 227, 9);
         string output = _dir.File("norm2.npy");
         (int code, _, string stderr) = Cli("features", "--weights", weights, "--layer", "norm2", "--out", output, "--device", "opencl",
             "--lrn-radius", "1", "--lrn-alpha", "1e-4", "--lrn-beta", "0.5", "--lrn-bias", "2", image);
         Assert.True(code == 0, stderr);
-        (int ok, string report) = RunProcess(Python, [Script, "--weights", weights, "--features", output, "--layers", "norm2",
+        (int ok, string report) = NumpyReference.RunScript(["--weights", weights, "--features", output, "--layers", "norm2",
             "--lrn-radius", "1", "--lrn-alpha", "1e-4", "--lrn-beta", "0.5", "--lrn-bias", "2", image]);
         Assert.True(ok == 0, report);
     }
