@@ -12,7 +12,11 @@ namespace AlexNet.Cli;
 
 /// <summary>One batch size's measurement of the whole forward pass.</summary>
 internal sealed record NetworkBenchResult(int Batch, double MedianMs, double MinMs, double ImagesPerSecond, double Gflops,
-    long MemoryBytes, IReadOnlyList<(string Name, double MedianMs, double? Gflops)> Layers, string? Skipped);
+    long MemoryBytes, IReadOnlyList<NetworkBenchStep> Layers, string? Skipped);
+
+/// <summary>One step of the per-operation breakdown: median time, and the rate its work (<see cref="StepCost"/>)
+/// gives: GFLOP/s for a GEMM, GB/s for the memory-bound steps.</summary>
+internal sealed record NetworkBenchStep(string Name, double MedianMs, double? Gflops, double? GBps);
 
 /// <summary>
 /// <c>alexnet bench</c>: the whole forward pass per batch size, timed with device events after a warm-up
@@ -80,27 +84,16 @@ internal static class NetworkBench
             }
         }
         double flops = 2.0 * model.Plan.MacsPerImage * batch;
-        Dictionary<string, double> gemmFlops = GemmFlops(model.Plan, batch);
+        Dictionary<string, StepCost> costs = model.Plan.StepCosts(batch).ToDictionary(c => c.Name, StringComparer.Ordinal);
         return new NetworkBenchResult(batch, median, min, batch / (median / 1000), flops / (median * 1e6), model.Plan.PeakBytes,
             order.Select(n =>
             {
                 double ms = Median([.. perStep[n]]);
-                return (n, ms, gemmFlops.TryGetValue(n, out double f) ? f / (ms * 1e6) : (double?)null);
+                StepCost? cost = costs.GetValueOrDefault(n);
+                return new NetworkBenchStep(n, ms,
+                    cost is { Flops: > 0 } ? cost.Flops / (ms * 1e6) : null,
+                    cost is { Flops: 0 } ? cost.Bytes / (ms * 1e6) : null);
             }).ToList(), null);
-    }
-
-    /// <summary>FLOPs of each GEMM step of a pass at <paramref name="batch"/> images (2 per multiply-add).</summary>
-    private static Dictionary<string, double> GemmFlops(NetworkPlan plan, int batch)
-    {
-        var flops = new Dictionary<string, double>(StringComparer.Ordinal);
-        foreach (ConvolutionPlan c in plan.Convolutions) flops[$"{c.Name} gemm"] = 2.0 * c.MacsPerImage * batch;
-        long inputs = plan.Activation("pool5").ElementsPerImage;
-        for (int i = 0; i < 3; i++)
-        {
-            flops[$"fc{6 + i} gemm"] = 2.0 * inputs * plan.FullyConnected[i] * batch;
-            inputs = plan.FullyConnected[i];
-        }
-        return flops;
     }
 
     private static double Median(double[] values)
@@ -124,8 +117,8 @@ internal static class NetworkBench
         {
             double total = r.Layers.Sum(l => l.MedianMs);
             o.WriteLine(string.Create(c, $"batch {r.Batch}: per operation (median of profiled passes, {total:F3} ms in all)"));
-            foreach ((string name, double ms, double? gflops) in r.Layers)
-                o.WriteLine(string.Create(c, $"  {name,-18} {ms,10:F4} ms {100 * ms / total,6:F1} %{(gflops is double g ? $"  {g,8:F1} GFLOP/s" : "")}"));
+            foreach (NetworkBenchStep l in r.Layers)
+                o.WriteLine(string.Create(c, $"  {l.Name,-18} {l.MedianMs,10:F4} ms {100 * l.MedianMs / total,6:F1} %{(l.Gflops is double g ? $"  {g,8:F1} GFLOP/s" : "")}{(l.GBps is double b ? $"  {b,8:F1} GB/s" : "")}"));
         }
     }
 
@@ -164,13 +157,14 @@ internal static class NetworkBench
                 w.WriteNumber("memory_bytes", r.MemoryBytes);
                 w.WriteStartArray("layers");
                 double total = r.Layers.Sum(l => l.MedianMs);
-                foreach ((string name, double ms, double? gflops) in r.Layers)
+                foreach (NetworkBenchStep l in r.Layers)
                 {
                     w.WriteStartObject();
-                    w.WriteString("name", name);
-                    w.WriteNumber("median_ms", Math.Round(ms, 5));
-                    w.WriteNumber("share", Math.Round(ms / total, 5));
-                    if (gflops is double g) w.WriteNumber("gflops", Math.Round(g, 3));
+                    w.WriteString("name", l.Name);
+                    w.WriteNumber("median_ms", Math.Round(l.MedianMs, 5));
+                    w.WriteNumber("share", Math.Round(l.MedianMs / total, 5));
+                    if (l.Gflops is double g) w.WriteNumber("gflops", Math.Round(g, 3));
+                    if (l.GBps is double b) w.WriteNumber("gbps", Math.Round(b, 3));
                     w.WriteEndObject();
                 }
                 w.WriteEndArray();

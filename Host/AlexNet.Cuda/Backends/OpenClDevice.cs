@@ -23,7 +23,7 @@ public sealed record OpenClDeviceInfo(int Index, IntPtr Platform, IntPtr Device,
 /// <summary>Who runs an OpenCL device's GEMMs.</summary>
 public enum OpenClGemmProvider
 {
-    /// <summary>The default: CLBlast (see <see cref="OpenClDevice.ChooseGemmProvider"/> for why not OpenBLAS yet).</summary>
+    /// <summary>Chosen by device: OpenBLAS where the buffers live in host memory, else CLBlast (<see cref="OpenClDevice.ChooseGemmProvider"/>).</summary>
     Auto,
     /// <summary>CLBlast's OpenCL kernels, queued like any other kernel.</summary>
     ClBlast,
@@ -34,7 +34,7 @@ public enum OpenClGemmProvider
 /// <summary>
 /// An OpenCL 1.2 device (PoCL on the CPU in the tests): in-order profiling command queues as streams, kernels
 /// compiled by the OpenCL driver from the same CUDA C text as NVRTC's (through the prelude), GEMMs with
-/// column-major layout so the semantics match cuBLAS's: by CLBlast, or, asked for on a device whose buffers
+/// column-major layout so the semantics match cuBLAS's: by CLBlast, or, on a device whose buffers
 /// live in host memory, by OpenBLAS on the mapped buffers (on PoCL's CPU device CLBlast's kernels reach a few
 /// GFLOP/s where OpenBLAS reaches over a hundred; see docs/platform.md).
 /// </summary>
@@ -75,14 +75,15 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         };
 
     /// <summary>
-    /// The provider a device gets for <paramref name="requested"/>. Auto is CLBlast: OpenBLAS is much faster
-    /// where the buffers live in host memory (<see cref="OpenClDeviceInfo.BuffersInHostMemory"/>), but the
-    /// result it gives for one column of C depends on how many columns the call has (measured with
-    /// OpenBLAS 0.3.21: column 0 of a 1000×n×2304 product differs in the 5th digit between n = 1, 7 and 16),
-    /// so an image's output would depend on the batch it is classified in, and `alexnet classify` promises
-    /// the same output whatever the batching. Asking for OpenBLAS where it does not load throws
-    /// <see cref="NativeLibraryNotFoundException"/>. Returns the provider and its name as
-    /// <see cref="ComputeDevice.GemmProvider"/> reports it.
+    /// The provider a device gets for <paramref name="requested"/>. Auto is OpenBLAS where the buffers live in
+    /// host memory (<see cref="OpenClDeviceInfo.BuffersInHostMemory"/>: PoCL's CPU device) and OpenBLAS loads,
+    /// otherwise CLBlast. On the CPU device OpenBLAS on the mapped buffers reaches 120-200 GFLOP/s on the
+    /// convolution GEMMs where CLBlast's OpenCL kernels reach a few (docs/benchmarks.md). Like cuBLAS,
+    /// OpenBLAS may sum a column of C in a different order depending on the call's shape (OpenBLAS 0.3.21:
+    /// column 0 of a 1000×n×2304 product differs in the 5th digit between n = 1, 7 and 16), so an image's
+    /// output can differ by a rounding error with the batch it is run in; it is the same for the same
+    /// batching. Asking for OpenBLAS where it does not load throws <see cref="NativeLibraryNotFoundException"/>.
+    /// Returns the provider and its name as <see cref="ComputeDevice.GemmProvider"/> reports it.
     /// </summary>
     public static (OpenClGemmProvider Provider, string Name) ChooseGemmProvider(OpenClDeviceInfo info, OpenClGemmProvider requested)
     {
@@ -90,7 +91,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         {
             OpenClGemmProvider.ClBlast => false,
             OpenClGemmProvider.OpenBlas => NativeLibraries.Load(NativeLibraryId.OpenBlas) != IntPtr.Zero,
-            _ => false,
+            _ => info.BuffersInHostMemory && NativeLibraries.TryLoad(NativeLibraryId.OpenBlas, out _),
         };
         return openBlas
             ? (OpenClGemmProvider.OpenBlas, $"{OpenBlasVersion.Value} on mapped buffers")

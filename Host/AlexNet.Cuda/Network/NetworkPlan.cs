@@ -27,6 +27,11 @@ public sealed record ConvolutionPlan(string Name, int InputChannels, int OutputC
     public long MacsPerImage => (long)OutputChannels * GroupK * OutputPixels;
 }
 
+/// <summary>The work of one step of a forward pass, named as <see cref="ForwardProfile"/> names it: the FLOPs of
+/// a GEMM (2 per multiply-add; 0 for the memory-bound steps) and the bytes the step must move at least (each
+/// operand read once and each result written once).</summary>
+public sealed record StepCost(string Name, double Flops, double Bytes);
+
 /// <summary>One activation the network produces, in the engine's layout, and the arena that holds it.</summary>
 public sealed record ActivationPlan(string Name, int Channels, int Height, int Width, int Arena, string Layout)
 {
@@ -94,6 +99,48 @@ public sealed class NetworkPlan
     /// each layer's activation) instead of two shared arenas: the saving of the plan.</summary>
     public long UnsharedActivationBytes =>
         (Activations.Sum(a => a.ElementsPerImage) * MaxBatch + 2 * StagingFloats + WorkspaceFloats) * sizeof(float);
+
+    /// <summary>
+    /// The minimum work of each step of a pass over <paramref name="batch"/> images, in the order the pass runs
+    /// them (dropout, off for inference, is not listed): what a benchmark divides by the measured time for
+    /// GFLOP/s and GB/s, and what a roofline bound is computed from (docs/performance.md).
+    /// </summary>
+    public IReadOnlyList<StepCost> StepCosts(int batch)
+    {
+        const double F = sizeof(float);
+        var steps = new List<StepCost>();
+        double inputFloats = (double)StagingFloats / MaxBatch * batch;
+        steps.Add(new StepCost("input", 0, 2 * inputFloats * F));
+        double current = inputFloats;
+        foreach (ConvolutionPlan c in Convolutions)
+        {
+            double lowered = (double)c.LoweredPerImage * batch, output = (double)c.OutputChannels * c.OutputPixels * batch;
+            double chunks = Math.Ceiling(batch / (double)c.ChunkImages), filters = (double)c.OutputChannels * c.GroupK;
+            steps.Add(new StepCost($"{c.Name} im2col", 0, (current + lowered) * F));
+            steps.Add(new StepCost($"{c.Name} gemm", 2.0 * c.MacsPerImage * batch, (chunks * filters + lowered + output) * F));
+            steps.Add(new StepCost($"{c.Name} bias+relu", 0, (2 * output + c.OutputChannels) * F));
+            current = output;
+            foreach (string follower in new[] { "norm", "pool" })
+            {
+                ActivationPlan? a = Activations.FirstOrDefault(x => x.Name == $"{follower}{c.Name[^1]}");
+                if (a is null) continue;
+                double produced = (double)a.ElementsPerImage * batch;
+                steps.Add(new StepCost(a.Name, 0, (current + produced) * F));
+                current = produced;
+            }
+        }
+        double inputs = Activation("pool5").ElementsPerImage;
+        for (int i = 0; i < 3; i++)
+        {
+            double outputs = FullyConnected[i];
+            steps.Add(new StepCost($"fc{6 + i} gemm", 2.0 * inputs * outputs * batch, (inputs * outputs + (inputs + outputs) * batch) * F));
+            if (i < 2) steps.Add(new StepCost($"fc{6 + i} bias+relu", 0, (2 * outputs * batch + outputs) * F));
+            inputs = outputs;
+        }
+        // The softmax adds fc8's bias to the logits in place and writes the probabilities.
+        steps.Add(new StepCost("softmax", 0, (3 * inputs * batch + inputs) * F));
+        return steps;
+    }
 
     public ActivationPlan Activation(string name) =>
         Activations.FirstOrDefault(a => a.Name == name)

@@ -1,0 +1,52 @@
+using AlexNet.Cuda.Checks;
+using AlexNet.Cuda.Interop;
+using AlexNet.Cuda.Network;
+using AlexNet.Cuda.Tests.Infrastructure;
+using AlexNet.Cuda.Weights;
+
+namespace AlexNet.Cuda.Tests.Network;
+
+/// <summary>The work per step that benchmarks divide by: it must add up to the model's own FLOP count and name
+/// exactly the steps a profiled pass reports.</summary>
+[Collection(OpenClCollection.Name)]
+public class StepCostTests(OpenClFixture fixture)
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(37)]
+    public void GemmFlopsAddUpToTheModelsCountAndOnlyGemmsHaveFlops(int batch)
+    {
+        // 2 × 724,406,816 multiply-adds per image for BVLC AlexNet (docs/model.md), counted here from the layer
+        // shapes independently of the plan.
+        long macs = 0;
+        foreach ((int cout, int cinPerGroup, int k, int outSize) in new[] { (96, 3, 11, 55), (256, 48, 5, 27), (384, 256, 3, 13), (384, 192, 3, 13), (256, 192, 3, 13) })
+            macs += (long)cout * cinPerGroup * k * k * outSize * outSize;
+        macs += 9216L * 4096 + 4096L * 4096 + 4096L * 1000;
+        Assert.Equal(724_406_816, macs);
+
+        NetworkPlan plan = NetworkPlan.Create(AlexNetArchitecture.Default, batch, AlexNetOptions.DefaultWorkspaceBytes);
+        IReadOnlyList<StepCost> costs = plan.StepCosts(batch);
+        Assert.Equal(2.0 * macs * batch, costs.Sum(c => c.Flops));
+        Assert.All(costs, c => Assert.Equal(c.Name.EndsWith(" gemm", StringComparison.Ordinal), c.Flops > 0));
+        Assert.All(costs, c => Assert.True(c.Bytes > 0, c.Name));
+        // conv1's lowering writes 363 × 3025 floats per image and reads the 3 × 227 × 227 input.
+        Assert.Equal((363.0 * 3025 + 3 * 227 * 227) * 4 * batch, costs.Single(c => c.Name == "conv1 im2col").Bytes);
+        // fc6 reads its 9216 × 4096 weights once whatever the batch.
+        Assert.Equal((9216.0 * 4096 + (9216 + 4096) * batch) * 4, costs.Single(c => c.Name == "fc6 gemm").Bytes);
+    }
+
+    [SkippableFact]
+    public void TheCostsNameEveryProfiledStepInOrder()
+    {
+        TestNative.Require(NativeLibraryId.OpenCl);
+        // A workspace too small for the batch makes the convolutions run in chunks: a step is named once per chunk.
+        using AlexNetModel model = AlexNetModel.Create(fixture.Device, SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 1),
+            new AlexNetOptions { MaxBatch = 3, WorkspaceBytes = 200_000 });
+        Assert.Contains(model.Plan.Convolutions, c => c.ChunkImages < 3);
+        using ForwardProfile profile = model.CreateProfile();
+        model.Forward(SyntheticNetwork.Images(3, 1), 3);
+        model.Run(3, profile);
+        string[] profiled = [.. profile.Read().Select(s => s.Name).Distinct()];
+        Assert.Equal(model.Plan.StepCosts(3).Select(c => c.Name), profiled);
+    }
+}
