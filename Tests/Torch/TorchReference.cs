@@ -7,7 +7,7 @@ namespace AlexNet.Cuda.Tests.Torch;
 
 /// <summary>
 /// Whether TorchSharp's native library loads here. On Debian 12 it loads only after the build marks one
-/// libstdc++ version requirement weak (Tests/Torch/TorchSharpNative.targets, docs/platform.md); when it does
+/// libstdc++ version requirement weak (Bench/Torch/TorchSharpNative.targets, docs/platform.md); when it does
 /// not load, tests that need it skip with the reason, or fail under <c>ALEXNET_REQUIRE_NATIVE=1</c>.
 /// </summary>
 public static class TorchReference
