@@ -24,16 +24,19 @@ internal static class BenchCommand
             result.GetValue(size), result.InvocationConfiguration.Output));
         Option<DeviceChoice?> netDevice = CliOptions.Device();
         var weights = new Option<string?>("--weights") { Description = "A weight file; without one, seeded synthetic weights of the real shapes", HelpName = "FILE" };
-        var batches = new Option<string?>("--batch") { Description = "Batch sizes, comma-separated (default: 1,8,64,256 on CUDA, 1,8 on OpenCL)", HelpName = "N[,N]" };
+        var batches = new Option<string?>("--batch") { Description = "Batch sizes, comma-separated (default: 1,8,64,256 on CUDA, 1,8,32 on OpenCL)", HelpName = "N[,N]" };
         Option<int> iterations = CliOptions.PositiveInt("--iterations", "Timed forward passes per batch size; the median and minimum are reported", 20);
         Option<int> netWarmup = CliOptions.PositiveInt("--warmup", "Untimed passes first", 3);
         Option<string?> format = CliOptions.Choice("--format", "text (default), or JSON for programs", "text", "json");
+        Option<string?> peer = CliOptions.Choice("--peer",
+            "Also time another implementation on the same weights and images: torchsharp (TorchSharp's AlexNet on the CPU), or none (default: torchsharp on a CPU device when this build has it)",
+            "auto", "torchsharp", "none");
         var bench = new Command("bench", "Time the whole forward pass per batch size, with a per-operation breakdown; 'bench kernels' times single kernels")
         {
-            netDevice, weights, batches, iterations, netWarmup, format, kernels,
+            netDevice, weights, batches, iterations, netWarmup, format, peer, kernels,
         };
         bench.SetAction(result => RunNetwork(result.GetDevice(netDevice), result.GetValue(weights), result.GetValue(batches),
-            result.GetValue(iterations), result.GetValue(netWarmup), result.GetValue(format) == "json",
+            result.GetValue(iterations), result.GetValue(netWarmup), result.GetValue(format) == "json", result.GetValue(peer) ?? "auto",
             result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
         return bench;
     }
@@ -51,24 +54,33 @@ internal static class BenchCommand
     }
 
     private static int RunNetwork(DeviceChoice choice, string? weightFile, string? batchText, int iterations, int warmup, bool json,
-        TextWriter stdout, TextWriter stderr)
+        string peerChoice, TextWriter stdout, TextWriter stderr)
     {
         IReadOnlyList<int>? requested = batchText is null ? null : ParseBatches(batchText);
         using SelectedDevice selected = DeviceSelector.Open(choice);
         ComputeDevice device = selected.Device;
-        IReadOnlyList<int> sizes = requested ?? (device.Backend == DeviceBackend.Cuda ? [1, 8, 64, 256] : [1, 8]);
+        // TorchSharp is a CPU library: the peer of a CPU device. On a GPU the peer is PyTorch on the same GPU
+        // (Bench/gpu), since TorchSharp's CUDA build is not available to this project.
+        bool cpu = device is AlexNet.Cuda.Backends.OpenClDevice { Info.IsCpu: true };
+        using IBenchPeer? peer = peerChoice switch
+        {
+            "torchsharp" => BenchPeers.TorchSharp(),
+            "auto" when cpu && BenchPeers.HasTorchSharp => BenchPeers.TorchSharp(),
+            _ => null,
+        };
+        IReadOnlyList<int> sizes = requested ?? (device.Backend == DeviceBackend.Cuda ? [1, 8, 64, 256] : [1, 8, 32]);
         AlexNet.Cuda.Weights.AlexNetWeights w = weightFile is null
             ? AlexNet.Cuda.Checks.SyntheticNetwork.Weights(AlexNet.Cuda.Weights.AlexNetArchitecture.Default, seed: 1)
             : AlexNet.Cuda.Weights.WeightFile.Load(weightFile);
         string weights = weightFile ?? "synthetic (seeded, BVLC AlexNet's shapes)";
         bool terminal = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
         Action<string>? progress = terminal ? line => stderr.Write($"\r{line,-60}") : null;
-        IReadOnlyList<NetworkBenchResult> results = NetworkBench.Run(device, w, sizes, warmup, iterations, progress);
+        IReadOnlyList<NetworkBenchResult> results = NetworkBench.Run(device, w, sizes, warmup, iterations, peer, progress);
         if (terminal) stderr.Write($"\r{new string(' ', 60)}\r");
-        if (json) NetworkBench.WriteJson(stdout, device, weights, results);
+        if (json) NetworkBench.WriteJson(stdout, device, weights, results, peer);
         else NetworkBench.WriteText(stdout,
             $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}\nweights: {weights}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
-            results);
+            results, peer);
         return 0;
     }
 

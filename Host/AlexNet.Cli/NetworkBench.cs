@@ -12,7 +12,7 @@ namespace AlexNet.Cli;
 
 /// <summary>One batch size's measurement of the whole forward pass.</summary>
 internal sealed record NetworkBenchResult(int Batch, double MedianMs, double MinMs, double ImagesPerSecond, double Gflops,
-    long MemoryBytes, IReadOnlyList<NetworkBenchStep> Layers, string? Skipped);
+    long MemoryBytes, IReadOnlyList<NetworkBenchStep> Layers, string? Skipped, BenchPeerResult? Peer = null);
 
 /// <summary>One step of the per-operation breakdown: median time, and the rate its work (<see cref="StepCost"/>)
 /// gives: GFLOP/s for a GEMM, GB/s for the memory-bound steps.</summary>
@@ -26,7 +26,7 @@ internal sealed record NetworkBenchStep(string Name, double MedianMs, double? Gf
 internal static class NetworkBench
 {
     public static IReadOnlyList<NetworkBenchResult> Run(ComputeDevice device, AlexNetWeights weights, IReadOnlyList<int> batches,
-        int warmup, int iterations, Action<string>? progress)
+        int warmup, int iterations, IBenchPeer? peer, Action<string>? progress)
     {
         var results = new List<NetworkBenchResult>();
         foreach (int batch in batches)
@@ -43,17 +43,21 @@ internal static class NetworkBench
             }
             using (model)
             {
-                results.Add(Measure(model, batch, warmup, iterations, progress));
+                results.Add(Measure(model, weights, batch, warmup, iterations, peer, progress));
             }
         }
         return results;
     }
 
-    private static NetworkBenchResult Measure(AlexNetModel model, int batch, int warmup, int iterations, Action<string>? progress)
+    private static NetworkBenchResult Measure(AlexNetModel model, AlexNetWeights weights, int batch, int warmup, int iterations,
+        IBenchPeer? peer, Action<string>? progress)
     {
         ComputeDevice device = model.Device;
         ComputeStream stream = model.Stream;
-        model.Forward(SyntheticNetwork.Images(batch, seed: batch), batch);
+        float[] images = SyntheticNetwork.Images(batch, seed: batch);
+        model.Forward(images, batch);
+        var probabilities = new float[batch * model.NumClasses];
+        model.ReadProbabilities(probabilities);
         for (int i = 0; i < warmup; i++) model.Run(batch);
         stream.Synchronize();
 
@@ -93,7 +97,8 @@ internal static class NetworkBench
                 return new NetworkBenchStep(n, ms,
                     cost is { Flops: > 0 } ? cost.Flops / (ms * 1e6) : null,
                     cost is { Flops: 0 } ? cost.Bytes / (ms * 1e6) : null);
-            }).ToList(), null);
+            }).ToList(), null,
+            peer?.Measure(weights, images, batch, warmup, iterations, probabilities, progress));
     }
 
     private static double Median(double[] values)
@@ -103,16 +108,23 @@ internal static class NetworkBench
         return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
-    public static void WriteText(TextWriter o, string header, IReadOnlyList<NetworkBenchResult> results)
+    public static void WriteText(TextWriter o, string header, IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer)
     {
         o.WriteLine(header);
         CultureInfo c = CultureInfo.InvariantCulture;
-        o.WriteLine($"{"batch",5} {"images/s",10} {"median ms",10} {"min ms",9} {"GFLOP/s",8} {"memory",10}");
+        o.WriteLine($"{"batch",5} {"images/s",10} {"median ms",10} {"min ms",9} {"GFLOP/s",8} {"memory",10}" +
+            (peer is null ? "" : $" {"peer img/s",10} {"peer ms",9} {"speed-up",8} {"max |dp|",9} {"top-1",7}"));
         foreach (NetworkBenchResult r in results)
         {
             if (r.Skipped is not null) { o.WriteLine($"{r.Batch,5} skipped: {r.Skipped}"); continue; }
-            o.WriteLine(string.Create(c, $"{r.Batch,5} {r.ImagesPerSecond,10:F1} {r.MedianMs,10:F3} {r.MinMs,9:F3} {r.Gflops,8:F1} {r.MemoryBytes / 1048576.0,6:F0} MiB"));
+            o.WriteLine(string.Create(c, $"{r.Batch,5} {r.ImagesPerSecond,10:F1} {r.MedianMs,10:F3} {r.MinMs,9:F3} {r.Gflops,8:F1} {r.MemoryBytes / 1048576.0,6:F0} MiB") +
+                (r.Peer is BenchPeerResult p
+                    ? string.Create(c, $" {p.ImagesPerSecond,10:F1} {p.MedianMs,9:F3} {r.ImagesPerSecond / p.ImagesPerSecond,7:F2}x {p.MaxProbabilityDifference,9:0.0e+0} {p.Top1Agreements,3}/{r.Batch,-3}")
+                    : ""));
         }
+        if (peer is not null)
+            o.WriteLine($"peer: {peer.Name}: the same weights and images, the same warm-up and number of passes, in this process; " +
+                "speed-up = ours / peer images/s; max |dp| = largest difference of a probability; top-1 = images whose top class agrees");
         foreach (NetworkBenchResult r in results.Where(r => r.Skipped is null))
         {
             double total = r.Layers.Sum(l => l.MedianMs);
@@ -122,7 +134,7 @@ internal static class NetworkBench
         }
     }
 
-    public static void WriteJson(TextWriter o, ComputeDevice device, string weights, IReadOnlyList<NetworkBenchResult> results)
+    public static void WriteJson(TextWriter o, ComputeDevice device, string weights, IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer)
     {
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -139,6 +151,7 @@ internal static class NetworkBench
             if (Cuda.Interop.NativeLibraries.DriverCudaVersion() is int v) w.WriteString("cuda_driver", $"{v / 1000}.{v % 1000 / 10}");
             w.WriteEndObject();
             w.WriteString("weights", weights);
+            if (peer is not null) w.WriteString("peer", peer.Name);
             w.WriteStartArray("results");
             foreach (NetworkBenchResult r in results)
             {
@@ -155,6 +168,17 @@ internal static class NetworkBench
                 w.WriteNumber("min_ms", Math.Round(r.MinMs, 5));
                 w.WriteNumber("gflops", Math.Round(r.Gflops, 3));
                 w.WriteNumber("memory_bytes", r.MemoryBytes);
+                if (r.Peer is BenchPeerResult p)
+                {
+                    w.WriteStartObject("peer");
+                    w.WriteNumber("images_per_second", Math.Round(p.ImagesPerSecond, 3));
+                    w.WriteNumber("median_ms", Math.Round(p.MedianMs, 5));
+                    w.WriteNumber("min_ms", Math.Round(p.MinMs, 5));
+                    w.WriteNumber("speedup", Math.Round(r.ImagesPerSecond / p.ImagesPerSecond, 4));
+                    w.WriteNumber("max_probability_difference", p.MaxProbabilityDifference);
+                    w.WriteNumber("top1_agreements", p.Top1Agreements);
+                    w.WriteEndObject();
+                }
                 w.WriteStartArray("layers");
                 double total = r.Layers.Sum(l => l.MedianMs);
                 foreach (NetworkBenchStep l in r.Layers)

@@ -37,6 +37,39 @@ public class NetworkBenchTests(OpenClFixture fixture)
         Assert.Equal(1.0, layers.Sum(l => l.GetProperty("share").GetDouble()), 1e-3);
         Assert.All(layers.Where(l => l.GetProperty("name").GetString()!.EndsWith("gemm", StringComparison.Ordinal)),
             l => Assert.True(l.GetProperty("gflops").GetDouble() > 0));
+        // The memory-bound steps get a bandwidth instead: bytes moved over their own time.
+        Assert.All(layers.Where(l => !l.GetProperty("name").GetString()!.EndsWith("gemm", StringComparison.Ordinal)),
+            l => Assert.True(l.GetProperty("gbps").GetDouble() > 0 && !l.TryGetProperty("gflops", out _)));
+
+        // On a CPU device this build times TorchSharp beside the engine, on the same images: its probabilities
+        // must be the engine's (independent kernels: only rounding may differ).
+        Assert.StartsWith("TorchSharp 0.107.0 (libtorch CPU", root.GetProperty("peer").GetString());
+        JsonElement peer = result.GetProperty("peer");
+        double peerMedian = peer.GetProperty("median_ms").GetDouble();
+        Assert.InRange(peer.GetProperty("min_ms").GetDouble(), double.Epsilon, peerMedian);
+        Assert.Equal(1000 / peerMedian, peer.GetProperty("images_per_second").GetDouble(), 0.01 * 1000 / peerMedian);
+        Assert.Equal(peerMedian / median, peer.GetProperty("speedup").GetDouble(), 0.01 * peerMedian / median);
+        Assert.InRange(peer.GetProperty("max_probability_difference").GetDouble(), 0, 1e-4);
+        Assert.Equal(1, peer.GetProperty("top1_agreements").GetInt32());
+    }
+
+    [SkippableFact]
+    public void PeerNoneTimesTheEngineAloneAndTheTextTableNamesThePeer()
+    {
+        _ = fixture.Device;
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", "1", "--iterations", "1", "--warmup", "1", "--peer", "none", "--format", "json"], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        using JsonDocument doc = JsonDocument.Parse(stdout.ToString());
+        Assert.False(doc.RootElement.TryGetProperty("peer", out _));
+        Assert.False(Assert.Single(doc.RootElement.GetProperty("results").EnumerateArray()).TryGetProperty("peer", out _));
+
+        stdout = new StringWriter();
+        code = Program.Run(["bench", "--device", "opencl", "--batch", "1", "--iterations", "1", "--warmup", "1", "--peer", "torchsharp"], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        Assert.Matches(@"\n\s+1\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+ MiB\s+[\d.]+\s+[\d.]+\s+[\d.]+x\s+\S+\s+1/1", stdout.ToString());
+        Assert.Contains("peer: TorchSharp 0.107.0", stdout.ToString());
     }
 
     [Fact]

@@ -41,7 +41,7 @@ public class StepCostTests(OpenClFixture fixture)
         TestNative.Require(NativeLibraryId.OpenCl);
         // A workspace too small for the batch makes the convolutions run in chunks: a step is named once per chunk.
         using AlexNetModel model = AlexNetModel.Create(fixture.Device, SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 1),
-            new AlexNetOptions { MaxBatch = 3, WorkspaceBytes = 200_000 });
+            new AlexNetOptions { MaxBatch = 3, WorkspaceBytes = 5L << 20 });
         Assert.Contains(model.Plan.Convolutions, c => c.ChunkImages < 3);
         using ForwardProfile profile = model.CreateProfile();
         model.Forward(SyntheticNetwork.Images(3, 1), 3);
