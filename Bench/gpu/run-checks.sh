@@ -1,22 +1,50 @@
 #!/usr/bin/env bash
 # Runs, on the GPU validation machine, every CUDA check of the engine with the NativeAOT binary that
-# build.sh made, and writes the results into $OUT (or ./gpu-results when OUT is unset):
-#   environment.txt  machine, driver, toolkit, PyTorch versions
-#   info.txt         `alexnet info`
-#   check.txt        `alexnet check --device cuda`: every kernel and cuBLAS GEMM against the C# references
-#   bench.txt        `alexnet bench kernels --device cuda` (device-timed medians per kernel) and
-#                    `alexnet bench --device cuda --format json` at batch 1, 64 and 256 (the whole network)
-#   features.txt     `alexnet features --device cuda` over synthetic full-size weights and three PNGs, all
-#                    14 layers, then checked by the independent numpy implementation of the reference
-#   classify.txt     `alexnet classify --device cuda --stats` over 512 PNGs of several sizes (the pipeline's
-#                    end-to-end, decode-only and inference-only rates), then the numpy check of three of them
-#   summary.txt      one line per step with its exit status
-# It never stops at a failing step: a failure is evidence to keep.
+# build.sh made, and the same network in PyTorch beside it, within about 8 minutes, writing at most eight
+# files into $OUT (or ./gpu-results when OUT is unset), the most valuable first:
+#   check.txt        `alexnet check`: every kernel, GEMM, device promise and the whole network against the
+#                    C# references; then the same again, warm: the kernel cache means it must not compile
+#   bench.json       `alexnet bench --format json` at batch 1, 64 and 256 (the whole network)
+#   pytorch.json     Bench/gpu/pytorch_alexnet.py: the same network in PyTorch (eager FP32, CUDA graph,
+#                    channels_last, TF32, FP16 autocast) timed the same way, its logits against the
+#                    engine's and the numpy implementation's
+#   summary.md       Bench/gpu/summarize.py: per batch, the engine against each PyTorch mode (images/s and
+#                    the ratio), the logits comparisons, every step's exit status and seconds
+#   environment.txt  machine, driver, toolkit, PyTorch versions and `alexnet info`
+#   kernels.txt      `alexnet bench kernels` (device-timed medians per kernel and GEMM)
+#   features.txt     `alexnet features` over synthetic full-size weights and three PNGs, all 14 layers, then
+#                    checked by the independent numpy implementation of the reference
+#   classify.txt     `alexnet classify --stats` over PNGs of several sizes (end-to-end, decode-only and
+#                    inference-only rates), then the numpy check of three of the results
+# It never stops at a failing step: a failure is evidence to keep. Each step runs under `timeout`, limited
+# to what is left of the run's time budget, and a step with no time left is recorded as skipped.
+#
+# Settings (environment), for a smaller run elsewhere, e.g. against OpenCL on a machine without a GPU:
+#   ALEXNET_GPU_CHECK_DEVICE      cuda (default) or opencl
+#   ALEXNET_GPU_CHECK_EXE         the alexnet binary (default: .build/aot/alexnet)
+#   ALEXNET_GPU_CHECK_BATCHES     batch sizes of both benchmarks (default 1,64,256)
+#   ALEXNET_GPU_CHECK_ITERATIONS  timed passes per batch size (default 50); warm-up passes: ..._WARMUP (5)
+#   ALEXNET_GPU_CHECK_REPEATS     timed launches per kernel in kernels.txt (default 50)
+#   ALEXNET_GPU_CHECK_IMAGES      images for classify (default 512)
+#   ALEXNET_GPU_CHECK_SECONDS     the run's time budget (default 420)
+#   PYTHON                        the Python with numpy (and PyTorch, for pytorch.json) (default python3)
 set -uo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)"
 out="${OUT:-$root/gpu-results}"
 mkdir -p "$out"
-exe="$root/.build/aot/alexnet"
+export EXE="${ALEXNET_GPU_CHECK_EXE:-$root/.build/aot/alexnet}"
+export DEVICE="${ALEXNET_GPU_CHECK_DEVICE:-cuda}"
+export BATCHES="${ALEXNET_GPU_CHECK_BATCHES:-1,64,256}"
+export ITERATIONS="${ALEXNET_GPU_CHECK_ITERATIONS:-50}"
+export WARMUP="${ALEXNET_GPU_CHECK_WARMUP:-5}"
+export REPEATS="${ALEXNET_GPU_CHECK_REPEATS:-50}"
+export IMAGES="${ALEXNET_GPU_CHECK_IMAGES:-512}"
+export PYTHON="${PYTHON:-python3}"
+budget="${ALEXNET_GPU_CHECK_SECONDS:-420}"
+export REFERENCE="$root/Tests/Fixtures/reference/alexnet_numpy.py"
+export GPU_SCRIPTS="$root/Bench/gpu"
+export OUTDIR="$out"
+export LAYERS=conv1,norm1,pool1,conv2,norm2,pool2,conv3,conv4,conv5,pool5,fc6,fc7,fc8,prob
 
 # The toolkit's libraries may sit outside the loader's path; NVRTC also loads its builtins library by
 # soname, so its folder must be on LD_LIBRARY_PATH rather than only probed by absolute path.
@@ -25,64 +53,131 @@ for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
 done
 export ALEXNET_CACHE_DIR="${ALEXNET_CACHE_DIR:-/tmp/alexnet-cache}"
 
+# Intermediate files (weights, images, logs) stay out of $OUT, which keeps only the eight results.
+export WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+steps="$WORK/steps.tsv"
+: > "$steps"
+rm -f "$out"/{summary.md,environment.txt,check.txt,bench.json,pytorch.json,kernels.txt,features.txt,classify.txt}
+deadline=$((SECONDS + budget))
+reserve=10  # seconds kept for the final summary
+
+# step NAME LIMIT STDOUT STDERR FUNCTION WHAT: runs FUNCTION (exported) under timeout, with at most LIMIT
+# seconds or what is left of the budget, appending its output to the two files; records its exit status,
+# seconds and WHAT for the summary.
 step() {
-  local name="$1"; shift
+  local name="$1" limit="$2" stdout="$3" stderr="$4" fn="$5" what="$6"
+  local left=$((deadline - SECONDS - reserve))
+  if [ "$left" -lt 5 ]; then
+    printf '%s\tskipped\t0\tno time left in the %s s budget\n' "$name" "$budget" >> "$steps"
+    return
+  fi
+  [ "$left" -lt "$limit" ] && limit=$left
   local start=$SECONDS
-  "$@" > "$out/$name.txt" 2>&1
+  timeout --kill-after=5 "$limit" bash -c "$fn" >> "$stdout" 2>> "$stderr"
   local rc=$?
-  echo "$name: exit $rc ($((SECONDS - start)) s): $*" >> "$out/summary.txt"
+  [ "$rc" -eq 124 ] && echo "$name: stopped after its ${limit} s limit" >> "$stderr"
+  printf '%s\t%s\t%s\t%s (limit %s s)\n' "$name" "$rc" "$((SECONDS - start))" "$what" "$limit" >> "$steps"
 }
 
-: > "$out/summary.txt"
-{
+summarize() {
+  timeout 30 "$PYTHON" "$GPU_SCRIPTS/summarize.py" --out "$out/summary.md" --bench "$out/bench.json" \
+    --pytorch "$out/pytorch.json" --steps "$steps" --log "bench stderr=$WORK/bench.err" \
+    --log "PyTorch output=$WORK/pytorch.log" \
+    --results "$out/check.txt" --results "$out/features.txt" --results "$out/classify.txt" \
+    || echo "summarize.py failed (exit $?); step statuses: $(cat "$steps")" >> "$out/summary.md"
+}
+
+environment() {
   date -u
   uname -a
-  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv 2>&1
-  ls /usr/local/cuda*/lib64/libnvrtc.so* /usr/local/cuda*/lib64/libcublas.so* 2>&1
-  python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))" 2>&1
-} > "$out/environment.txt" 2>&1
-
-step info "$exe" info
-step check "$exe" check --device cuda
+  nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.max.sm --format=csv
+  ls /usr/local/cuda*/lib64/libnvrtc.so* /usr/local/cuda*/lib64/libcublas.so*
+  "$PYTHON" -c "import sys, numpy; print('python', sys.version.split()[0], 'numpy', numpy.__version__)"
+  "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device')"
+  echo "== alexnet info"
+  "$EXE" info
+}
+check() {
+  echo "== alexnet check --device $DEVICE"
+  "$EXE" check --device "$DEVICE"
+}
 # Compiled kernels are cached: the second run must not compile again.
-step check-warm "$exe" check --device cuda
+check_warm() {
+  echo "== warm: alexnet check --device $DEVICE, again (compiled kernels come from the cache)"
+  "$EXE" check --device "$DEVICE"
+}
 bench() {
-  "$exe" bench kernels --device cuda --warmup 5 --repeats 50
-  "$exe" bench --device cuda --batch 1,64,256 --iterations 50 --warmup 5 --format json
+  "$EXE" bench --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --format json
 }
-step bench bench
-
-# The whole network on the GPU against the numpy implementation (float64, the weight file's own layouts).
-work="$(mktemp -d)"
-reference="$root/Tests/Fixtures/reference/alexnet_numpy.py"
-layers=conv1,norm1,pool1,conv2,norm2,pool2,conv3,conv4,conv5,pool5,fc6,fc7,fc8,prob
+# The engine's activations for three PNGs over synthetic full-size weights; the numpy check comes later.
 features() {
-  python3 "$reference" --make-inputs "$work" &&
-  "$exe" features --device cuda --weights "$work/w.npz" --layer "$layers" --out "$work/features" \
-    "$work/image0.png" "$work/image1.png" "$work/image2.png" &&
-  python3 "$reference" --weights "$work/w.npz" --features "$work/features.npz" --layers "$layers" \
-    "$work/image0.png" "$work/image1.png" "$work/image2.png"
+  "$PYTHON" "$REFERENCE" --make-inputs "$WORK" &&
+  echo "== alexnet features --device $DEVICE, every layer, three images" &&
+  "$EXE" features --device "$DEVICE" --weights "$WORK/w.npz" --layer "$LAYERS" --out "$WORK/features" \
+    "$WORK/image0.png" "$WORK/image1.png" "$WORK/image2.png"
 }
-step features features
-
-# The classify pipeline on the GPU: rates with every core decoding, and the results of resized images
-# against the numpy implementation of the reference preprocessing and network.
+pytorch() {
+  local engine=()
+  [ -f "$WORK/features.npz" ] && engine=(--engine-features "$WORK/features.npz")
+  "$PYTHON" "$GPU_SCRIPTS/pytorch_alexnet.py" --weights "$WORK/w.npz" "${engine[@]}" \
+    --out "$OUTDIR/pytorch.json" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" \
+    "$WORK/image0.png" "$WORK/image1.png" "$WORK/image2.png"
+}
+kernels() {
+  "$EXE" bench kernels --device "$DEVICE" --warmup 5 --repeats "$REPEATS"
+}
+# The whole network against the numpy implementation (float64, the weight file's own layouts).
+features_numpy() {
+  echo "== numpy implementation of the reference against the engine's layers"
+  "$PYTHON" "$REFERENCE" --weights "$WORK/w.npz" --features "$WORK/features.npz" --layers "$LAYERS" \
+    "$WORK/image0.png" "$WORK/image1.png" "$WORK/image2.png"
+}
+# The classify pipeline: rates with every core decoding, and three results of resized images against the
+# numpy implementation of the reference preprocessing and network.
 classify() {
-  python3 - "$work" <<'PY' &&
-import sys, numpy as np
-sys.path.insert(0, sys.argv[1])
-folder = sys.argv[1] + "/many"
-import os; os.makedirs(folder, exist_ok=True)
-spec = __import__("importlib.util").util.spec_from_file_location("ref", os.environ["REFERENCE"])
-ref = __import__("importlib.util").util.module_from_spec(spec); spec.loader.exec_module(ref)
+  "$PYTHON" - "$WORK/many" "$IMAGES" <<'PY' &&
+import importlib.util, os, sys
+import numpy as np
+folder, count = sys.argv[1], int(sys.argv[2])
+os.makedirs(folder, exist_ok=True)
+spec = importlib.util.spec_from_file_location("ref", os.environ["REFERENCE"])
+ref = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ref)
 rng = np.random.default_rng(7)
-for i, (w, h) in enumerate([(500, 375), (640, 480), (227, 227), (1024, 768)] * 128):
+sizes = [(500, 375), (640, 480), (227, 227), (1024, 768)]
+for i in range(count):
+    w, h = sizes[i % len(sizes)]
     ref.write_png(f"{folder}/{i:04d}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+print(f"{count} PNGs written")
 PY
-  "$exe" classify --device cuda --weights "$work/w.npz" --batch 128 --stats --format json "$work/many" > "$work/many.jsonl" &&
-  head -3 "$work/many.jsonl" > "$work/three.jsonl" &&
-  python3 "$reference" --weights "$work/w.npz" --classify-json "$work/three.jsonl"
+  echo "== alexnet classify --device $DEVICE --stats, $IMAGES images" &&
+  "$EXE" classify --device "$DEVICE" --weights "$WORK/w.npz" --batch 128 --stats --format json "$WORK/many" > "$WORK/many.jsonl" &&
+  head -3 "$WORK/many.jsonl" > "$WORK/three.jsonl" &&
+  echo "== numpy check of three results" &&
+  "$PYTHON" "$REFERENCE" --weights "$WORK/w.npz" --classify-json "$WORK/three.jsonl"
 }
-export REFERENCE="$reference"
-step classify classify
-cat "$out/summary.txt"
+export -f environment check check_warm bench features pytorch kernels features_numpy classify
+
+step environment 40 "$out/environment.txt" "$out/environment.txt" environment "versions, alexnet info"
+step check 120 "$out/check.txt" "$out/check.txt" check "alexnet check --device $DEVICE"
+step check-warm 60 "$out/check.txt" "$out/check.txt" check_warm "alexnet check --device $DEVICE (warm cache)"
+step bench 90 "$out/bench.json" "$WORK/bench.err" bench \
+  "alexnet bench --device $DEVICE --batch $BATCHES --iterations $ITERATIONS --warmup $WARMUP --format json"
+summarize
+step features 60 "$out/features.txt" "$out/features.txt" features "alexnet features --device $DEVICE, 14 layers, 3 PNGs"
+if ! "$PYTHON" -c "import torch" > /dev/null 2>&1; then
+  echo "pytorch: skipped: PyTorch is not installed ($PYTHON -c 'import torch' failed); no pytorch.json"
+  printf 'pytorch\tskipped\t0\tPyTorch is not installed (%s -c "import torch" failed): no pytorch.json\n' "$PYTHON" >> "$steps"
+elif [ ! -f "$WORK/w.npz" ]; then
+  printf 'pytorch\tskipped\t0\tthe features step wrote no weight file to load\n' >> "$steps"
+else
+  step pytorch 150 "$WORK/pytorch.log" "$WORK/pytorch.log" pytorch \
+    "pytorch_alexnet.py --batch $BATCHES --iterations $ITERATIONS --warmup $WARMUP, 5 modes"
+fi
+summarize
+step kernels 60 "$out/kernels.txt" "$out/kernels.txt" kernels "alexnet bench kernels --device $DEVICE --warmup 5 --repeats $REPEATS"
+step features-numpy 60 "$out/features.txt" "$out/features.txt" features_numpy "alexnet_numpy.py against the engine's 14 layers"
+step classify 90 "$out/classify.txt" "$out/classify.txt" classify "alexnet classify --device $DEVICE --stats, $IMAGES PNGs; numpy check of 3"
+summarize
+cut -f1-3 "$steps" | tr '\t' ' '

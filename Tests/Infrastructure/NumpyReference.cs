@@ -22,9 +22,12 @@ public static class NumpyReference
     /// <summary>Runs the script with <paramref name="args"/>; its exit code and everything it printed.</summary>
     public static (int Code, string Output) RunScript(IEnumerable<string> args) => Run([Script, .. args]);
 
-    private static (int Code, string Output) Run(IEnumerable<string> args)
+    /// <summary>Runs python3 with <paramref name="args"/> (a script of the repository, or -c CODE).</summary>
+    public static (int Code, string Output) Run(IEnumerable<string> args)
     {
         var psi = new ProcessStartInfo(Python, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        // Scripts imported from the repository must not leave __pycache__ folders in it.
+        psi.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
         using Process p = Process.Start(psi)!;
         Task<string> error = p.StandardError.ReadToEndAsync();
         string output = p.StandardOutput.ReadToEnd();

@@ -1,0 +1,235 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using AlexNet.Cli;
+using AlexNet.Cuda.Interop;
+using AlexNet.Cuda.Tests.Classify;
+using AlexNet.Cuda.Tests.Infrastructure;
+using AlexNet.Cuda.Tests.Weights;
+
+namespace AlexNet.Cuda.Tests.Gpu;
+
+/// <summary>
+/// The scripts of Bench/gpu, which run on the GPU validation machine where no test runs: they parse, the
+/// summary prints the engine's images/s over PyTorch's from real bench output, the PyTorch script's weight
+/// layouts compute what the weight file's do, and the payload check counts what travels.
+/// </summary>
+[Collection(OpenClCollection.Name)]
+public class GpuScriptTests(OpenClFixture fixture)
+{
+    private static readonly string Scripts = RepositoryFiles.PathOf("Bench/gpu");
+
+    [SkippableFact]
+    public void BothPythonScriptsCompile()
+    {
+        NumpyReference.Require();
+        using var dir = new TempDir();
+        foreach (string script in new[] { "pytorch_alexnet.py", "summarize.py" })
+        {
+            (int code, string output) = NumpyReference.Run(["-c", "import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)",
+                Path.Combine(Scripts, script), dir.File(script + "c")]);
+            Assert.True(code == 0, $"{script}: {output}");
+        }
+    }
+
+    [Fact]
+    public void ShellScriptsParse()
+    {
+        foreach (string script in new[] { "build.sh", "run-checks.sh" })
+        {
+            (int code, string output) = Run("/bin/bash", ["-n", Path.Combine(Scripts, script)]);
+            Assert.True(code == 0, $"{script}: {output}");
+        }
+    }
+
+    [SkippableFact]
+    public void SummaryPrintsTheEngineOverEachPyTorchModePerBatch()
+    {
+        _ = fixture.Device;
+        TestNative.Require(NativeLibraryId.ClBlast);
+        NumpyReference.Require();
+        using var dir = new TempDir();
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", "1", "--iterations", "2", "--warmup", "1", "--format", "json"], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        string bench = dir.Write("bench.json", System.Text.Encoding.UTF8.GetBytes(stdout.ToString()));
+        double ours;
+        using (JsonDocument doc = JsonDocument.Parse(stdout.ToString()))
+            ours = doc.RootElement.GetProperty("results")[0].GetProperty("images_per_second").GetDouble();
+
+        // PyTorch's numbers are chosen here: one slower, one faster than anything the OpenCL device reaches,
+        // a mode that failed, and a batch size the engine did not measure.
+        const double Fp32 = 0.3711, Fp16 = 12345.6;
+        var torch = new
+        {
+            device = "test fixture",
+            versions = new { torch = "2.11.0", cuda = "13.0", cudnn = "91000" },
+            settings = new { cudnn_benchmark = true },
+            engine_vs_numpy = Comparison(2.5e-6, 3),
+            modes = new Dictionary<string, object>
+            {
+                ["fp32"] = new
+                {
+                    description = "eager FP32, NCHW, TF32 off", tolerance = 1e-4, fp32 = true,
+                    results = new object[]
+                    {
+                        Timed(1, Fp32, Logits(3e-6, 1, true)),
+                        Timed(64, 900.0, Logits(4e-6, 3, true)),
+                    },
+                },
+                ["fp16"] = new
+                {
+                    description = "FP16 autocast", tolerance = 1e-2, fp32 = false,
+                    results = new object[] { Timed(1, Fp16, Logits(3e-2, 1, false)) },
+                },
+                ["graph"] = new
+                {
+                    description = "CUDA graph", tolerance = 1e-4, fp32 = true,
+                    results = new object[] { new { batch = 1, error = "RuntimeError: capture failed" } },
+                },
+            },
+            failures = new[] { "graph batch 1: RuntimeError: capture failed" },
+            complete = true,
+            passed = false,
+        };
+        string pytorch = dir.Write("pytorch.json", JsonSerializer.SerializeToUtf8Bytes(torch));
+        string steps = dir.Write("steps.tsv", System.Text.Encoding.UTF8.GetBytes(
+            "check\t0\t12\talexnet check --device cuda\npytorch\tskipped\t0\tPyTorch is not installed\nclassify\t124\t90\talexnet classify\n"));
+        string summary = dir.File("summary.md");
+
+        (int exit, string output) = NumpyReference.Run([Path.Combine(Scripts, "summarize.py"), "--out", summary, "--bench", bench,
+            "--pytorch", pytorch, "--steps", steps]);
+        Assert.True(exit == 0, output);
+        string[] lines = File.ReadAllLines(summary);
+
+        Assert.Equal(ours / Fp32, Ratio(lines, 1, "| PyTorch fp32 ("), 0.0005);
+        Assert.Equal(ours / Fp16, Ratio(lines, 1, "| PyTorch fp16 ("), 0.0005);
+        Assert.Contains("error: RuntimeError: capture failed", Row(lines, 1, "| PyTorch graph ("));
+        Assert.Contains("not measured", Row(lines, 64, "| engine"));
+        Assert.EndsWith("| – |", Row(lines, 64, "| PyTorch fp32 ("));
+
+        Assert.EndsWith("| yes |", Assert.Single(lines, l => l.StartsWith("| PyTorch fp32 | 1e-04 |", StringComparison.Ordinal)));
+        Assert.EndsWith("| NO (informative) |", Assert.Single(lines, l => l.StartsWith("| PyTorch fp16 | 1e-02 |", StringComparison.Ordinal)));
+        Assert.EndsWith("| NO |", Assert.Single(lines, l => l.StartsWith("| PyTorch graph |", StringComparison.Ordinal)));
+        Assert.Contains(lines, l => l.Contains("graph batch 1: RuntimeError: capture failed", StringComparison.Ordinal));
+        Assert.Contains("| classify | 124 (timed out) | 90 |", lines.Where(l => l.StartsWith("| classify", StringComparison.Ordinal)).Single());
+        Assert.StartsWith("| pytorch | skipped | 0 |", lines.Single(l => l.StartsWith("| pytorch", StringComparison.Ordinal)));
+    }
+
+    [SkippableFact]
+    public void SummaryNamesMissingInputsInsteadOfFailing()
+    {
+        NumpyReference.Require();
+        using var dir = new TempDir();
+        string bench = dir.Write("bench.json", "{ not json"u8.ToArray());
+        string summary = dir.File("summary.md");
+        (int exit, string output) = NumpyReference.Run([Path.Combine(Scripts, "summarize.py"), "--out", summary, "--bench", bench,
+            "--pytorch", dir.File("pytorch.json")]);
+        Assert.True(exit == 0, output);
+        string text = File.ReadAllText(summary);
+        Assert.Contains("bench.json is not readable JSON", text);
+        Assert.Contains("PyTorch: not compared (pytorch.json was not written)", text);
+    }
+
+    [SkippableFact]
+    public void PyTorchLayoutsComputeWhatTheWeightFilesDo()
+    {
+        NumpyReference.Require();
+        // Random weights of the real input shapes (few outputs for the fully-connected layers): the converted
+        // OIHW convolutions and the reordered fc6 must give the originals' results, and a plain transpose of
+        // fc6 or a wrong convolution layout must be caught.
+        const string Code = """
+            import sys
+            import numpy as np
+            sys.path.insert(0, sys.argv[1])
+            import pytorch_alexnet as p
+            rng = np.random.default_rng(3)
+            shapes = {"conv1": (11, 11, 3, 96), "conv2": (5, 5, 48, 256), "conv3": (3, 3, 256, 384), "conv4": (3, 3, 192, 384),
+                      "conv5": (3, 3, 192, 256), "fc6": (9216, 7), "fc7": (7, 5), "fc8": (5, 3)}
+            w = {k: (rng.standard_normal(s), rng.standard_normal(s[-1])) for k, s in shapes.items()}
+            c = p.torch_layouts(w)
+            print("good", p.check_layouts(w, c))
+            assert c["conv2"][0].shape == (256, 48, 5, 5) and c["fc6"][0].shape == (7, 9216) and c["fc8"][0].shape == (3, 5)
+            bad = dict(c)
+            bad["fc6"] = (np.ascontiguousarray(w["fc6"][0].T), w["fc6"][1])
+            bad["conv4"] = (np.ascontiguousarray(w["conv4"][0].transpose(3, 2, 1, 0)), w["conv4"][1])
+            print("bad", p.check_layouts(w, bad))
+            """;
+        (int exit, string output) = NumpyReference.Run(["-c", Code, Scripts]);
+        Assert.True(exit == 0, output);
+        Assert.Contains("good []", output);
+        Assert.Contains("conv4: OIHW weights do not match", output);
+        Assert.Contains("fc6: the reordered weights do not read pool5", output);
+        Assert.DoesNotContain("conv2: OIHW", output);
+    }
+
+    [SkippableFact]
+    public void PyTorchScriptWithoutPyTorchSaysSoAndExitsTwo()
+    {
+        NumpyReference.Require();
+        Skip.If(NumpyReference.Run(["-c", "import torch"]).Code == 0, "PyTorch is installed here");
+        using var dir = new TempDir();
+        (int exit, string output) = NumpyReference.Run([Path.Combine(Scripts, "pytorch_alexnet.py"), "--weights", dir.File("w.npz"),
+            "--out", dir.File("pytorch.json"), dir.File("image0.png")]);
+        Assert.Equal(2, exit);
+        Assert.Contains("PyTorch is not installed", output);
+        Assert.False(File.Exists(dir.File("pytorch.json")));
+    }
+
+    [SkippableFact]
+    public void BuildScriptCountsThePayloadAndRefusesOneOverTheLimit()
+    {
+        Skip.IfNot(Directory.Exists(RepositoryFiles.PathOf(".git")) || File.Exists(RepositoryFiles.PathOf(".git")), "not a git checkout");
+        (int code, string listing) = Run("git", ["-C", RepositoryFiles.Root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"]);
+        Assert.True(code == 0, listing);
+        long expected = listing.Split('\0', StringSplitOptions.RemoveEmptyEntries)
+            .Select(RepositoryFiles.PathOf).Where(File.Exists).Sum(f => new FileInfo(f).Length);
+        string aot = RepositoryFiles.PathOf(".build/aot");
+        if (Directory.Exists(aot)) expected += Directory.EnumerateFiles(aot, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
+
+        (int ok, string printed) = Run("/bin/bash", [Path.Combine(Scripts, "build.sh"), "--payload-only"]);
+        Assert.True(ok == 0, printed);
+        string mib = printed.Split(' ')[1];
+        Assert.Equal(expected / 1048576.0, double.Parse(mib, CultureInfo.InvariantCulture), 0.051);
+
+        (int over, string refused) = Run("/bin/bash", [Path.Combine(Scripts, "build.sh"), "--payload-only"], ("ALEXNET_PAYLOAD_LIMIT_MIB", "0"));
+        Assert.Equal(1, over);
+        Assert.Contains("the payload is over 0 MiB; the largest files:", refused);
+    }
+
+    private static object Comparison(double relative, int images) =>
+        new { max_abs_diff = relative * 300, relative, top1_agree = images, images };
+
+    private static object Logits(double relative, int images, bool pass) =>
+        new { vs_numpy = Comparison(relative, images), vs_engine = Comparison(relative, images), pass };
+
+    private static object Timed(int batch, double imagesPerSecond, object logits) =>
+        new { batch, median_ms = batch / imagesPerSecond * 1000, min_ms = batch / imagesPerSecond * 900, images_per_second = imagesPerSecond, logits };
+
+    /// <summary>The table row starting with <paramref name="prefix"/> under the heading of batch <paramref name="batch"/>.</summary>
+    private static string Row(string[] lines, int batch, string prefix)
+    {
+        int start = Array.IndexOf(lines, $"### Batch {batch}");
+        Assert.True(start >= 0, $"no section for batch {batch}:\n{string.Join('\n', lines)}");
+        return lines.Skip(start + 1).TakeWhile(l => !l.StartsWith("##", StringComparison.Ordinal))
+            .Single(l => l.StartsWith(prefix, StringComparison.Ordinal));
+    }
+
+    private static double Ratio(string[] lines, int batch, string prefix)
+    {
+        string[] cells = Row(lines, batch, prefix).Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        return double.Parse(cells[^1], CultureInfo.InvariantCulture);
+    }
+
+    private static (int Code, string Output) Run(string program, IEnumerable<string> args, params (string Name, string Value)[] environment)
+    {
+        var psi = new ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach ((string name, string value) in environment) psi.Environment[name] = value;
+        using Process p = Process.Start(psi)!;
+        Task<string> error = p.StandardError.ReadToEndAsync();
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, output + error.Result);
+    }
+}
