@@ -25,7 +25,11 @@ public static class LayerChecks
         foreach ((int images, int pixels, int channels, string note) in InputShapes)
             yield return ($"input_nhwc_to_cnhw {images}x{pixels}x{channels}{note}", d => ConvertInput(d, images, pixels, channels));
         foreach (Im2ColShape s in Im2ColShapes)
-            yield return ($"im2col_kernel1 {s}", d => Im2Col(d, s));
+        {
+            // Both variants on whatever device runs the checks, so PoCL proves the GPU's kernel too.
+            yield return ($"im2col_kernel1 {s}", d => Im2Col(d, s, NetworkKernelTarget.Gpu));
+            yield return ($"im2col_kernel2 {s}", d => Im2Col(d, s, NetworkKernelTarget.Cpu));
+        }
         foreach ((int outer, int channels, int inner, bool relu, string note) in BiasReluShapes)
             yield return ($"bias_relu_kernel1 ({outer}, {channels}, {inner}){(relu ? " relu" : "")}{note}",
                 d => BiasRelu(d, outer, channels, inner, relu));
@@ -65,6 +69,8 @@ public static class LayerChecks
         new(3, 3, 9, 7, 1, 2, 3, 2, 2, 1, " (non-square window, images 1-2 of 3)"),
         new(2, 2, 6, 5, 0, 2, 1, 1, 1, 0, " (1x1 window)"),
         new(2, 1, 4, 4, 0, 1, 2, 2, 1, 3, " (padding wider than the window: all-zero columns)"),
+        new(7, 2, 10, 9, 1, 1, 3, 4, 2, 1, " (84 rows: a second, partial work-group of rows)"),
+        new(5, 2, 11, 10, 0, 2, 4, 3, 3, 2, " (stride 3, padding cut on the right)"),
         new(1, 2, 1, 1, 1, 1, 1, 1, 1, 0, " (one pixel)"),
     ];
 
@@ -147,12 +153,12 @@ public static class LayerChecks
         return Comparison.Exact(device.Download(dst), Guarded(LayerReference.ConvertInput(input, images, pixels, channels)));
     }
 
-    public static ComparisonResult Im2Col(ComputeDevice device, Im2ColShape s)
+    public static ComparisonResult Im2Col(ComputeDevice device, Im2ColShape s, NetworkKernelTarget target)
     {
         float[] input = KernelChecks.TestData(s.Channels * s.Batch * s.Height * s.Width, seed: 13 + s.Height * s.Channels);
         float[] expected = LayerReference.Im2Col(input, s.Channels, s.Batch, s.Height, s.Width, s.Image0, s.Images,
             s.KernelH, s.KernelW, s.Stride, s.Pad, s.OutH, s.OutW);
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
         using DeviceBuffer<float> col = NaNFilled(device, expected.Length + Guard);
         kernels.Im2Col(device.DefaultStream, col, src, s.Channels, s.Batch, s.Height, s.Width, s.Image0, s.Images,

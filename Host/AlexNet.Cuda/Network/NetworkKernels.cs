@@ -1,11 +1,29 @@
 using System.Globalization;
+using AlexNet.Cuda.Backends;
 using AlexNet.Cuda.Devices;
 
 namespace AlexNet.Cuda.Network;
 
-/// <summary>One kernel the network launches: its file, entry point, the block size of its launches and
-/// the <c>-D</c> defines its module is compiled with (null: none).</summary>
-public sealed record NetworkKernelInfo(string File, string EntryPoint, int BlockSize, IReadOnlyDictionary<string, string>? Defines);
+/// <summary>
+/// Which launch shapes the network's kernels use. A GPU wants one thread per element, consecutive threads
+/// on consecutive addresses; a CPU (PoCL runs each work-group as a loop over its work-items, with a cost
+/// per work-group) wants each work-item to own a contiguous run with its index arithmetic hoisted out of
+/// the loop. Where an operation has a CPU variant (see docs/kernels.md) the target picks it; elsewhere
+/// both targets launch the same kernel.
+/// </summary>
+public enum NetworkKernelTarget
+{
+    Gpu,
+    Cpu,
+}
+
+/// <summary>One kernel the network launches: its file, entry point, the block size of its launches, the
+/// <c>-D</c> defines its module is compiled with (null: none) and the targets that launch it.</summary>
+public sealed record NetworkKernelInfo(string File, string EntryPoint, int BlockSize, IReadOnlyDictionary<string, string>? Defines,
+    NetworkKernelTarget? OnlyFor = null)
+{
+    public bool LaunchedFor(NetworkKernelTarget target) => OnlyFor is not NetworkKernelTarget only || only == target;
+}
 
 /// <summary>
 /// The network's own kernels (everything but the GEMMs) on one device, compiled once: each method checks
@@ -20,6 +38,8 @@ public sealed class NetworkKernels : IDisposable
     // of 256 items is a loop long enough to vectorise.
     public const int InputBlockSize = 256;
     public const int Im2ColBlockSize = 256;
+    /// <summary>im2col_kernel2's work-items are rows of col: 64 keeps conv1's 363 rows in 6 mostly full work-groups.</summary>
+    public const int Im2ColRowBlockSize = 64;
     public const int BiasReluBlockSize = 256;
     public const int LrnBlockSize = 256;
     public const int MaxPoolBlockSize = 256;
@@ -34,7 +54,8 @@ public sealed class NetworkKernels : IDisposable
     public static IReadOnlyList<NetworkKernelInfo> Kernels { get; } =
     [
         new("input.cu", "input_nhwc_to_cnhw", InputBlockSize, null),
-        new("im2col.cu", "im2col_kernel1", Im2ColBlockSize, null),
+        new("im2col.cu", "im2col_kernel1", Im2ColBlockSize, null, NetworkKernelTarget.Gpu),
+        new("im2col.cu", "im2col_kernel2", Im2ColRowBlockSize, null, NetworkKernelTarget.Cpu),
         new("bias_relu.cu", "bias_relu_kernel1", BiasReluBlockSize, null),
         new("lrn.cu", "lrn_kernel1", LrnBlockSize, null),
         new("maxpool.cu", "maxpool_kernel1", MaxPoolBlockSize, null),
@@ -44,35 +65,66 @@ public sealed class NetworkKernels : IDisposable
     ];
 
     private readonly ComputeDevice _device;
-    private readonly KernelModule[] _modules;
+    private readonly List<KernelModule> _modules = [];
+    private readonly Dictionary<string, Kernel> _byEntryPoint = [];
     private readonly Kernel _input, _im2col, _biasRelu, _lrn, _maxPool, _dropout, _softmax;
     private bool _disposed;
 
-    /// <summary>Compiles (or loads from the disk cache) every kernel module of the network on <paramref name="device"/>.</summary>
-    public NetworkKernels(ComputeDevice device)
+    /// <summary>
+    /// Compiles (or loads from the disk cache) every kernel module of the network on <paramref name="device"/>,
+    /// with the launch shapes of <paramref name="target"/> (null: <see cref="TargetOf"/> the device; the
+    /// checks and tests pass each target to prove both variants on one device).
+    /// </summary>
+    public NetworkKernels(ComputeDevice device, NetworkKernelTarget? target = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
-        _modules = new KernelModule[Kernels.Count];
-        var kernels = new Kernel[Kernels.Count];
+        Target = target ?? TargetOf(device);
         try
         {
-            for (int i = 0; i < Kernels.Count; i++)
+            var modules = new Dictionary<string, KernelModule>();
+            foreach (NetworkKernelInfo info in Kernels)
             {
-                _modules[i] = device.LoadModule(Kernels[i].File, Kernels[i].Defines);
-                kernels[i] = _modules[i].GetKernel(Kernels[i].EntryPoint);
+                if (!info.LaunchedFor(Target)) continue;
+                // One module per file and defines: a file's variants share it.
+                string key = info.File + string.Concat((info.Defines ?? new Dictionary<string, string>()).Select(d => $" -D{d.Key}={d.Value}"));
+                if (!modules.TryGetValue(key, out KernelModule? module))
+                {
+                    module = device.LoadModule(info.File, info.Defines);
+                    _modules.Add(module);
+                    modules.Add(key, module);
+                }
+                _byEntryPoint.Add(info.EntryPoint, module.GetKernel(info.EntryPoint));
             }
         }
         catch
         {
-            foreach (KernelModule? module in _modules) module?.Dispose();
+            foreach (KernelModule module in _modules) module.Dispose();
             throw;
         }
-        (_input, _im2col, _biasRelu, _lrn, _maxPool, _dropout, _softmax) =
-            (kernels[0], kernels[1], kernels[2], kernels[3], kernels[4], kernels[5], kernels[6]);
+        _input = _byEntryPoint["input_nhwc_to_cnhw"];
+        _im2col = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "im2col_kernel2" : "im2col_kernel1"];
+        _biasRelu = _byEntryPoint["bias_relu_kernel1"];
+        _lrn = _byEntryPoint["lrn_kernel1"];
+        _maxPool = _byEntryPoint["maxpool_kernel1"];
+        _dropout = _byEntryPoint["dropout_kernel1"];
+        _softmax = _byEntryPoint["softmax_kernel1"];
     }
 
+    /// <summary>The launch shapes a device gets by default: <see cref="NetworkKernelTarget.Cpu"/> for an OpenCL
+    /// CPU device (PoCL), <see cref="NetworkKernelTarget.Gpu"/> for everything else.</summary>
+    public static NetworkKernelTarget TargetOf(ComputeDevice device) =>
+        device is OpenClDevice { Info.IsCpu: true } ? NetworkKernelTarget.Cpu : NetworkKernelTarget.Gpu;
+
     public ComputeDevice Device => _device;
+
+    /// <summary>The launch shapes these kernels use.</summary>
+    public NetworkKernelTarget Target { get; }
+
+    /// <summary>The entry point this instance launches for an operation's kernel file (<c>im2col.cu</c> →
+    /// <c>im2col_kernel1</c> or <c>im2col_kernel2</c>), for names in checks and benchmarks.</summary>
+    public string EntryPointOf(string file) =>
+        Kernels.Single(k => k.File == file && k.LaunchedFor(Target)).EntryPoint;
 
     /// <summary>
     /// The user's batch, <c>input[n][p][c]</c> (N×227×227×3, BGR, mean subtracted), to the engine's
@@ -141,7 +193,10 @@ public sealed class NetworkKernels : IDisposable
         args.Add(pad);
         args.Add(outH);
         args.Add(outW);
-        s.Launch(_im2col, new Dim3(Dim3.CeilDiv((long)outH * outW, Im2ColBlockSize), (uint)rows, (uint)images), new Dim3(Im2ColBlockSize), args);
+        if (Target == NetworkKernelTarget.Cpu)
+            s.Launch(_im2col, new Dim3(Dim3.CeilDiv(rows, Im2ColRowBlockSize), (uint)images), new Dim3(Im2ColRowBlockSize), args);
+        else
+            s.Launch(_im2col, new Dim3(Dim3.CeilDiv((long)outH * outW, Im2ColBlockSize), (uint)rows, (uint)images), new Dim3(Im2ColBlockSize), args);
     }
 
     /// <summary>
