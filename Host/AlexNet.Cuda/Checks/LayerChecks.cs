@@ -34,9 +34,15 @@ public static class LayerChecks
             yield return ($"bias_relu_kernel1 ({outer}, {channels}, {inner}){(relu ? " relu" : "")}{note}",
                 d => BiasRelu(d, outer, channels, inner, relu));
         foreach ((int channels, int inner, LrnParameters p, string note) in LrnShapes)
-            yield return ($"lrn_kernel1 {channels}x{inner} {p}{note}", d => Lrn(d, channels, inner, p));
+        {
+            yield return ($"lrn_kernel1 {channels}x{inner} {p}{note}", d => Lrn(d, channels, inner, p, NetworkKernelTarget.Gpu));
+            yield return ($"lrn_kernel2 {channels}x{inner} {p}{note}", d => Lrn(d, channels, inner, p, NetworkKernelTarget.Cpu));
+        }
         foreach (PoolShape s in PoolShapes)
-            yield return ($"maxpool_kernel1 {s}", d => MaxPool(d, s));
+        {
+            yield return ($"maxpool_kernel1 {s}", d => MaxPool(d, s, NetworkKernelTarget.Gpu));
+            yield return ($"maxpool_kernel2 {s}", d => MaxPool(d, s, NetworkKernelTarget.Cpu));
+        }
         foreach ((int count, float keepProb, ulong seed, uint offset) in DropoutCases)
             yield return ($"dropout_kernel1 {count} elements keep {keepProb} seed {seed:x} offset {offset}",
                 d => Dropout(d, count, keepProb, seed, offset));
@@ -85,6 +91,7 @@ public static class LayerChecks
         (96, 55 * 55, LrnParameters.Default, " (norm1, batch 1)"),
         (256, 27 * 27, LrnParameters.Default, " (norm2, batch 1)"),
         (7, 33, LrnParameters.Default, ""),
+        (6, 17 * 1024 + 7, LrnParameters.Default, " (18 runs of lrn_kernel2, the last partial: two work-groups of runs)"),
         (11, 29, new LrnParameters(2, 0.1f, 0.75f, 1f), " (fast path, strong alpha)"),
         (13, 50, new LrnParameters(2, 0.01f, 0.6f, 2f), " (general power)"),
         (9, 31, new LrnParameters(3, 1e-3f, 1f, 0.5f), " (beta 1)"),
@@ -130,6 +137,7 @@ public static class LayerChecks
         new(2, 3, 7, 5, 2, 2, PoolLayout.Padded, ""),
         new(2, 2, 9, 6, 3, 3, PoolLayout.Cnhw, ""),
         new(3, 1, 4, 3, 1, 1, PoolLayout.Flatten, " (1x1 window)"),
+        new(2, 19, 7, 9, 3, 2, PoolLayout.Padded, " (19 images: a second, partial work-group of maxpool_kernel2)"),
     ];
 
     internal static readonly (int Count, float KeepProb, ulong Seed, uint Offset)[] DropoutCases =
@@ -180,11 +188,11 @@ public static class LayerChecks
         return SameValues(device.Download(dx), Guarded(expected));
     }
 
-    public static ComparisonResult Lrn(ComputeDevice device, int channels, int inner, LrnParameters p)
+    public static ComparisonResult Lrn(ComputeDevice device, int channels, int inner, LrnParameters p, NetworkKernelTarget target)
     {
         float[] input = KernelChecks.TestData(channels * inner, seed: 23 + channels);
         float[] expected = Guarded(LayerReference.Lrn(input, channels, inner, p));
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
         using DeviceBuffer<float> dst = NaNFilled(device, expected.Length);
         kernels.Lrn(device.DefaultStream, dst, src, channels, inner, p);
@@ -194,7 +202,7 @@ public static class LayerChecks
         return Comparison.AgainstMagnitude(device.Download(dst), expected, magnitude, 0, Tolerances.LrnRtol(p.Radius, p.Beta));
     }
 
-    public static ComparisonResult MaxPool(ComputeDevice device, PoolShape s)
+    public static ComparisonResult MaxPool(ComputeDevice device, PoolShape s, NetworkKernelTarget target)
     {
         float[] input = KernelChecks.TestData(s.Channels * s.Batch * s.Height * s.Width, seed: 29 + s.Height * s.Channels);
         if (s.Note.Contains("NaN", StringComparison.Ordinal))
@@ -209,7 +217,7 @@ public static class LayerChecks
         (int strideC, int strideN) = s.OutputStrides;
         float[] expected = LayerReference.MaxPool(input, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride,
             strideC, strideN, s.OutputExtent + Guard, float.NaN);
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
         using DeviceBuffer<float> dst = NaNFilled(device, expected.Length);
         kernels.MaxPool(device.DefaultStream, dst, src, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride, strideC, strideN);

@@ -42,7 +42,13 @@ public sealed class NetworkKernels : IDisposable
     public const int Im2ColRowBlockSize = 64;
     public const int BiasReluBlockSize = 256;
     public const int LrnBlockSize = 256;
+    /// <summary>lrn_kernel2's work-items each take a run of <see cref="LrnSegment"/> elements of one channel.</summary>
+    public const int LrnRunBlockSize = 16;
+    /// <summary>Elements per lrn_kernel2 work-item: 4 KB, which stays in L1 across the window's passes.</summary>
+    public const int LrnSegment = 1024;
     public const int MaxPoolBlockSize = 256;
+    /// <summary>maxpool_kernel2's work-items are (image, channel) planes; 16 images per work-group.</summary>
+    public const int MaxPoolPlaneBlockSize = 16;
     public const int DropoutBlockSize = 256;
     /// <summary>softmax.cu's BLOCK_SIZE (its shared-memory reduction is sized by it).</summary>
     public const int SoftmaxBlockSize = 256;
@@ -57,8 +63,10 @@ public sealed class NetworkKernels : IDisposable
         new("im2col.cu", "im2col_kernel1", Im2ColBlockSize, null, NetworkKernelTarget.Gpu),
         new("im2col.cu", "im2col_kernel2", Im2ColRowBlockSize, null, NetworkKernelTarget.Cpu),
         new("bias_relu.cu", "bias_relu_kernel1", BiasReluBlockSize, null),
-        new("lrn.cu", "lrn_kernel1", LrnBlockSize, null),
-        new("maxpool.cu", "maxpool_kernel1", MaxPoolBlockSize, null),
+        new("lrn.cu", "lrn_kernel1", LrnBlockSize, null, NetworkKernelTarget.Gpu),
+        new("lrn.cu", "lrn_kernel2", LrnRunBlockSize, null, NetworkKernelTarget.Cpu),
+        new("maxpool.cu", "maxpool_kernel1", MaxPoolBlockSize, null, NetworkKernelTarget.Gpu),
+        new("maxpool.cu", "maxpool_kernel2", MaxPoolPlaneBlockSize, null, NetworkKernelTarget.Cpu),
         new("dropout.cu", "dropout_kernel1", DropoutBlockSize, null),
         new("softmax.cu", "softmax_kernel1", SoftmaxBlockSize,
             new Dictionary<string, string> { ["BLOCK_SIZE"] = SoftmaxBlockSize.ToString(CultureInfo.InvariantCulture) }),
@@ -105,8 +113,8 @@ public sealed class NetworkKernels : IDisposable
         _input = _byEntryPoint["input_nhwc_to_cnhw"];
         _im2col = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "im2col_kernel2" : "im2col_kernel1"];
         _biasRelu = _byEntryPoint["bias_relu_kernel1"];
-        _lrn = _byEntryPoint["lrn_kernel1"];
-        _maxPool = _byEntryPoint["maxpool_kernel1"];
+        _lrn = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "lrn_kernel2" : "lrn_kernel1"];
+        _maxPool = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "maxpool_kernel2" : "maxpool_kernel1"];
         _dropout = _byEntryPoint["dropout_kernel1"];
         _softmax = _byEntryPoint["softmax_kernel1"];
     }
@@ -254,7 +262,15 @@ public sealed class NetworkKernels : IDisposable
         args.Add(p.Alpha);
         args.Add(p.Beta);
         args.Add(p.Bias);
-        s.Launch(_lrn, new Dim3(Dim3.CeilDiv(inner, LrnBlockSize), (uint)channels), new Dim3(LrnBlockSize), args);
+        if (Target == NetworkKernelTarget.Cpu)
+        {
+            args.Add(LrnSegment);
+            s.Launch(_lrn, new Dim3(Dim3.CeilDiv(Dim3.CeilDiv(inner, LrnSegment), LrnRunBlockSize), (uint)channels), new Dim3(LrnRunBlockSize), args);
+        }
+        else
+        {
+            s.Launch(_lrn, new Dim3(Dim3.CeilDiv(inner, LrnBlockSize), (uint)channels), new Dim3(LrnBlockSize), args);
+        }
     }
 
     /// <summary>
@@ -292,7 +308,10 @@ public sealed class NetworkKernels : IDisposable
         args.Add(stride);
         args.Add(outStrideC);
         args.Add(outStrideN);
-        s.Launch(_maxPool, new Dim3(Dim3.CeilDiv((long)batch * outH * outW, MaxPoolBlockSize), (uint)channels), new Dim3(MaxPoolBlockSize), args);
+        if (Target == NetworkKernelTarget.Cpu)
+            s.Launch(_maxPool, new Dim3(Dim3.CeilDiv(batch, MaxPoolPlaneBlockSize), (uint)channels), new Dim3(MaxPoolPlaneBlockSize), args);
+        else
+            s.Launch(_maxPool, new Dim3(Dim3.CeilDiv((long)batch * outH * outW, MaxPoolBlockSize), (uint)channels), new Dim3(MaxPoolBlockSize), args);
     }
 
     /// <summary>
