@@ -23,7 +23,10 @@ public static class LayerChecks
     public static IEnumerable<(string Name, Func<ComputeDevice, ComparisonResult> Run)> All()
     {
         foreach ((int images, int pixels, int channels, string note) in InputShapes)
-            yield return ($"input_nhwc_to_cnhw {images}x{pixels}x{channels}{note}", d => ConvertInput(d, images, pixels, channels));
+        {
+            yield return ($"input_nhwc_to_cnhw {images}x{pixels}x{channels}{note}", d => ConvertInput(d, images, pixels, channels, NetworkKernelTarget.Gpu));
+            yield return ($"input_nhwc_to_cnhw2 {images}x{pixels}x{channels}{note}", d => ConvertInput(d, images, pixels, channels, NetworkKernelTarget.Cpu));
+        }
         foreach (Im2ColShape s in Im2ColShapes)
         {
             // Both variants on whatever device runs the checks, so PoCL proves the GPU's kernel too.
@@ -31,8 +34,13 @@ public static class LayerChecks
             yield return ($"im2col_kernel2 {s}", d => Im2Col(d, s, NetworkKernelTarget.Cpu));
         }
         foreach ((int outer, int channels, int inner, bool relu, string note) in BiasReluShapes)
+        {
             yield return ($"bias_relu_kernel1 ({outer}, {channels}, {inner}){(relu ? " relu" : "")}{note}",
-                d => BiasRelu(d, outer, channels, inner, relu));
+                d => BiasRelu(d, outer, channels, inner, relu, NetworkKernelTarget.Gpu));
+            // The CPU target launches kernel1 too when inner is 1.
+            yield return ($"bias_relu_kernel{(inner > 1 ? 2 : 1)} ({outer}, {channels}, {inner}){(relu ? " relu" : "")}{note}, CPU target",
+                d => BiasRelu(d, outer, channels, inner, relu, NetworkKernelTarget.Cpu));
+        }
         foreach ((int channels, int inner, LrnParameters p, string note) in LrnShapes)
         {
             yield return ($"lrn_kernel1 {channels}x{inner} {p}{note}", d => Lrn(d, channels, inner, p, NetworkKernelTarget.Gpu));
@@ -53,6 +61,7 @@ public static class LayerChecks
     internal static readonly (int Images, int Pixels, int Channels, string Note)[] InputShapes =
     [
         (1, 227 * 227, 3, " (AlexNet input, batch 1)"), (2, 35, 3, ""), (3, 1, 1, ""), (1, 10, 5, ""),
+        (2, 17 * 4096 + 3, 3, " (35 runs of input_nhwc_to_cnhw2, the last partial: three work-groups)"), (1, 4099, 2, ""),
     ];
 
     /// <summary>One im2col call: input (channels, batch, height, width), images [image0, image0 + images).</summary>
@@ -84,6 +93,7 @@ public static class LayerChecks
     [
         (1, 96, 55 * 55, true, " (conv1, batch 1)"), (1, 4096, 1, true, " (fc6, batch 1)"), (3, 1000, 1, false, " (fc8, batch 3)"),
         (1, 7, 33, false, ""), (5, 37, 1, true, ""), (2, 3, 5, true, ""), (1, 1, 1, true, ""),
+        (2, 3, 17 * 4096 + 5, true, " (18 runs of bias_relu_kernel2, the last partial: two work-groups)"), (1, 2, 4099, false, ""),
     ];
 
     internal static readonly (int Channels, int Inner, LrnParameters P, string Note)[] LrnShapes =
@@ -151,10 +161,10 @@ public static class LayerChecks
 
     internal static readonly (int Rows, int Classes)[] SoftmaxShapes = [(3, 1000), (2, 1001), (4, 10), (5, 1), (1, 257), (2, 256)];
 
-    public static ComparisonResult ConvertInput(ComputeDevice device, int images, int pixels, int channels)
+    public static ComparisonResult ConvertInput(ComputeDevice device, int images, int pixels, int channels, NetworkKernelTarget target)
     {
         float[] input = KernelChecks.TestData(images * pixels * channels, seed: 11 + pixels);
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
         using DeviceBuffer<float> dst = NaNFilled(device, input.Length + Guard);
         kernels.ConvertInput(device.DefaultStream, dst, src, images, pixels, channels);
@@ -174,14 +184,14 @@ public static class LayerChecks
         return Comparison.Exact(device.Download(col), Guarded(expected));
     }
 
-    public static ComparisonResult BiasRelu(ComputeDevice device, int outer, int channels, int inner, bool relu)
+    public static ComparisonResult BiasRelu(ComputeDevice device, int outer, int channels, int inner, bool relu, NetworkKernelTarget target)
     {
         int count = outer * channels * inner;
         float[] x = KernelChecks.TestData(count, seed: 17 + channels);
         if (count > 2) x[count / 2] = float.NaN; // ReLU must keep it
         float[] bias = KernelChecks.TestData(channels, seed: 19 + channels);
         float[] expected = LayerReference.BiasRelu(x, bias, outer, channels, inner, relu);
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> dx = device.Upload<float>(Guarded(x));
         using DeviceBuffer<float> db = device.Upload<float>(bias);
         kernels.BiasRelu(device.DefaultStream, dx, db, outer, channels, inner, relu);

@@ -37,6 +37,10 @@ public sealed class NetworkKernels : IDisposable
     // docs/kernels.md) 8 such blocks fill an SM's 2048 threads on sm_80/sm_90, and on PoCL a work-group
     // of 256 items is a loop long enough to vectorise.
     public const int InputBlockSize = 256;
+    /// <summary>The CPU variants that walk runs of elements (input, bias+ReLU): work-items per work-group
+    /// and elements per work-item (16 KB of floats: PoCL's per-work-group cost is paid once per 256 KB).</summary>
+    public const int RunBlockSize = 16;
+    public const int RunSegment = 4096;
     public const int Im2ColBlockSize = 256;
     /// <summary>im2col_kernel2's work-items are rows of col: 64 keeps conv1's 363 rows in 6 mostly full work-groups.</summary>
     public const int Im2ColRowBlockSize = 64;
@@ -59,10 +63,12 @@ public sealed class NetworkKernels : IDisposable
     /// <summary>Every kernel the class launches, as it launches it.</summary>
     public static IReadOnlyList<NetworkKernelInfo> Kernels { get; } =
     [
-        new("input.cu", "input_nhwc_to_cnhw", InputBlockSize, null),
+        new("input.cu", "input_nhwc_to_cnhw", InputBlockSize, null, NetworkKernelTarget.Gpu),
+        new("input.cu", "input_nhwc_to_cnhw2", RunBlockSize, null, NetworkKernelTarget.Cpu),
         new("im2col.cu", "im2col_kernel1", Im2ColBlockSize, null, NetworkKernelTarget.Gpu),
         new("im2col.cu", "im2col_kernel2", Im2ColRowBlockSize, null, NetworkKernelTarget.Cpu),
         new("bias_relu.cu", "bias_relu_kernel1", BiasReluBlockSize, null),
+        new("bias_relu.cu", "bias_relu_kernel2", RunBlockSize, null, NetworkKernelTarget.Cpu),
         new("lrn.cu", "lrn_kernel1", LrnBlockSize, null, NetworkKernelTarget.Gpu),
         new("lrn.cu", "lrn_kernel2", LrnRunBlockSize, null, NetworkKernelTarget.Cpu),
         new("maxpool.cu", "maxpool_kernel1", MaxPoolBlockSize, null, NetworkKernelTarget.Gpu),
@@ -76,6 +82,7 @@ public sealed class NetworkKernels : IDisposable
     private readonly List<KernelModule> _modules = [];
     private readonly Dictionary<string, Kernel> _byEntryPoint = [];
     private readonly Kernel _input, _im2col, _biasRelu, _lrn, _maxPool, _dropout, _softmax;
+    private readonly Kernel? _biasReluRuns;
     private bool _disposed;
 
     /// <summary>
@@ -110,9 +117,10 @@ public sealed class NetworkKernels : IDisposable
             foreach (KernelModule module in _modules) module.Dispose();
             throw;
         }
-        _input = _byEntryPoint["input_nhwc_to_cnhw"];
+        _input = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "input_nhwc_to_cnhw2" : "input_nhwc_to_cnhw"];
         _im2col = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "im2col_kernel2" : "im2col_kernel1"];
         _biasRelu = _byEntryPoint["bias_relu_kernel1"];
+        _biasReluRuns = Target == NetworkKernelTarget.Cpu ? _byEntryPoint["bias_relu_kernel2"] : null;
         _lrn = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "lrn_kernel2" : "lrn_kernel1"];
         _maxPool = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "maxpool_kernel2" : "maxpool_kernel1"];
         _dropout = _byEntryPoint["dropout_kernel1"];
@@ -128,11 +136,6 @@ public sealed class NetworkKernels : IDisposable
 
     /// <summary>The launch shapes these kernels use.</summary>
     public NetworkKernelTarget Target { get; }
-
-    /// <summary>The entry point this instance launches for an operation's kernel file (<c>im2col.cu</c> →
-    /// <c>im2col_kernel1</c> or <c>im2col_kernel2</c>), for names in checks and benchmarks.</summary>
-    public string EntryPointOf(string file) =>
-        Kernels.Single(k => k.File == file && k.LaunchedFor(Target)).EntryPoint;
 
     /// <summary>
     /// The user's batch, <c>input[n][p][c]</c> (N×227×227×3, BGR, mean subtracted), to the engine's
@@ -154,7 +157,15 @@ public sealed class NetworkKernels : IDisposable
         args.Add(images);
         args.Add(pixels);
         args.Add(channels);
-        s.Launch(_input, new Dim3(Dim3.CeilDiv((long)images * pixels, InputBlockSize)), new Dim3(InputBlockSize), args);
+        if (Target == NetworkKernelTarget.Cpu)
+        {
+            args.Add(RunSegment);
+            s.Launch(_input, new Dim3(Dim3.CeilDiv(Dim3.CeilDiv((long)images * pixels, RunSegment), RunBlockSize)), new Dim3(RunBlockSize), args);
+        }
+        else
+        {
+            s.Launch(_input, new Dim3(Dim3.CeilDiv((long)images * pixels, InputBlockSize)), new Dim3(InputBlockSize), args);
+        }
     }
 
     /// <summary>
@@ -230,6 +241,13 @@ public sealed class NetworkKernels : IDisposable
         args.Add(channels);
         args.Add(inner);
         args.Add(relu ? 1 : 0);
+        if (_biasReluRuns is not null && inner > 1)
+        {
+            args.Add(RunSegment);
+            s.Launch(_biasReluRuns, new Dim3(Dim3.CeilDiv(Dim3.CeilDiv(inner, RunSegment), RunBlockSize), (uint)channels, (uint)outer),
+                new Dim3(RunBlockSize), args);
+            return;
+        }
         // Threads along inner, or along the channels when inner is 1 (see bias_relu.cu).
         Dim3 grid = inner == 1
             ? new Dim3(Dim3.CeilDiv(channels, BiasReluBlockSize), (uint)outer)
