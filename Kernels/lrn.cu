@@ -15,8 +15,8 @@
 // operations instead of powf's logarithm and exponential (about 4 ulp, within the check's tolerance);
 // powf for any other beta. The host requires bias > 0 and alpha >= 0, so the base is >= bias > 0.
 //
-// Two entry points, the same result to the last bit (same summation order, same power); the host picks
-// one per device (NetworkKernels.Target):
+// Two entry points, the same arithmetic in the same order (window summed from its first channel, the
+// same power); the host picks one per device (NetworkKernels.Target):
 //
 // lrn_kernel1, for GPUs: one thread per element, as above.
 // Launch: 1-D blocks of any size (the host uses 256), grid (ceil(S / block), C). The host guarantees
