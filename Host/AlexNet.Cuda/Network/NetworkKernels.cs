@@ -33,9 +33,10 @@ public sealed record NetworkKernelInfo(string File, string EntryPoint, int Block
 /// </summary>
 public sealed class NetworkKernels : IDisposable
 {
-    // Block sizes of the launches. 256 threads = 8 warps: with at most 32 registers per thread (see
-    // docs/kernels.md) 8 such blocks fill an SM's 2048 threads on sm_80/sm_90, and on PoCL a work-group
-    // of 256 items is a loop long enough to vectorise.
+    // Block sizes of the GPU launches. 256 threads = 8 warps: with at most 32 registers per thread (see
+    // docs/kernels.md) 8 such blocks fill an SM's 2048 threads on sm_80/sm_90. The CPU variants' work-items
+    // each walk a run of elements, so their work-groups are small (16, 64): enough work-groups to share
+    // among the cores, few enough that PoCL's per-work-group cost does not count.
     public const int InputBlockSize = 256;
     /// <summary>The CPU variants that walk runs of elements (input, bias+ReLU): work-items per work-group
     /// and elements per work-item (16 KB of floats: PoCL's per-work-group cost is paid once per 256 KB).</summary>
