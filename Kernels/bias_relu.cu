@@ -19,6 +19,14 @@
 //
 // Launch: 1-D blocks of any size (the host uses 256). The host guarantees outer*channels*inner fits in
 // an int and the grid's y and z sizes stay within 65535.
+//
+// bias_relu_kernel2, for CPUs (PoCL), inner > 1 only: one work-item per run of `segment` consecutive s
+// of one (o, c), a straight loop LLVM vectorises with the bias in a register. kernel1's 256-element
+// work-groups cost PoCL a fixed overhead each (conv1 at batch 32 launches 36 000 of them); a work-item
+// of 4096 elements pays it once per 16 KB. The fully connected case (inner == 1) keeps kernel1 on every
+// device: a few thousand elements, no gain to be had. Uncoalesced on a GPU, hence CPU only; same result
+// to the last bit.
+// Launch: 1-D blocks of any size (the host uses 16), grid (ceil(ceil(inner / segment) / block), channels, outer).
 // Cost per element: 4 bytes read + 4 bytes written (+ the bias, from cache), 1-2 FLOPs: memory-bound.
 #include "prelude.h"
 
@@ -42,4 +50,25 @@ KERNEL void bias_relu_kernel1(GLOBAL float* __restrict__ x, const GLOBAL float* 
     float value = x[index] + bias[c];
     if (relu != 0 && value < 0.0f) value = 0.0f;
     x[index] = value;
+}
+
+KERNEL void bias_relu_kernel2(GLOBAL float* __restrict__ x, const GLOBAL float* __restrict__ bias,
+                              int outer, int channels, int inner, int relu, int segment)
+{
+    const int run = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    const int begin = run * segment;
+    if (begin >= inner) return;
+    const int count = inner - begin < segment ? inner - begin : segment;
+    const int c = (int)blockIdx.y;
+    const int o = (int)blockIdx.z;
+    GLOBAL float* p = x + (o * channels + c) * inner + begin;
+    const float b = bias[c];
+    if (relu != 0) {
+        for (int t = 0; t < count; t++) {
+            const float value = p[t] + b;
+            p[t] = value < 0.0f ? 0.0f : value;  // NaN < 0 is false: NaN stays
+        }
+    } else {
+        for (int t = 0; t < count; t++) p[t] += b;
+    }
 }

@@ -15,8 +15,20 @@
 // operations instead of powf's logarithm and exponential (about 4 ulp, within the check's tolerance);
 // powf for any other beta. The host requires bias > 0 and alpha >= 0, so the base is >= bias > 0.
 //
+// Two entry points, the same arithmetic in the same order (window summed from its first channel, the
+// same power); the host picks one per device (NetworkKernels.Target):
+//
+// lrn_kernel1, for GPUs: one thread per element, as above.
 // Launch: 1-D blocks of any size (the host uses 256), grid (ceil(S / block), C). The host guarantees
 // C*S fits in an int and C <= 65535.
+//
+// lrn_kernel2, for CPUs (PoCL): one work-item per (run of `segment` consecutive s, channel c). The window
+// loop moves outside the loop over s, which the output run itself serves as accumulator for: out = 0,
+// then out += in[cc]^2 for each channel cc of the window in order, then out = in * out-power. Every inner
+// loop is then a straight pass over contiguous floats that LLVM vectorises (kernel1's per-element window
+// loop keeps PoCL's work-item loop scalar), and a run of 1024 floats (4 KB) stays in the L1 cache for
+// the 2*radius + 3 passes over it. Uncoalesced on a GPU, hence CPU only.
+// Launch: 1-D blocks of any size (the host uses 16), grid (ceil(ceil(S / segment) / block), C).
 // Cost per element: 4 bytes written and 4 bytes read from DRAM (the other 2*radius reads of a window hit
 // the cache: neighbouring channels are read by neighbouring blocks at the same time); about
 // 2*(2*radius + 1) + 6 FLOPs. Memory-bound, as long as the fast path replaces powf.
@@ -48,4 +60,32 @@ KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __re
         factor = powf(base, -beta);
     }
     out[index] = in[index] * factor;
+}
+
+KERNEL void lrn_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+                        int channels, int inner, int radius, float alpha, float beta, float bias, int segment)
+{
+    const int run = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    const int begin = run * segment;
+    if (begin >= inner) return;
+    const int count = inner - begin < segment ? inner - begin : segment;
+    const int c = (int)blockIdx.y;
+    GLOBAL float* o = out + c * inner + begin;
+    const GLOBAL float* x = in + c * inner + begin;
+
+    const int first = c > radius ? c - radius : 0;
+    const int last = channels - 1 - c > radius ? c + radius : channels - 1;
+    for (int t = 0; t < count; t++) o[t] = 0.0f;
+    for (int cc = first; cc <= last; cc++) {
+        const GLOBAL float* w = in + cc * inner + begin;
+        for (int t = 0; t < count; t++) o[t] += w[t] * w[t];
+    }
+    if (beta == 0.75f) {
+        for (int t = 0; t < count; t++) {
+            const float r = rsqrtf(bias + alpha * o[t]);
+            o[t] = x[t] * (r * sqrtf(r));
+        }
+    } else {
+        for (int t = 0; t < count; t++) o[t] = x[t] * powf(bias + alpha * o[t], -beta);
+    }
 }

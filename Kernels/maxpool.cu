@@ -17,8 +17,19 @@
 // outputs in (n, y, x) order, so consecutive threads write consecutive x (runs of Wo floats in either
 // layout) and read input columns `stride` floats apart. Two divisions per output find (n, y, x); each
 // output then reads size^2 inputs.
+// Two entry points, the same result to the last bit; the host picks one per device (NetworkKernels.Target):
+//
+// maxpool_kernel1, for GPUs: one thread per output, as above.
 // Launch: 1-D blocks of any size (the host uses 256), grid (ceil(N*Ho*Wo / block), C). The host checks
 // that the windows fit, that C*N*H*W and the output extent fit in an int, and that C <= 65535.
+//
+// maxpool_kernel2, for CPUs (PoCL): one work-item per (image n, channel c) plane. For each output row
+// the row itself is the running maximum: out = the windows' first elements, then for each further tap
+// (i, j) in window order out[x] = in[..][x*stride + j] when greater or NaN. The taps are visited in the
+// same order as kernel1's, so ties and NaNs resolve the same way. The loop over x, innermost, has no
+// division and vectorises (a strided gather; stride 2 is spelled out so that its loads are two
+// interleaved streams); kernel1's window loop keeps PoCL's work-item loop scalar. Uncoalesced on a GPU.
+// Launch: 1-D blocks of any size (the host uses 16), grid (ceil(N / block), C).
 // Cost per output: size^2 reads (4 bytes each; with stride < size neighbouring windows share them
 // through the cache, so about stride^2 * 4 bytes from DRAM) + 4 bytes written, size^2 - 1 comparisons:
 // memory-bound.
@@ -45,4 +56,42 @@ KERNEL void maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* 
         }
     }
     out[c * outStrideC + n * outStrideN + y * outW + x] = m;
+}
+
+KERNEL void maxpool_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+                            int channels, int batch, int height, int width, int outH, int outW,
+                            int size, int stride, int outStrideC, int outStrideN)
+{
+    const int n = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (n >= batch) return;
+    const int c = (int)blockIdx.y;
+    const GLOBAL float* plane = in + (c * batch + n) * height * width;
+    GLOBAL float* dst = out + c * outStrideC + n * outStrideN;
+    for (int y = 0; y < outH; y++) {
+        GLOBAL float* o = dst + y * outW;
+        const GLOBAL float* top = plane + y * stride * width;  // the windows' first row
+        if (stride == 2) {
+            for (int x = 0; x < outW; x++) o[x] = top[2 * x];
+        } else {
+            for (int x = 0; x < outW; x++) o[x] = top[x * stride];
+        }
+        for (int i = 0; i < size; i++) {
+            const GLOBAL float* r = top + i * width;
+            for (int j = i == 0 ? 1 : 0; j < size; j++) {
+                if (stride == 2) {
+                    for (int x = 0; x < outW; x++) {
+                        const float v = r[2 * x + j];
+                        const float m = o[x];
+                        o[x] = (v > m || v != v) ? v : m;  // v != v: v is NaN
+                    }
+                } else {
+                    for (int x = 0; x < outW; x++) {
+                        const float v = r[x * stride + j];
+                        const float m = o[x];
+                        o[x] = (v > m || v != v) ? v : m;
+                    }
+                }
+            }
+        }
+    }
 }

@@ -308,10 +308,24 @@ public class LayerKernelTests(OpenClFixture fixture)
     }
 
     [SkippableFact]
-    public void LaunchesAllocateNothing()
+    public void AnOpenClCpuDeviceGetsTheCpuVariantsByDefaultAndEitherTargetCanBeAskedFor()
+    {
+        OpenClDevice device = fixture.Device;
+        NetworkKernelTarget expected = device.Info.IsCpu ? NetworkKernelTarget.Cpu : NetworkKernelTarget.Gpu;
+        Assert.Equal(expected, NetworkKernels.TargetOf(device));
+        using var byDefault = new NetworkKernels(device);
+        Assert.Equal(expected, byDefault.Target);
+        using var gpu = new NetworkKernels(device, NetworkKernelTarget.Gpu);
+        Assert.Equal(NetworkKernelTarget.Gpu, gpu.Target);
+    }
+
+    [SkippableTheory]
+    [InlineData(NetworkKernelTarget.Gpu)]
+    [InlineData(NetworkKernelTarget.Cpu)]
+    public void LaunchesAllocateNothing(NetworkKernelTarget target)
     {
         ComputeDevice device = fixture.Device;
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         ComputeStream s = device.DefaultStream;
         using DeviceBuffer<float> a = device.Allocate<float>(4096);
         using DeviceBuffer<float> b = device.Allocate<float>(4096);

@@ -23,16 +23,34 @@ public static class LayerChecks
     public static IEnumerable<(string Name, Func<ComputeDevice, ComparisonResult> Run)> All()
     {
         foreach ((int images, int pixels, int channels, string note) in InputShapes)
-            yield return ($"input_nhwc_to_cnhw {images}x{pixels}x{channels}{note}", d => ConvertInput(d, images, pixels, channels));
+        {
+            yield return ($"input_nhwc_to_cnhw {images}x{pixels}x{channels}{note}", d => ConvertInput(d, images, pixels, channels, NetworkKernelTarget.Gpu));
+            yield return ($"input_nhwc_to_cnhw2 {images}x{pixels}x{channels}{note}", d => ConvertInput(d, images, pixels, channels, NetworkKernelTarget.Cpu));
+        }
         foreach (Im2ColShape s in Im2ColShapes)
-            yield return ($"im2col_kernel1 {s}", d => Im2Col(d, s));
+        {
+            // Both variants on whatever device runs the checks, so PoCL proves the GPU's kernel too.
+            yield return ($"im2col_kernel1 {s}", d => Im2Col(d, s, NetworkKernelTarget.Gpu));
+            yield return ($"im2col_kernel2 {s}", d => Im2Col(d, s, NetworkKernelTarget.Cpu));
+        }
         foreach ((int outer, int channels, int inner, bool relu, string note) in BiasReluShapes)
+        {
             yield return ($"bias_relu_kernel1 ({outer}, {channels}, {inner}){(relu ? " relu" : "")}{note}",
-                d => BiasRelu(d, outer, channels, inner, relu));
+                d => BiasRelu(d, outer, channels, inner, relu, NetworkKernelTarget.Gpu));
+            // The CPU target launches kernel1 too when inner is 1.
+            yield return ($"bias_relu_kernel{(inner > 1 ? 2 : 1)} ({outer}, {channels}, {inner}){(relu ? " relu" : "")}{note}, CPU target",
+                d => BiasRelu(d, outer, channels, inner, relu, NetworkKernelTarget.Cpu));
+        }
         foreach ((int channels, int inner, LrnParameters p, string note) in LrnShapes)
-            yield return ($"lrn_kernel1 {channels}x{inner} {p}{note}", d => Lrn(d, channels, inner, p));
+        {
+            yield return ($"lrn_kernel1 {channels}x{inner} {p}{note}", d => Lrn(d, channels, inner, p, NetworkKernelTarget.Gpu));
+            yield return ($"lrn_kernel2 {channels}x{inner} {p}{note}", d => Lrn(d, channels, inner, p, NetworkKernelTarget.Cpu));
+        }
         foreach (PoolShape s in PoolShapes)
-            yield return ($"maxpool_kernel1 {s}", d => MaxPool(d, s));
+        {
+            yield return ($"maxpool_kernel1 {s}", d => MaxPool(d, s, NetworkKernelTarget.Gpu));
+            yield return ($"maxpool_kernel2 {s}", d => MaxPool(d, s, NetworkKernelTarget.Cpu));
+        }
         foreach ((int count, float keepProb, ulong seed, uint offset) in DropoutCases)
             yield return ($"dropout_kernel1 {count} elements keep {keepProb} seed {seed:x} offset {offset}",
                 d => Dropout(d, count, keepProb, seed, offset));
@@ -43,6 +61,7 @@ public static class LayerChecks
     internal static readonly (int Images, int Pixels, int Channels, string Note)[] InputShapes =
     [
         (1, 227 * 227, 3, " (AlexNet input, batch 1)"), (2, 35, 3, ""), (3, 1, 1, ""), (1, 10, 5, ""),
+        (2, 17 * 4096 + 3, 3, " (35 runs of input_nhwc_to_cnhw2, the last partial: three work-groups)"), (1, 4099, 2, ""),
     ];
 
     /// <summary>One im2col call: input (channels, batch, height, width), images [image0, image0 + images).</summary>
@@ -65,6 +84,8 @@ public static class LayerChecks
         new(3, 3, 9, 7, 1, 2, 3, 2, 2, 1, " (non-square window, images 1-2 of 3)"),
         new(2, 2, 6, 5, 0, 2, 1, 1, 1, 0, " (1x1 window)"),
         new(2, 1, 4, 4, 0, 1, 2, 2, 1, 3, " (padding wider than the window: all-zero columns)"),
+        new(7, 2, 10, 9, 1, 1, 3, 4, 2, 1, " (84 rows: a second, partial work-group of rows)"),
+        new(5, 2, 11, 10, 0, 2, 4, 3, 3, 2, " (stride 3, padding cut on the right)"),
         new(1, 2, 1, 1, 1, 1, 1, 1, 1, 0, " (one pixel)"),
     ];
 
@@ -72,6 +93,7 @@ public static class LayerChecks
     [
         (1, 96, 55 * 55, true, " (conv1, batch 1)"), (1, 4096, 1, true, " (fc6, batch 1)"), (3, 1000, 1, false, " (fc8, batch 3)"),
         (1, 7, 33, false, ""), (5, 37, 1, true, ""), (2, 3, 5, true, ""), (1, 1, 1, true, ""),
+        (2, 3, 17 * 4096 + 5, true, " (18 runs of bias_relu_kernel2, the last partial: two work-groups)"), (1, 2, 4099, false, ""),
     ];
 
     internal static readonly (int Channels, int Inner, LrnParameters P, string Note)[] LrnShapes =
@@ -79,6 +101,7 @@ public static class LayerChecks
         (96, 55 * 55, LrnParameters.Default, " (norm1, batch 1)"),
         (256, 27 * 27, LrnParameters.Default, " (norm2, batch 1)"),
         (7, 33, LrnParameters.Default, ""),
+        (6, 17 * 1024 + 7, LrnParameters.Default, " (18 runs of lrn_kernel2, the last partial: two work-groups of runs)"),
         (11, 29, new LrnParameters(2, 0.1f, 0.75f, 1f), " (fast path, strong alpha)"),
         (13, 50, new LrnParameters(2, 0.01f, 0.6f, 2f), " (general power)"),
         (9, 31, new LrnParameters(3, 1e-3f, 1f, 0.5f), " (beta 1)"),
@@ -124,6 +147,7 @@ public static class LayerChecks
         new(2, 3, 7, 5, 2, 2, PoolLayout.Padded, ""),
         new(2, 2, 9, 6, 3, 3, PoolLayout.Cnhw, ""),
         new(3, 1, 4, 3, 1, 1, PoolLayout.Flatten, " (1x1 window)"),
+        new(2, 19, 7, 9, 3, 2, PoolLayout.Padded, " (19 images: a second, partial work-group of maxpool_kernel2)"),
     ];
 
     internal static readonly (int Count, float KeepProb, ulong Seed, uint Offset)[] DropoutCases =
@@ -137,22 +161,22 @@ public static class LayerChecks
 
     internal static readonly (int Rows, int Classes)[] SoftmaxShapes = [(3, 1000), (2, 1001), (4, 10), (5, 1), (1, 257), (2, 256)];
 
-    public static ComparisonResult ConvertInput(ComputeDevice device, int images, int pixels, int channels)
+    public static ComparisonResult ConvertInput(ComputeDevice device, int images, int pixels, int channels, NetworkKernelTarget target)
     {
         float[] input = KernelChecks.TestData(images * pixels * channels, seed: 11 + pixels);
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
         using DeviceBuffer<float> dst = NaNFilled(device, input.Length + Guard);
         kernels.ConvertInput(device.DefaultStream, dst, src, images, pixels, channels);
         return Comparison.Exact(device.Download(dst), Guarded(LayerReference.ConvertInput(input, images, pixels, channels)));
     }
 
-    public static ComparisonResult Im2Col(ComputeDevice device, Im2ColShape s)
+    public static ComparisonResult Im2Col(ComputeDevice device, Im2ColShape s, NetworkKernelTarget target)
     {
         float[] input = KernelChecks.TestData(s.Channels * s.Batch * s.Height * s.Width, seed: 13 + s.Height * s.Channels);
         float[] expected = LayerReference.Im2Col(input, s.Channels, s.Batch, s.Height, s.Width, s.Image0, s.Images,
             s.KernelH, s.KernelW, s.Stride, s.Pad, s.OutH, s.OutW);
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
         using DeviceBuffer<float> col = NaNFilled(device, expected.Length + Guard);
         kernels.Im2Col(device.DefaultStream, col, src, s.Channels, s.Batch, s.Height, s.Width, s.Image0, s.Images,
@@ -160,25 +184,25 @@ public static class LayerChecks
         return Comparison.Exact(device.Download(col), Guarded(expected));
     }
 
-    public static ComparisonResult BiasRelu(ComputeDevice device, int outer, int channels, int inner, bool relu)
+    public static ComparisonResult BiasRelu(ComputeDevice device, int outer, int channels, int inner, bool relu, NetworkKernelTarget target)
     {
         int count = outer * channels * inner;
         float[] x = KernelChecks.TestData(count, seed: 17 + channels);
         if (count > 2) x[count / 2] = float.NaN; // ReLU must keep it
         float[] bias = KernelChecks.TestData(channels, seed: 19 + channels);
         float[] expected = LayerReference.BiasRelu(x, bias, outer, channels, inner, relu);
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> dx = device.Upload<float>(Guarded(x));
         using DeviceBuffer<float> db = device.Upload<float>(bias);
         kernels.BiasRelu(device.DefaultStream, dx, db, outer, channels, inner, relu);
         return SameValues(device.Download(dx), Guarded(expected));
     }
 
-    public static ComparisonResult Lrn(ComputeDevice device, int channels, int inner, LrnParameters p)
+    public static ComparisonResult Lrn(ComputeDevice device, int channels, int inner, LrnParameters p, NetworkKernelTarget target)
     {
         float[] input = KernelChecks.TestData(channels * inner, seed: 23 + channels);
         float[] expected = Guarded(LayerReference.Lrn(input, channels, inner, p));
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
         using DeviceBuffer<float> dst = NaNFilled(device, expected.Length);
         kernels.Lrn(device.DefaultStream, dst, src, channels, inner, p);
@@ -188,7 +212,7 @@ public static class LayerChecks
         return Comparison.AgainstMagnitude(device.Download(dst), expected, magnitude, 0, Tolerances.LrnRtol(p.Radius, p.Beta));
     }
 
-    public static ComparisonResult MaxPool(ComputeDevice device, PoolShape s)
+    public static ComparisonResult MaxPool(ComputeDevice device, PoolShape s, NetworkKernelTarget target)
     {
         float[] input = KernelChecks.TestData(s.Channels * s.Batch * s.Height * s.Width, seed: 29 + s.Height * s.Channels);
         if (s.Note.Contains("NaN", StringComparison.Ordinal))
@@ -203,7 +227,7 @@ public static class LayerChecks
         (int strideC, int strideN) = s.OutputStrides;
         float[] expected = LayerReference.MaxPool(input, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride,
             strideC, strideN, s.OutputExtent + Guard, float.NaN);
-        using var kernels = new NetworkKernels(device);
+        using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
         using DeviceBuffer<float> dst = NaNFilled(device, expected.Length);
         kernels.MaxPool(device.DefaultStream, dst, src, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride, strideC, strideN);

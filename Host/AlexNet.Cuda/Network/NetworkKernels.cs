@@ -1,11 +1,29 @@
 using System.Globalization;
+using AlexNet.Cuda.Backends;
 using AlexNet.Cuda.Devices;
 
 namespace AlexNet.Cuda.Network;
 
-/// <summary>One kernel the network launches: its file, entry point, the block size of its launches and
-/// the <c>-D</c> defines its module is compiled with (null: none).</summary>
-public sealed record NetworkKernelInfo(string File, string EntryPoint, int BlockSize, IReadOnlyDictionary<string, string>? Defines);
+/// <summary>
+/// Which launch shapes the network's kernels use. A GPU wants one thread per element, consecutive threads
+/// on consecutive addresses; a CPU (PoCL runs each work-group as a loop over its work-items, with a cost
+/// per work-group) wants each work-item to own a contiguous run with its index arithmetic hoisted out of
+/// the loop. Where an operation has a CPU variant (see docs/kernels.md) the target picks it; elsewhere
+/// both targets launch the same kernel.
+/// </summary>
+public enum NetworkKernelTarget
+{
+    Gpu,
+    Cpu,
+}
+
+/// <summary>One kernel the network launches: its file, entry point, the block size of its launches, the
+/// <c>-D</c> defines its module is compiled with (null: none) and the targets that launch it.</summary>
+public sealed record NetworkKernelInfo(string File, string EntryPoint, int BlockSize, IReadOnlyDictionary<string, string>? Defines,
+    NetworkKernelTarget? OnlyFor = null)
+{
+    public bool LaunchedFor(NetworkKernelTarget target) => OnlyFor is not NetworkKernelTarget only || only == target;
+}
 
 /// <summary>
 /// The network's own kernels (everything but the GEMMs) on one device, compiled once: each method checks
@@ -15,14 +33,27 @@ public sealed record NetworkKernelInfo(string File, string EntryPoint, int Block
 /// </summary>
 public sealed class NetworkKernels : IDisposable
 {
-    // Block sizes of the launches. 256 threads = 8 warps: with at most 32 registers per thread (see
-    // docs/kernels.md) 8 such blocks fill an SM's 2048 threads on sm_80/sm_90, and on PoCL a work-group
-    // of 256 items is a loop long enough to vectorise.
+    // Block sizes of the GPU launches. 256 threads = 8 warps: with at most 32 registers per thread (see
+    // docs/kernels.md) 8 such blocks fill an SM's 2048 threads on sm_80/sm_90. The CPU variants' work-items
+    // each walk a run of elements, so their work-groups are small (16, 64): enough work-groups to share
+    // among the cores, few enough that PoCL's per-work-group cost does not count.
     public const int InputBlockSize = 256;
+    /// <summary>The CPU variants that walk runs of elements (input, bias+ReLU): work-items per work-group
+    /// and elements per work-item (16 KB of floats: PoCL's per-work-group cost is paid once per 256 KB).</summary>
+    public const int RunBlockSize = 16;
+    public const int RunSegment = 4096;
     public const int Im2ColBlockSize = 256;
+    /// <summary>im2col_kernel2's work-items are rows of col: 64 keeps conv1's 363 rows in 6 mostly full work-groups.</summary>
+    public const int Im2ColRowBlockSize = 64;
     public const int BiasReluBlockSize = 256;
     public const int LrnBlockSize = 256;
+    /// <summary>lrn_kernel2's work-items each take a run of <see cref="LrnSegment"/> elements of one channel.</summary>
+    public const int LrnRunBlockSize = 16;
+    /// <summary>Elements per lrn_kernel2 work-item: 4 KB, which stays in L1 across the window's passes.</summary>
+    public const int LrnSegment = 1024;
     public const int MaxPoolBlockSize = 256;
+    /// <summary>maxpool_kernel2's work-items are (image, channel) planes; 16 images per work-group.</summary>
+    public const int MaxPoolPlaneBlockSize = 16;
     public const int DropoutBlockSize = 256;
     /// <summary>softmax.cu's BLOCK_SIZE (its shared-memory reduction is sized by it).</summary>
     public const int SoftmaxBlockSize = 256;
@@ -33,46 +64,79 @@ public sealed class NetworkKernels : IDisposable
     /// <summary>Every kernel the class launches, as it launches it.</summary>
     public static IReadOnlyList<NetworkKernelInfo> Kernels { get; } =
     [
-        new("input.cu", "input_nhwc_to_cnhw", InputBlockSize, null),
-        new("im2col.cu", "im2col_kernel1", Im2ColBlockSize, null),
+        new("input.cu", "input_nhwc_to_cnhw", InputBlockSize, null, NetworkKernelTarget.Gpu),
+        new("input.cu", "input_nhwc_to_cnhw2", RunBlockSize, null, NetworkKernelTarget.Cpu),
+        new("im2col.cu", "im2col_kernel1", Im2ColBlockSize, null, NetworkKernelTarget.Gpu),
+        new("im2col.cu", "im2col_kernel2", Im2ColRowBlockSize, null, NetworkKernelTarget.Cpu),
         new("bias_relu.cu", "bias_relu_kernel1", BiasReluBlockSize, null),
-        new("lrn.cu", "lrn_kernel1", LrnBlockSize, null),
-        new("maxpool.cu", "maxpool_kernel1", MaxPoolBlockSize, null),
+        new("bias_relu.cu", "bias_relu_kernel2", RunBlockSize, null, NetworkKernelTarget.Cpu),
+        new("lrn.cu", "lrn_kernel1", LrnBlockSize, null, NetworkKernelTarget.Gpu),
+        new("lrn.cu", "lrn_kernel2", LrnRunBlockSize, null, NetworkKernelTarget.Cpu),
+        new("maxpool.cu", "maxpool_kernel1", MaxPoolBlockSize, null, NetworkKernelTarget.Gpu),
+        new("maxpool.cu", "maxpool_kernel2", MaxPoolPlaneBlockSize, null, NetworkKernelTarget.Cpu),
         new("dropout.cu", "dropout_kernel1", DropoutBlockSize, null),
         new("softmax.cu", "softmax_kernel1", SoftmaxBlockSize,
             new Dictionary<string, string> { ["BLOCK_SIZE"] = SoftmaxBlockSize.ToString(CultureInfo.InvariantCulture) }),
     ];
 
     private readonly ComputeDevice _device;
-    private readonly KernelModule[] _modules;
+    private readonly List<KernelModule> _modules = [];
+    private readonly Dictionary<string, Kernel> _byEntryPoint = [];
     private readonly Kernel _input, _im2col, _biasRelu, _lrn, _maxPool, _dropout, _softmax;
+    private readonly Kernel? _biasReluRuns;
     private bool _disposed;
 
-    /// <summary>Compiles (or loads from the disk cache) every kernel module of the network on <paramref name="device"/>.</summary>
-    public NetworkKernels(ComputeDevice device)
+    /// <summary>
+    /// Compiles (or loads from the disk cache) every kernel module of the network on <paramref name="device"/>,
+    /// with the launch shapes of <paramref name="target"/> (null: <see cref="TargetOf"/> the device; the
+    /// checks and tests pass each target to prove both variants on one device).
+    /// </summary>
+    public NetworkKernels(ComputeDevice device, NetworkKernelTarget? target = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
-        _modules = new KernelModule[Kernels.Count];
-        var kernels = new Kernel[Kernels.Count];
+        Target = target ?? TargetOf(device);
         try
         {
-            for (int i = 0; i < Kernels.Count; i++)
+            var modules = new Dictionary<string, KernelModule>();
+            foreach (NetworkKernelInfo info in Kernels)
             {
-                _modules[i] = device.LoadModule(Kernels[i].File, Kernels[i].Defines);
-                kernels[i] = _modules[i].GetKernel(Kernels[i].EntryPoint);
+                if (!info.LaunchedFor(Target)) continue;
+                // One module per file and defines: a file's variants share it.
+                string key = info.File + string.Concat((info.Defines ?? new Dictionary<string, string>()).Select(d => $" -D{d.Key}={d.Value}"));
+                if (!modules.TryGetValue(key, out KernelModule? module))
+                {
+                    module = device.LoadModule(info.File, info.Defines);
+                    _modules.Add(module);
+                    modules.Add(key, module);
+                }
+                _byEntryPoint.Add(info.EntryPoint, module.GetKernel(info.EntryPoint));
             }
         }
         catch
         {
-            foreach (KernelModule? module in _modules) module?.Dispose();
+            foreach (KernelModule module in _modules) module.Dispose();
             throw;
         }
-        (_input, _im2col, _biasRelu, _lrn, _maxPool, _dropout, _softmax) =
-            (kernels[0], kernels[1], kernels[2], kernels[3], kernels[4], kernels[5], kernels[6]);
+        _input = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "input_nhwc_to_cnhw2" : "input_nhwc_to_cnhw"];
+        _im2col = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "im2col_kernel2" : "im2col_kernel1"];
+        _biasRelu = _byEntryPoint["bias_relu_kernel1"];
+        _biasReluRuns = Target == NetworkKernelTarget.Cpu ? _byEntryPoint["bias_relu_kernel2"] : null;
+        _lrn = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "lrn_kernel2" : "lrn_kernel1"];
+        _maxPool = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "maxpool_kernel2" : "maxpool_kernel1"];
+        _dropout = _byEntryPoint["dropout_kernel1"];
+        _softmax = _byEntryPoint["softmax_kernel1"];
     }
 
+    /// <summary>The launch shapes a device gets by default: <see cref="NetworkKernelTarget.Cpu"/> for an OpenCL
+    /// CPU device (PoCL), <see cref="NetworkKernelTarget.Gpu"/> for everything else.</summary>
+    public static NetworkKernelTarget TargetOf(ComputeDevice device) =>
+        device is OpenClDevice { Info.IsCpu: true } ? NetworkKernelTarget.Cpu : NetworkKernelTarget.Gpu;
+
     public ComputeDevice Device => _device;
+
+    /// <summary>The launch shapes these kernels use.</summary>
+    public NetworkKernelTarget Target { get; }
 
     /// <summary>
     /// The user's batch, <c>input[n][p][c]</c> (N×227×227×3, BGR, mean subtracted), to the engine's
@@ -94,7 +158,15 @@ public sealed class NetworkKernels : IDisposable
         args.Add(images);
         args.Add(pixels);
         args.Add(channels);
-        s.Launch(_input, new Dim3(Dim3.CeilDiv((long)images * pixels, InputBlockSize)), new Dim3(InputBlockSize), args);
+        if (Target == NetworkKernelTarget.Cpu)
+        {
+            args.Add(RunSegment);
+            s.Launch(_input, new Dim3(Dim3.CeilDiv(Dim3.CeilDiv((long)images * pixels, RunSegment), RunBlockSize)), new Dim3(RunBlockSize), args);
+        }
+        else
+        {
+            s.Launch(_input, new Dim3(Dim3.CeilDiv((long)images * pixels, InputBlockSize)), new Dim3(InputBlockSize), args);
+        }
     }
 
     /// <summary>
@@ -141,7 +213,10 @@ public sealed class NetworkKernels : IDisposable
         args.Add(pad);
         args.Add(outH);
         args.Add(outW);
-        s.Launch(_im2col, new Dim3(Dim3.CeilDiv((long)outH * outW, Im2ColBlockSize), (uint)rows, (uint)images), new Dim3(Im2ColBlockSize), args);
+        if (Target == NetworkKernelTarget.Cpu)
+            s.Launch(_im2col, new Dim3(Dim3.CeilDiv(rows, Im2ColRowBlockSize), (uint)images), new Dim3(Im2ColRowBlockSize), args);
+        else
+            s.Launch(_im2col, new Dim3(Dim3.CeilDiv((long)outH * outW, Im2ColBlockSize), (uint)rows, (uint)images), new Dim3(Im2ColBlockSize), args);
     }
 
     /// <summary>
@@ -167,6 +242,13 @@ public sealed class NetworkKernels : IDisposable
         args.Add(channels);
         args.Add(inner);
         args.Add(relu ? 1 : 0);
+        if (_biasReluRuns is not null && inner > 1)
+        {
+            args.Add(RunSegment);
+            s.Launch(_biasReluRuns, new Dim3(Dim3.CeilDiv(Dim3.CeilDiv(inner, RunSegment), RunBlockSize), (uint)channels, (uint)outer),
+                new Dim3(RunBlockSize), args);
+            return;
+        }
         // Threads along inner, or along the channels when inner is 1 (see bias_relu.cu).
         Dim3 grid = inner == 1
             ? new Dim3(Dim3.CeilDiv(channels, BiasReluBlockSize), (uint)outer)
@@ -199,7 +281,15 @@ public sealed class NetworkKernels : IDisposable
         args.Add(p.Alpha);
         args.Add(p.Beta);
         args.Add(p.Bias);
-        s.Launch(_lrn, new Dim3(Dim3.CeilDiv(inner, LrnBlockSize), (uint)channels), new Dim3(LrnBlockSize), args);
+        if (Target == NetworkKernelTarget.Cpu)
+        {
+            args.Add(LrnSegment);
+            s.Launch(_lrn, new Dim3(Dim3.CeilDiv(Dim3.CeilDiv(inner, LrnSegment), LrnRunBlockSize), (uint)channels), new Dim3(LrnRunBlockSize), args);
+        }
+        else
+        {
+            s.Launch(_lrn, new Dim3(Dim3.CeilDiv(inner, LrnBlockSize), (uint)channels), new Dim3(LrnBlockSize), args);
+        }
     }
 
     /// <summary>
@@ -237,7 +327,10 @@ public sealed class NetworkKernels : IDisposable
         args.Add(stride);
         args.Add(outStrideC);
         args.Add(outStrideN);
-        s.Launch(_maxPool, new Dim3(Dim3.CeilDiv((long)batch * outH * outW, MaxPoolBlockSize), (uint)channels), new Dim3(MaxPoolBlockSize), args);
+        if (Target == NetworkKernelTarget.Cpu)
+            s.Launch(_maxPool, new Dim3(Dim3.CeilDiv(batch, MaxPoolPlaneBlockSize), (uint)channels), new Dim3(MaxPoolPlaneBlockSize), args);
+        else
+            s.Launch(_maxPool, new Dim3(Dim3.CeilDiv((long)batch * outH * outW, MaxPoolBlockSize), (uint)channels), new Dim3(MaxPoolBlockSize), args);
     }
 
     /// <summary>
