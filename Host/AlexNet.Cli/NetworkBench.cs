@@ -123,7 +123,7 @@ internal static class NetworkBench
                     : ""));
         }
         if (peer is not null)
-            o.WriteLine($"peer: {peer.Name}: the same weights and images, the same warm-up and number of passes, in this process; " +
+            o.WriteLine($"peer: {peer.Name}, timed by the wall clock (its operations return when done): the same weights and images, the same warm-up and number of passes, in this process; " +
                 "speed-up = ours / peer images/s; max |dp| = largest difference of a probability; top-1 = images whose top class agrees");
         foreach (NetworkBenchResult r in results.Where(r => r.Skipped is null))
         {
