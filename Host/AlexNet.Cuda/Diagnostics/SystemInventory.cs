@@ -67,8 +67,8 @@ public sealed record SystemInventory(
             foreach (OpenClDeviceInfo info in OpenClDevice.Enumerate())
             {
                 string why = requested != OpenClGemmProvider.Auto ? $"forced by {OpenClDevice.GemmVariable}"
-                    : info.BuffersInHostMemory ? $"the default; buffers in host memory, so {OpenClDevice.GemmVariable}=openblas would run them in OpenBLAS"
-                    : "the default";
+                    : info.BuffersInHostMemory ? $"the default where the buffers live in host memory; {OpenClDevice.GemmVariable}=clblast for CLBlast"
+                    : "the default for a device with its own memory";
                 string provider;
                 try { provider = OpenClDevice.ChooseGemmProvider(info, requested).Name; }
                 catch (AlexNetException e) { provider = $"none: {e.Message}"; }
