@@ -103,7 +103,6 @@ return 0;
 
 static int Fail(string message)
 {
-    Console.Error.WriteLine($"benchmarks: error: {message}");
-    Console.Error.WriteLine(Usage);
+    Console.Error.WriteLine($"benchmarks: error: {message} (--help for usage)");
     return 2;
 }
