@@ -29,9 +29,9 @@ public enum TorchLayout
 /// allocation of each operation's output (TorchSharp has no preallocated <c>out=</c> forms of these ops).
 /// </para>
 /// <para>
-/// The default, <see cref="TorchLayout.ChannelsLast"/>, was the faster layout on AlexNet's real shapes on the
-/// build machine (docs/performance.md) and is also the one that avoids libtorch 2.10's wrong float32 NCHW
-/// convolutions on some CPUs and shapes (docs/platform.md).
+/// The default, <see cref="TorchLayout.ChannelsLast"/>, was as fast or faster than NCHW for every operation on
+/// AlexNet's real shapes but conv1 on the build machine, the pools about 14× (docs/performance.md), and it
+/// avoids libtorch 2.10's wrong float32 NCHW convolutions on some CPUs and shapes (docs/platform.md).
 /// </para>
 /// </summary>
 public sealed class TorchSharpAlexNet : IDisposable

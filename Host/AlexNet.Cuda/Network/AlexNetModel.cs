@@ -293,6 +293,23 @@ public sealed class AlexNetModel : IDisposable
         }
     }
 
+    // ---- one operation at a time, as the forward pass queues it (the per-operation benchmarks) ----
+
+    internal NetworkKernels Kernels => _kernels;
+
+    /// <summary>Layer <paramref name="layer"/>'s weights (0…7) in the layout the forward pass uses.</summary>
+    internal DeviceBuffer<float> WeightBuffer(int layer) => _weights[layer];
+
+    internal DeviceBuffer<float> BiasBuffer(int layer) => _biases[layer];
+
+    /// <summary>Queues convolution <paramref name="layer"/> (0…4) + bias + ReLU of <paramref name="n"/> images from
+    /// <paramref name="input"/> to <paramref name="output"/>, both <c>[C][N][H][W]</c>, with this model's workspace.</summary>
+    internal void Convolve(int layer, DeviceBuffer<float> input, DeviceBuffer<float> output, int n)
+    {
+        CheckBatch(n);
+        Convolve(_stream, Plan.Convolutions[layer], input, output, layer, n, null);
+    }
+
     /// <summary>One convolution + bias + ReLU: per chunk of images, im2col then one strided-batched GEMM
     /// over the groups; then one bias+ReLU pass over the whole output.</summary>
     private void Convolve(ComputeStream s, ConvolutionPlan p, DeviceBuffer<float> input, DeviceBuffer<float> output, int layer, int n,
