@@ -101,7 +101,7 @@ internal static class NetworkBench
             peer?.Measure(weights, images, batch, warmup, iterations, probabilities, progress));
     }
 
-    private static double Median(double[] values)
+    internal static double Median(double[] values)
     {
         double[] sorted = [.. values.Order()];
         int n = sorted.Length;

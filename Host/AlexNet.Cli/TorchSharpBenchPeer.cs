@@ -57,8 +57,7 @@ internal sealed class TorchSharpBenchPeer : IBenchPeer
             net.Run(batch);
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
-        Array.Sort(times);
-        double median = iterations % 2 == 1 ? times[iterations / 2] : (times[iterations / 2 - 1] + times[iterations / 2]) / 2;
+        double median = NetworkBench.Median(times);
 
         double maxDifference = 0;
         int agreements = 0, classes = net.NumClasses;
@@ -68,7 +67,7 @@ internal sealed class TorchSharpBenchPeer : IBenchPeer
             for (int c = 0; c < classes; c++) maxDifference = Math.Max(maxDifference, Math.Abs(ours[c] - theirs[c]));
             if (ClassRanking.Top(ours, 1)[0] == ClassRanking.Top(theirs, 1)[0]) agreements++;
         }
-        return new BenchPeerResult(median, times[0], batch / (median / 1000), maxDifference, agreements);
+        return new BenchPeerResult(median, times.Min(), batch / (median / 1000), maxDifference, agreements);
     }
 
     public void Dispose() => _network?.Dispose();
