@@ -79,7 +79,7 @@ internal static class BenchCommand
         if (terminal) stderr.Write($"\r{new string(' ', 60)}\r");
         if (json) NetworkBench.WriteJson(stdout, device, weights, results, peer);
         else NetworkBench.WriteText(stdout,
-            $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}\nweights: {weights}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
+            $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
             results, peer);
         return 0;
     }
