@@ -6,6 +6,25 @@ namespace AlexNet.Cuda.Tests.Interop;
 
 public class NativeLibraryTests
 {
+    [Fact]
+    public void ADefaultReachesTheNativeEnvironmentAndNeverOverridesAValueThere()
+    {
+        string name = $"ALEXNET_TEST_VARIABLE_{Guid.NewGuid():N}";
+        Assert.Null(NativeEnvironment.Get(name));
+        Assert.True(NativeEnvironment.SetDefault(name, "first"));
+        Assert.Equal("first", NativeEnvironment.Get(name));
+        Assert.False(NativeEnvironment.SetDefault(name, "second"));
+        Assert.Equal("first", NativeEnvironment.Get(name));
+    }
+
+    [SkippableFact]
+    public void OpenBlasLoadsWithItsWorkersSleepingSoonUnlessTheEnvironmentSaysOtherwise()
+    {
+        string? preset = NativeEnvironment.Get(NativeLibraries.OpenBlasThreadTimeoutVariable);
+        TestNative.Require(NativeLibraryId.OpenBlas);
+        Assert.Equal(preset ?? NativeLibraries.OpenBlasThreadTimeout, NativeEnvironment.Get(NativeLibraries.OpenBlasThreadTimeoutVariable));
+    }
+
     [Theory]
     [InlineData(NativeLibraryId.Nvrtc)]
     [InlineData(NativeLibraryId.Cublas)]
