@@ -19,7 +19,7 @@ fi
 # Sizes in bytes: the files git would hand over (tracked, or untracked and not ignored; a tracked file
 # deleted in the working tree is skipped) and the NativeAOT folder.
 repository=$(git -C "$root" ls-files -z --cached --others --exclude-standard \
-  | (cd "$root" && xargs -0 -r stat -c %s -- 2>/dev/null) | awk '{ s += $1 } END { print s + 0 }')
+  | (cd "$root" && xargs -0 -r stat -c %s -- 2>/dev/null || true) | awk '{ s += $1 } END { print s + 0 }')
 aot=0
 [ -d "$root/.build/aot" ] && aot=$(find "$root/.build/aot" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 total=$((repository + aot))
@@ -27,7 +27,10 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 echo "payload: $(mib "$total") MiB = repository $(mib "$repository") MiB + .build/aot $(mib "$aot") MiB (limit $limit_mib MiB)"
 if [ "$total" -gt $((limit_mib * 1048576)) ]; then
   echo "build.sh: the payload is over $limit_mib MiB; the largest files:" >&2
+  # Best effort: head closing the pipe early (SIGPIPE under pipefail) or a file vanishing under stat must
+  # not change the exit status, which says only "over the limit".
   { git -C "$root" ls-files -z --cached --others --exclude-standard | (cd "$root" && xargs -0 -r stat -c '%s %n' -- 2>/dev/null)
-    [ -d "$root/.build/aot" ] && (cd "$root" && find .build/aot -type f -printf '%s %p\n'); } | sort -rn | head -5 >&2
+    if [ -d "$root/.build/aot" ]; then (cd "$root" && find .build/aot -type f -printf '%s %p\n'); fi
+  } | sort -rn | head -5 >&2 || true
   exit 1
 fi
