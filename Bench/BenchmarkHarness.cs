@@ -19,25 +19,42 @@ public sealed record BenchmarkResult(string Name, int Repeats, double MedianMs, 
 public static class BenchmarkHarness
 {
     public static BenchmarkResult Measure(ComputeDevice device, string name, Action enqueue,
-        int warmup, int repeats, double flops = 0, double bytes = 0)
+        int warmup, int repeats, double flops = 0, double bytes = 0) =>
+        Measure(device.DefaultStream, name, enqueue, warmup, repeats, flops, bytes);
+
+    /// <summary>As <see cref="Measure(ComputeDevice, string, Action, int, int, double, double)"/> on
+    /// <paramref name="stream"/>; <paramref name="beforeRepeat"/>, when given, is told the index of each timed
+    /// repeat before it is queued (for a progress line).</summary>
+    public static BenchmarkResult Measure(ComputeStream stream, string name, Action enqueue,
+        int warmup, int repeats, double flops = 0, double bytes = 0, Action<int>? beforeRepeat = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(repeats);
+        ComputeDevice device = stream.Device;
         for (int i = 0; i < warmup; i++) enqueue();
-        device.Synchronize();
+        stream.Synchronize();
         var times = new double[repeats];
         using DeviceEvent start = device.CreateEvent(timing: true);
         using DeviceEvent end = device.CreateEvent(timing: true);
         for (int i = 0; i < repeats; i++)
         {
-            device.DefaultStream.Record(start);
+            beforeRepeat?.Invoke(i);
+            stream.Record(start);
             enqueue();
-            device.DefaultStream.Record(end);
+            stream.Record(end);
             times[i] = device.ElapsedMilliseconds(start, end);
         }
-        Array.Sort(times);
-        double median = repeats % 2 == 1 ? times[repeats / 2] : (times[repeats / 2 - 1] + times[repeats / 2]) / 2;
-        return new BenchmarkResult(name, repeats, median, times[0],
+        double median = Median(times);
+        return new BenchmarkResult(name, repeats, median, times.Min(),
             flops > 0 ? flops / (median * 1e6) : null,
             bytes > 0 ? bytes / (median * 1e6) : null);
+    }
+
+    /// <summary>The median of <paramref name="values"/> (the mean of the middle two for an even count).</summary>
+    public static double Median(IReadOnlyCollection<double> values)
+    {
+        ArgumentOutOfRangeException.ThrowIfZero(values.Count);
+        double[] sorted = [.. values.Order()];
+        int n = sorted.Length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using AlexNet.Cuda;
+using AlexNet.Cuda.Bench;
 using AlexNet.Cuda.Checks;
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Network;
@@ -52,26 +53,13 @@ internal static class NetworkBench
     private static NetworkBenchResult Measure(AlexNetModel model, AlexNetWeights weights, int batch, int warmup, int iterations,
         IBenchPeer? peer, Action<string>? progress)
     {
-        ComputeDevice device = model.Device;
-        ComputeStream stream = model.Stream;
         float[] images = SyntheticNetwork.Images(batch, seed: batch);
         model.Forward(images, batch);
         var probabilities = new float[batch * model.NumClasses];
         model.ReadProbabilities(probabilities);
-        for (int i = 0; i < warmup; i++) model.Run(batch);
-        stream.Synchronize();
-
-        using DeviceEvent start = device.CreateEvent(timing: true), end = device.CreateEvent(timing: true);
-        var times = new double[iterations];
-        for (int i = 0; i < iterations; i++)
-        {
-            progress?.Invoke($"batch {batch}: pass {i + 1}/{iterations}");
-            stream.Record(start);
-            model.Run(batch);
-            stream.Record(end);
-            times[i] = device.ElapsedMilliseconds(start, end);
-        }
-        double median = Median(times), min = times.Min();
+        BenchmarkResult passes = BenchmarkHarness.Measure(model.Stream, "forward", () => model.Run(batch), warmup, iterations,
+            beforeRepeat: i => progress?.Invoke($"batch {batch}: pass {i + 1}/{iterations}"));
+        double median = passes.MedianMs, min = passes.MinMs;
 
         using ForwardProfile profile = model.CreateProfile();
         int profiled = Math.Max(1, Math.Min(iterations, 5));
@@ -92,20 +80,13 @@ internal static class NetworkBench
         return new NetworkBenchResult(batch, median, min, batch / (median / 1000), flops / (median * 1e6), model.Plan.PeakBytes,
             order.Select(n =>
             {
-                double ms = Median([.. perStep[n]]);
+                double ms = BenchmarkHarness.Median(perStep[n]);
                 StepCost? cost = costs.GetValueOrDefault(n);
                 return new NetworkBenchStep(n, ms,
                     cost is { Flops: > 0 } ? cost.Flops / (ms * 1e6) : null,
                     cost is { Flops: 0 } ? cost.Bytes / (ms * 1e6) : null);
             }).ToList(), null,
             peer?.Measure(weights, images, batch, warmup, iterations, probabilities, progress));
-    }
-
-    internal static double Median(double[] values)
-    {
-        double[] sorted = [.. values.Order()];
-        int n = sorted.Length;
-        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     }
 
     public static void WriteText(TextWriter o, string header, IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer)

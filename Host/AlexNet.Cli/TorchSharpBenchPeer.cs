@@ -57,7 +57,7 @@ internal sealed class TorchSharpBenchPeer : IBenchPeer
             net.Run(batch);
             times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
         }
-        double median = NetworkBench.Median(times);
+        double median = AlexNet.Cuda.Bench.BenchmarkHarness.Median(times);
 
         double maxDifference = 0;
         int agreements = 0, classes = net.NumClasses;
