@@ -61,11 +61,10 @@ internal static class BenchCommand
         ComputeDevice device = selected.Device;
         // TorchSharp is a CPU library: the peer of a CPU device. On a GPU the peer is PyTorch on the same GPU
         // (Bench/gpu), since TorchSharp's CUDA build is not available to this project.
-        bool cpu = device is AlexNet.Cuda.Backends.OpenClDevice { Info.IsCpu: true };
         using IBenchPeer? peer = peerChoice switch
         {
             "torchsharp" => BenchPeers.TorchSharp(),
-            "auto" when cpu && BenchPeers.HasTorchSharp => BenchPeers.TorchSharp(),
+            "auto" when device.IsCpu && BenchPeers.HasTorchSharp => BenchPeers.TorchSharp(),
             _ => null,
         };
         IReadOnlyList<int> sizes = requested ?? (device.Backend == DeviceBackend.Cuda ? [1, 8, 64, 256] : [1, 8, 32]);

@@ -191,6 +191,8 @@ public sealed unsafe class OpenClDevice : ComputeDevice
 
     public OpenClDeviceInfo Info => _info;
 
+    public override bool IsCpu => _info.IsCpu;
+
     public override string CompilerVersion => $"{_info.Version} ({_info.PlatformName} {_info.DriverVersion})";
 
     public override long TotalMemoryBytes => _info.GlobalMemoryBytes;

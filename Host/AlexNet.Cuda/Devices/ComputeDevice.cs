@@ -37,6 +37,10 @@ public abstract class ComputeDevice : IDisposable
     /// <summary>What runs the GEMMs (<c>cuBLAS 11.11.3</c>, <c>CLBlast</c>, <c>OpenBLAS 0.3.21 on mapped buffers</c>).</summary>
     public abstract string GemmProvider { get; }
 
+    /// <summary>True when the device is the host's own CPU (PoCL's device): its kernels want CPU launch shapes,
+    /// and CPU libraries are its peers.</summary>
+    public virtual bool IsCpu => false;
+
     public abstract long TotalMemoryBytes { get; }
 
     public abstract KernelCache Cache { get; }

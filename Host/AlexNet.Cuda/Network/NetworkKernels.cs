@@ -1,5 +1,4 @@
 using System.Globalization;
-using AlexNet.Cuda.Backends;
 using AlexNet.Cuda.Devices;
 
 namespace AlexNet.Cuda.Network;
@@ -131,7 +130,7 @@ public sealed class NetworkKernels : IDisposable
     /// <summary>The launch shapes a device gets by default: <see cref="NetworkKernelTarget.Cpu"/> for an OpenCL
     /// CPU device (PoCL), <see cref="NetworkKernelTarget.Gpu"/> for everything else.</summary>
     public static NetworkKernelTarget TargetOf(ComputeDevice device) =>
-        device is OpenClDevice { Info.IsCpu: true } ? NetworkKernelTarget.Cpu : NetworkKernelTarget.Gpu;
+        device.IsCpu ? NetworkKernelTarget.Cpu : NetworkKernelTarget.Gpu;
 
     public ComputeDevice Device => _device;
 
