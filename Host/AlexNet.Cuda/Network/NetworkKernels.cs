@@ -117,12 +117,14 @@ public sealed class NetworkKernels : IDisposable
             foreach (KernelModule module in _modules) module.Dispose();
             throw;
         }
-        _input = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "input_nhwc_to_cnhw2" : "input_nhwc_to_cnhw"];
-        _im2col = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "im2col_kernel2" : "im2col_kernel1"];
+        bool cpu = Target == NetworkKernelTarget.Cpu;
+        Kernel For(string gpu, string cpuVariant) => _byEntryPoint[cpu ? cpuVariant : gpu];
+        _input = For("input_nhwc_to_cnhw", "input_nhwc_to_cnhw2");
+        _im2col = For("im2col_kernel1", "im2col_kernel2");
         _biasRelu = _byEntryPoint["bias_relu_kernel1"];
-        _biasReluRuns = Target == NetworkKernelTarget.Cpu ? _byEntryPoint["bias_relu_kernel2"] : null;
-        _lrn = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "lrn_kernel2" : "lrn_kernel1"];
-        _maxPool = _byEntryPoint[Target == NetworkKernelTarget.Cpu ? "maxpool_kernel2" : "maxpool_kernel1"];
+        _biasReluRuns = cpu ? _byEntryPoint["bias_relu_kernel2"] : null;
+        _lrn = For("lrn_kernel1", "lrn_kernel2");
+        _maxPool = For("maxpool_kernel1", "maxpool_kernel2");
         _dropout = _byEntryPoint["dropout_kernel1"];
         _softmax = _byEntryPoint["softmax_kernel1"];
     }
