@@ -55,6 +55,8 @@ public sealed unsafe class CudaDevice : ComputeDevice
         try
         {
             NativeLibraries.Load(NativeLibraryId.CudaDriver);
+            // Driver initialisation must leave the runtime's fault handlers in place (SignalHandlers).
+            using SignalHandlers.Scope handlers = SignalHandlers.Preserve();
             CudaException.ThrowIfFailed(CudaDriver.cuInit(0));
             CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetCount(out count));
         }
@@ -103,6 +105,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
     /// in the 4th digit; it is for the throughput modes to opt into).</summary>
     private static IntPtr CreateCublas(IntPtr stream)
     {
+        using SignalHandlers.Scope handlers = SignalHandlers.Preserve();
         CublasException.ThrowIfFailed(Cublas.cublasCreate_v2(out IntPtr handle));
         try
         {

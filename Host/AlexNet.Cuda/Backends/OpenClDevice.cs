@@ -116,6 +116,9 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     public static IReadOnlyList<OpenClDeviceInfo> Enumerate()
     {
         NativeLibraries.Load(NativeLibraryId.OpenCl);
+        // The first call loads and initialises the platforms' drivers; PoCL's installs signal handlers
+        // over the runtime's (SignalHandlers says why that matters).
+        using SignalHandlers.Scope handlers = SignalHandlers.Preserve();
         int status = OpenCl.clGetPlatformIDs(0, null, out uint platformCount);
         if (status == OpenCl.PlatformNotFoundKhr || platformCount == 0) return [];
         OpenClException.ThrowIfFailed(status);
@@ -174,6 +177,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         (OpenClGemmProvider provider, string providerName) = ChooseGemmProvider(info, gemm);
 
         IntPtr device = info.Device;
+        using SignalHandlers.Scope handlers = SignalHandlers.Preserve();
         IntPtr context = OpenCl.clCreateContext(null, 1, &device, IntPtr.Zero, IntPtr.Zero, out int error);
         OpenClException.ThrowIfFailed(error, "clCreateContext");
         IntPtr queue = OpenCl.clCreateCommandQueue(context, device, OpenCl.QueueProfilingEnable, out error);
@@ -302,6 +306,8 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     {
         IntPtr device = _info.Device;
         byte[] optionBytes = NativeText.NulTerminated(options);
+        // The compiler (LLVM, in PoCL) may install its signal handlers on its first use.
+        using SignalHandlers.Scope handlers = SignalHandlers.Preserve();
         fixed (byte* o = optionBytes) return OpenCl.clBuildProgram(program, 1, &device, o, IntPtr.Zero, IntPtr.Zero);
     }
 

@@ -18,6 +18,8 @@ public static class KernelChecks
 {
     public static IEnumerable<(string Name, Func<ComputeDevice, ComparisonResult> Run)> All()
     {
+        // First: it is only meaningful before any other fault of the process has been handled (FaultChecks).
+        yield return (FaultChecks.Name, FaultChecks.ManagedFaultsStayExceptions);
         foreach ((int batch, int rows, int cols) in TransposeShapes)
             yield return ($"transpose_kernel1 {batch}x{rows}x{cols}", d => Transpose(d, batch, rows, cols, null));
         yield return ("transpose_kernel1 2x45x70 TILE_DIM=16 BLOCK_ROWS=4",

@@ -126,6 +126,8 @@ public static unsafe class NvrtcCompiler
         try
         {
             for (int i = 0; i < options.Count; i++) pointers[i] = Marshal.StringToCoTaskMemUTF8(options[i]);
+            // NVRTC's compiler must leave the runtime's fault handlers in place (SignalHandlers).
+            using SignalHandlers.Scope handlers = SignalHandlers.Preserve();
             fixed (IntPtr* p = pointers)
                 return Nvrtc.nvrtcCompileProgram(program, options.Count, (byte**)p);
         }

@@ -1,0 +1,165 @@
+using System.Runtime.InteropServices;
+
+namespace AlexNet.Cuda.Interop;
+
+/// <summary>
+/// Keeps the process's signal handlers the .NET runtime's across the native calls that replace them.
+/// </summary>
+/// <remarks>
+/// The runtime turns a hardware fault in managed code (a null dereference: SIGSEGV; an integer division by
+/// zero: SIGFPE) into an ordinary exception through its own handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL and
+/// SIGTRAP. PoCL's platform initialisation (the first <c>clGetPlatformIDs</c>) replaces them: LLVM 15, which
+/// PoCL links, installs its crash handler for SIGHUP, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGUSR1, SIGSEGV,
+/// SIGUSR2, SIGTERM, SIGXCPU, SIGXFSZ and SIGSYS, and PoCL its own SIGFPE handler (there to step over integer
+/// divisions by zero in kernels). LLVM's handler, on a fault, puts the previous handlers back and returns so
+/// that the instruction faults again; the runtime then sees a fault it can no longer attribute to managed
+/// code and ends the process ("Fatal error. System.AccessViolationException"). So the first
+/// NullReferenceException or DivideByZeroException anywhere in the process after the OpenCL device opened
+/// was fatal (measured on Debian 12: PoCL 3.1, LLVM 15, .NET 10). Each native call that can install handlers
+/// (library initialisation, kernel compilation) therefore runs inside <see cref="Preserve"/>, which puts back
+/// every handler the call changed. Native code loses nothing it needs: LLVM's handler only prints a stack and
+/// removes temporary files on a crash; without PoCL's, an integer division by zero in a kernel ends the
+/// process, as an unchecked fault should (the kernels divide only by shapes checked at launch).
+/// </remarks>
+public static unsafe partial class SignalHandlers
+{
+    private const string Libc = "libc.so.6";
+
+    // struct sigaction on x86-64 and arm64 glibc: the handler (8 bytes), the mask (128), the flags (4 + 4 of
+    // padding), the restorer (8). Kept as opaque bytes: only the handler is read, the rest put back as it was.
+    private const int SigactionSize = 152;
+
+    /// <summary>Standard signals 1–31; the real-time ones are left to their owners (glibc reserves some).</summary>
+    private const int LastSignal = 31;
+
+    [LibraryImport(Libc, EntryPoint = "sigaction", SetLastError = true)]
+    private static partial int sigaction(int signal, byte* action, byte* previous);
+
+    [LibraryImport(Libc, EntryPoint = "dladdr")]
+    private static partial int dladdr(IntPtr address, DlInfo* info);
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct DlInfo
+    {
+        public IntPtr FileName, FileBase, SymbolName, SymbolAddress;
+    }
+
+    /// <summary>The signals the runtime turns into managed exceptions, by number and name.</summary>
+    public static IReadOnlyList<(int Number, string Name)> FaultSignals { get; } =
+        [(4, "SIGILL"), (5, "SIGTRAP"), (7, "SIGBUS"), (8, "SIGFPE"), (11, "SIGSEGV")];
+
+    private static readonly bool Available = OperatingSystem.IsLinux() && ProbeSigaction();
+
+    // Who held each fault signal when the first Preserve scope opened; null until then.
+    private static string[]? _runtimeFaultOwners;
+
+    private static bool ProbeSigaction()
+    {
+        try
+        {
+            byte* action = stackalloc byte[SigactionSize];
+            return sigaction(11, null, action) == 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Takes note of every signal's handler; disposing the result puts back each one that changed since.
+    /// Use it around a native call that may install handlers: <c>using (SignalHandlers.Preserve()) …</c>.
+    /// Where there is no glibc it does nothing.
+    /// </summary>
+    public static Scope Preserve()
+    {
+        if (!Available) return default;
+        // The first scope is opened before any device library is initialised: what holds the fault signals
+        // then is the runtime.
+        if (Volatile.Read(ref _runtimeFaultOwners) is null)
+            Interlocked.CompareExchange(ref _runtimeFaultOwners, [.. FaultSignals.Select(s => HandlerOwner(s.Number))], null);
+        return new(Snapshot());
+    }
+
+    /// <summary>Restores, when disposed, the handlers noted when it was made (see <see cref="Preserve"/>).</summary>
+    public readonly struct Scope : IDisposable
+    {
+        private readonly byte[]? _saved;
+
+        internal Scope(byte[]? saved) => _saved = saved;
+
+        public void Dispose()
+        {
+            if (_saved is not null) Restore(_saved);
+        }
+    }
+
+    private static byte[] Snapshot()
+    {
+        var saved = new byte[(LastSignal + 1) * SigactionSize];
+        fixed (byte* p = saved)
+        {
+            for (int signal = 1; signal <= LastSignal; signal++)
+            {
+                byte* slot = p + signal * SigactionSize;
+                // SIGKILL and SIGSTOP cannot be queried; a zeroed slot is never restored.
+                if (sigaction(signal, null, slot) != 0) new Span<byte>(slot, SigactionSize).Clear();
+            }
+        }
+        return saved;
+    }
+
+    private static void Restore(byte[] saved)
+    {
+        byte* current = stackalloc byte[SigactionSize];
+        fixed (byte* p = saved)
+        {
+            for (int signal = 1; signal <= LastSignal; signal++)
+            {
+                if (signal is 9 or 19) continue; // SIGKILL, SIGSTOP
+                byte* before = p + signal * SigactionSize;
+                if (sigaction(signal, null, current) != 0) continue;
+                if (*(IntPtr*)current == *(IntPtr*)before) continue;
+                sigaction(signal, before, null);
+            }
+        }
+    }
+
+    /// <summary>"SIGSEGV: libLLVM-15.so.1" for each fault signal whose handler is no longer the one it had
+    /// before any device library was initialised; empty when all are as they were (or no device library
+    /// has been initialised).</summary>
+    public static IReadOnlyList<string> ReplacedFaultHandlers()
+    {
+        var replaced = new List<string>();
+        string[]? runtime = Volatile.Read(ref _runtimeFaultOwners);
+        if (runtime is null) return replaced;
+        for (int i = 0; i < FaultSignals.Count; i++)
+        {
+            string owner = HandlerOwner(FaultSignals[i].Number);
+            if (owner != runtime[i]) replaced.Add($"{FaultSignals[i].Name}: {owner}");
+        }
+        return replaced;
+    }
+
+    /// <summary>"SIGILL SIGTRAP SIGBUS SIGFPE SIGSEGV in libcoreclr.so": who holds the fault signals now.</summary>
+    public static string FaultHandlerOwners() =>
+        string.Join("; ", FaultSignals.GroupBy(s => HandlerOwner(s.Number)).Select(g => $"{string.Join(" ", g.Select(s => s.Name))} in {g.Key}"));
+
+    /// <summary>
+    /// Where the handler of <paramref name="signal"/> lives: "default", "ignored", the file name of the
+    /// library (or executable) holding it, or "unknown". For checks and diagnostics.
+    /// </summary>
+    public static string HandlerOwner(int signal)
+    {
+        if (!Available) return "unknown";
+        byte* action = stackalloc byte[SigactionSize];
+        if (sigaction(signal, null, action) != 0) return "unknown";
+        IntPtr handler = *(IntPtr*)action;
+        if (handler == 0) return "default";
+        if (handler == 1) return "ignored";
+        DlInfo info;
+        return dladdr(handler, &info) != 0 && info.FileName != 0
+            ? Path.GetFileName(Marshal.PtrToStringUTF8(info.FileName)) ?? "unknown"
+            : "unknown";
+    }
+}
