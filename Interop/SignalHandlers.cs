@@ -11,15 +11,17 @@ namespace AlexNet.Cuda.Interop;
 /// SIGTRAP. PoCL's platform initialisation (the first <c>clGetPlatformIDs</c>) replaces them: LLVM 15, which
 /// PoCL links, installs its crash handler for SIGHUP, SIGILL, SIGTRAP, SIGABRT, SIGBUS, SIGUSR1, SIGSEGV,
 /// SIGUSR2, SIGTERM, SIGXCPU, SIGXFSZ and SIGSYS, and PoCL its own SIGFPE handler (there to step over integer
-/// divisions by zero in kernels). LLVM's handler, on a fault, puts the previous handlers back and returns so
-/// that the instruction faults again; the runtime then sees a fault it can no longer attribute to managed
-/// code and ends the process ("Fatal error. System.AccessViolationException"). So the first
-/// NullReferenceException or DivideByZeroException anywhere in the process after the OpenCL device opened
-/// was fatal (measured on Debian 12: PoCL 3.1, LLVM 15, .NET 10). Each native call that can install handlers
+/// divisions by zero in kernels). Measured on Debian 12 (PoCL 3.1, LLVM 15, .NET 10): a managed division by
+/// zero then goes to PoCL's handler and the process ends ("Fatal error", reported as an
+/// ExecutionEngineException or an AccessViolationException, exit 134; ImageSharp's TIFF decoder divides by
+/// zero on a crafted file). A null
+/// dereference goes to LLVM's handler, which puts back the handlers it replaced (the runtime's, SIGFPE's
+/// among them) and lets the instruction fault again, so it is caught, and every later fault too: that is why
+/// an earlier NullReferenceException hid the problem. Each native call that can install handlers
 /// (library initialisation, kernel compilation) therefore runs inside <see cref="Preserve"/>, which puts back
 /// every handler the call changed. Native code loses nothing it needs: LLVM's handler only prints a stack and
 /// removes temporary files on a crash; without PoCL's, an integer division by zero in a kernel ends the
-/// process, as an unchecked fault should (the kernels divide only by shapes checked at launch).
+/// process where it would otherwise give an undefined result.
 /// </remarks>
 public static unsafe partial class SignalHandlers
 {
