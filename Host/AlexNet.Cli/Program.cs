@@ -30,6 +30,7 @@ internal static class Program
         FeaturesCommand.Create,
         Classify.ClassifyCommand.Create,
         TestCommand.Create,
+        WorkerCommand.Create,
     ];
 
     public static int Main(string[] args) => Run(args, Console.Out, Console.Error);

@@ -7,12 +7,14 @@ namespace AlexNet.Imaging;
 /// applied, grey replicated to 3 channels, alpha dropped and 16-bit samples reduced to 8 (<c>v &gt;&gt; 8</c>):
 /// what <c>cv2.imread</c> gives, in RGB order. The pixels live in a buffer rented from
 /// <see cref="ArrayPool{T}.Shared"/>, so decoding a stream of images does not churn the garbage collector;
-/// <see cref="Dispose"/> returns it, after which <see cref="Pixels"/> throws.
+/// <see cref="Dispose"/> returns it, and the decode memory it was granted (<see cref="DecodeMemory"/>),
+/// after which <see cref="Pixels"/> throws.
 /// </summary>
 public sealed class DecodedImage : IDisposable
 {
     private byte[]? _buffer;
     private readonly int _length;
+    private IDisposable? _lease;
 
     internal DecodedImage(int width, int height)
     {
@@ -22,8 +24,14 @@ public sealed class DecodedImage : IDisposable
         Width = width;
         Height = height;
         _length = (int)length;
-        _buffer = ArrayPool<byte>.Shared.Rent(_length);
+        _buffer = PoolBuffers ? ArrayPool<byte>.Shared.Rent(_length) : GC.AllocateUninitializedArray<byte>(_length);
     }
+
+    /// <summary>
+    /// Whether pixel buffers come from (and go back to) the shared pool; a decode worker process turns it off,
+    /// so that the memory of a large image is given back instead of kept for the next one.
+    /// </summary>
+    internal static bool PoolBuffers { get; set; } = true;
 
     /// <summary>An image holding a copy of <paramref name="rgb"/> (width·height·3 bytes, rows top to bottom).</summary>
     internal static DecodedImage FromRgb(int width, int height, ReadOnlySpan<byte> rgb)
@@ -54,9 +62,13 @@ public sealed class DecodedImage : IDisposable
         }
     }
 
+    /// <summary>Holds <paramref name="lease"/> (the decode memory this image was granted) until it is disposed.</summary>
+    internal void Hold(IDisposable lease) => _lease = lease;
+
     public void Dispose()
     {
         byte[]? buffer = Interlocked.Exchange(ref _buffer, null);
-        if (buffer is not null) ArrayPool<byte>.Shared.Return(buffer);
+        if (buffer is not null && PoolBuffers) ArrayPool<byte>.Shared.Return(buffer);
+        Interlocked.Exchange(ref _lease, null)?.Dispose();
     }
 }

@@ -12,10 +12,14 @@ public sealed class ImageDecodeException : AlexNetException
         : base(OneLine($"{path}: {problem}"), inner)
     {
         Path = path;
+        Problem = OneLine(problem);
     }
 
     /// <summary>The file the problem is about.</summary>
     public string Path { get; }
+
+    /// <summary>What is wrong with it, without the path: "truncated or corrupt PNG (…)".</summary>
+    public string Problem { get; }
 
     private static string OneLine(string s) => s.Replace('\r', ' ').Replace('\n', ' ');
 

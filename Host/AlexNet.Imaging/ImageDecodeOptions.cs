@@ -19,4 +19,10 @@ public sealed record ImageDecodeOptions
 
     /// <summary>The shorter side <see cref="FastDecode"/> may scale down to, never below.</summary>
     public int TargetShortSide { get; init; } = 227;
+
+    /// <summary>
+    /// Where the decoder asks for the memory of one decode, from the header's size, before any pixel
+    /// buffer is allocated: a shared <see cref="DecodeMemoryBudget"/> bounds all concurrent decodes together.
+    /// </summary>
+    public DecodeMemory Memory { get; init; } = DecodeMemory.Unlimited;
 }

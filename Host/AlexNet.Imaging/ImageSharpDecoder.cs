@@ -36,6 +36,9 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         configuration.MaxDegreeOfParallelism = 1;
         configuration.ImageFormatsManager.SetDecoder(GifFormat.Instance, new GifDecoder { DecodingMode = FrameDecodingMode.First });
         configuration.ImageFormatsManager.SetDecoder(TiffFormat.Instance, new TiffDecoder { DecodingMode = FrameDecodingMode.First });
+        // A PNG's text chunks are metadata nothing here reads, and a compressed one can inflate to gigabytes
+        // (a 541 KB file took 5 GB): skip them. JPEG and WebP keep theirs, for the EXIF orientation.
+        configuration.ImageFormatsManager.SetDecoder(PngFormat.Instance, new PngDecoder { IgnoreMetadata = true });
         return configuration;
     }
 
@@ -43,56 +46,74 @@ internal sealed class ImageSharpDecoder : IImageDecoder
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
-        // The whole file in one pooled buffer: ImageSharp reads it through a MemoryStream, and the JPEG end
-        // check below needs its last bytes.
-        (byte[] data, int length) = ImageFiles.ReadAll(path);
-        try
-        {
-            using var stream = new MemoryStream(data, 0, length, writable: false);
-            return Decode(path, stream, data.AsSpan(0, length), options);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(data);
-        }
-    }
+        using FileStream file = ImageFiles.Open(path);
+        long length = file.Length;
+        if (length == 0) throw new ImageDecodeException(path, "not an image (empty file)");
+        if (length > Array.MaxLength) throw new ImageDecodeException(path, $"cannot be read: {length} bytes is larger than an image file can be here");
 
-    private static DecodedImage Decode(string path, MemoryStream stream, ReadOnlySpan<byte> data, ImageDecodeOptions options)
-    {
-        if (data.IsEmpty) throw new ImageDecodeException(path, "not an image (empty file)");
         IImageInfo? info;
         IImageFormat? format;
         try
         {
-            info = Image.Identify(Configuration, stream, out format);
+            info = Image.Identify(Configuration, file, out format);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            throw Corrupt(path, ImageFiles.Sniff(data), e.Message, e);
+            throw Corrupt(path, ImageFiles.Sniff(path), e);
         }
         if (info is null || format is null) throw new ImageDecodeException(path, "not an image (unknown format)");
         ImageDecodeException.ThrowIfTooLarge(path, info.Width, info.Height, options);
-        // ImageSharp 2.1 decodes a JPEG, GIF, BMP or WebP cut short without complaint, the missing part
-        // grey or black: refuse it instead.
-        if (TruncatedFiles.Reason(format.Name, data) is { } truncated) throw Corrupt(path, format.Name, truncated);
-
         bool sixteenBit = format is PngFormat
-            ? info.Metadata.GetPngMetadata().BitDepth == PngBitDepth.Bit16
+            ? ImageHeaders.Png(path) is { BitDepth: 16 }
             : info.PixelType.BitsPerPixel is 16 or > 32;
-        stream.Position = 0;
+
+        IDisposable lease = options.Memory.Reserve(path, MemoryNeeded(length, info.Width, info.Height, format, sixteenBit), 3L * info.Width * info.Height);
         try
         {
-            // The orientation is applied where Skia applies it too (JPEG, WebP), so both decoders give the
-            // same pixels; a PNG's eXIf chunk is ignored by both.
-            bool oriented = format is JpegFormat or WebpFormat;
-            return sixteenBit ? DecodeSixteenBit(stream, oriented) : DecodeEightBit(stream, oriented);
+            // The whole file in one pooled buffer: the structure checks read all of it, and ImageSharp reads
+            // it through a MemoryStream.
+            byte[] data = ArrayPool<byte>.Shared.Rent((int)length);
+            try
+            {
+                file.Position = 0;
+                file.ReadExactly(data, 0, (int)length);
+                if (StructureChecks.Problem(format.Name, data.AsSpan(0, (int)length)) is { } problem)
+                    throw new ImageDecodeException(path, $"truncated or corrupt {format.Name} ({problem})");
+                using var stream = new MemoryStream(data, 0, (int)length, writable: false);
+                // The orientation is applied where Skia applies it too (JPEG, WebP), so both decoders give
+                // the same pixels; a PNG's eXIf chunk is ignored by both.
+                bool oriented = format is JpegFormat or WebpFormat;
+                DecodedImage image = sixteenBit ? DecodeSixteenBit(stream, oriented) : DecodeEightBit(stream, oriented);
+                image.Hold(lease);
+                return image;
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(data);
+            }
         }
         catch (Exception e) when (e is not (OutOfMemoryException or ImageDecodeException))
         {
-            throw Corrupt(path, format.Name, e.Message, e);
+            lease.Dispose();
+            throw Corrupt(path, format.Name, e);
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
         }
     }
 
+    /// <summary>
+    /// The bytes one decode holds at its peak: the file, ImageSharp's image (3 bytes a pixel, 8 for 16-bit
+    /// samples), the RGB result, and for JPEG the coefficients of every block (kept for the whole image:
+    /// 2 bytes a sample, 3 samples a pixel at most).
+    /// </summary>
+    internal static long MemoryNeeded(long fileBytes, long width, long height, IImageFormat format, bool sixteenBit)
+    {
+        long pixels = width * height;
+        return fileBytes + pixels * (sixteenBit ? 8 : 3) + pixels * 3 + (format is JpegFormat ? pixels * 6 : 0);
+    }
 
     private static DecodedImage DecodeEightBit(Stream stream, bool oriented)
     {
@@ -137,6 +158,28 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         return value is null ? 1 : value.Value;
     }
 
-    private static ImageDecodeException Corrupt(string path, string? format, string reason, Exception? inner = null) =>
-        new(path, $"truncated or corrupt {format ?? "image"} ({reason.ReplaceLineEndings(" ").TrimEnd('.')})", inner);
+    /// <summary>
+    /// What went wrong, as a sentence: ImageSharp's own format errors say what they found (invalid or
+    /// unsupported content); anything else it raised (an index out of range, a null reference, a division by
+    /// zero deep in a decoder) only means the file's structure led the decoder astray, and that exception's
+    /// text, written for programmers, is not shown.
+    /// </summary>
+    private static ImageDecodeException Corrupt(string path, string? format, Exception e)
+    {
+        string what = format ?? "image";
+        bool fromImageSharp = e.GetType().Namespace?.StartsWith("SixLabors", StringComparison.Ordinal) == true;
+        string problem = e switch
+        {
+            UnknownImageFormatException => "not an image (unknown format)",
+            ImageFormatException => $"truncated or corrupt {what} ({Sentence(e.Message)})",
+            NotSupportedException when fromImageSharp || e.Source?.StartsWith("SixLabors", StringComparison.Ordinal) == true
+                => $"cannot be decoded as {what} ({Sentence(e.Message)})",
+            EndOfStreamException => $"truncated or corrupt {what} (the data ends before the image does)",
+            _ => $"truncated or corrupt {what} (the imagesharp decoder could not follow its structure)",
+        };
+        return new ImageDecodeException(path, problem, e);
+    }
+
+    // ImageSharp's messages, as one line without a closing full stop.
+    private static string Sentence(string message) => message.ReplaceLineEndings(" ").Trim().TrimEnd('.');
 }

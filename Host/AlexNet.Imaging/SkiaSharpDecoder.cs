@@ -38,7 +38,18 @@ internal sealed class SkiaSharpDecoder : IImageDecoder
             sixteenBit ? SKColorType.Rgba16161616 : SKColorType.Rgba8888,
             stored.AlphaType == SKAlphaType.Opaque ? SKAlphaType.Opaque : SKAlphaType.Unpremul);
 
-        var writer = new OrientedWriter(size.Width, size.Height, (int)codec.EncodedOrigin);
+        IDisposable lease = options.Memory.Reserve(path, MemoryNeeded(path, codec.EncodedFormat, stored, target), 3L * size.Width * size.Height);
+        OrientedWriter writer;
+        try
+        {
+            writer = new OrientedWriter(size.Width, size.Height, (int)codec.EncodedOrigin);
+        }
+        catch
+        {
+            lease.Dispose();
+            throw;
+        }
+        writer.Image.Hold(lease);
         try
         {
             SKCodecResult result = codec.StartScanlineDecode(target);
@@ -55,6 +66,26 @@ internal sealed class SkiaSharpDecoder : IImageDecoder
             writer.Image.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// The bytes one decode holds at its peak: the RGB result, and the decoded rows: one row where Skia
+    /// decodes row by row (JPEG, non-interlaced PNG, BMP), the whole image where it cannot (GIF, WebP and
+    /// the rest go through one GetPixels call; an interlaced PNG is buffered whole by Skia), and for a
+    /// progressive JPEG libjpeg's coefficients of the whole image (2 bytes each, up to 3 per pixel).
+    /// </summary>
+    internal static long MemoryNeeded(string path, SKEncodedImageFormat format, SKImageInfo stored, SKImageInfo target)
+    {
+        long pixels = (long)target.Width * target.Height;
+        long rows = target.RowBytes64 * target.Height;
+        long result = pixels * 3;
+        return format switch
+        {
+            SKEncodedImageFormat.Jpeg => result + target.RowBytes64 + (ImageHeaders.JpegProgressive(path) == false ? 0 : 6L * stored.Width * stored.Height),
+            SKEncodedImageFormat.Png => result + (ImageHeaders.Png(path) is { Interlaced: false } ? target.RowBytes64 : rows),
+            SKEncodedImageFormat.Bmp => result + target.RowBytes64,
+            _ => result + rows,
+        };
     }
 
     private static void DecodeRows(SKCodec codec, SKImageInfo target, OrientedWriter writer, string path, string format)
@@ -152,11 +183,24 @@ internal sealed class SkiaSharpDecoder : IImageDecoder
     private static ImageDecodeException NotCreated(string path, SKCodecResult result)
     {
         string? sniffed = ImageFiles.Sniff(path);
+        if (sniffed == "PNG" && PastLibpngLimit(path) is { } limit) return limit;
         if (sniffed == "TIFF")
             return new ImageDecodeException(path, "TIFF is not read by the skiasharp decoder (the imagesharp decoder reads it)");
         if (sniffed is null || result == SKCodecResult.Unimplemented)
             return new ImageDecodeException(path, "not an image (unknown format)");
         return Failed(path, sniffed, result);
+    }
+
+    /// <summary>
+    /// libpng refuses a PNG wider or taller than 1,000,000 pixels (its default user limit) and Skia reports
+    /// that as incomplete input; the header says what it really is.
+    /// </summary>
+    private static ImageDecodeException? PastLibpngLimit(string path)
+    {
+        const long limit = 1_000_000;
+        return ImageHeaders.Png(path) is { } png && (png.Width > limit || png.Height > limit)
+            ? new ImageDecodeException(path, $"{png.Width}×{png.Height} PNG is over 1000000 pixels on a side, more than the skiasharp decoder (libpng) reads; the imagesharp decoder reads it")
+            : null;
     }
 
     private static ImageDecodeException Failed(string path, string format, SKCodecResult result) => new(path, result switch

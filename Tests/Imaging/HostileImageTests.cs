@@ -1,0 +1,95 @@
+using AlexNet.Cli;
+using AlexNet.Imaging;
+using AlexNet.Imaging.Isolation;
+
+namespace AlexNet.Cuda.Tests.Imaging;
+
+/// <summary>The imagesharp decoder in worker processes, as the CLI runs it, started once for the tests.</summary>
+public sealed class IsolatedImageSharpFixture : IDisposable
+{
+    private readonly Lazy<IsolatedImageDecoder> _decoder = new(() =>
+        new IsolatedImageDecoder("imagesharp", WorkerCommand.ForThisProgram("imagesharp"), TimeSpan.FromSeconds(20)));
+
+    public IsolatedImageDecoder Decoder => _decoder.Value;
+
+    public void Dispose()
+    {
+        if (_decoder.IsValueCreated) _decoder.Value.Dispose();
+    }
+}
+
+/// <summary>
+/// The crafted and corrupt files that once crashed, hung or fooled a decoder (Tests/Fixtures/hostile-images,
+/// README there): through every decoder the CLI offers, each gets its expected record, in bounded time.
+/// </summary>
+public sealed class HostileImageTests(IsolatedImageSharpFixture isolated) : IClassFixture<IsolatedImageSharpFixture>
+{
+    private static readonly string Folder = Path.Combine(AppContext.BaseDirectory, "Fixtures", "hostile-images");
+
+    private IImageDecoder Decoder(string name) => name == "imagesharp" ? isolated.Decoder : ImageDecoders.Create(name);
+
+    /// <summary>Decodes on another thread so that a decoder that never returns fails the test instead of hanging it.</summary>
+    private static (DecodedImage? Image, string? Error) DecodeBounded(IImageDecoder decoder, string path, ImageDecodeOptions options)
+    {
+        var task = Task.Run(() =>
+        {
+            try
+            {
+                return (decoder.Decode(path, options), (string?)null);
+            }
+            catch (ImageDecodeException e)
+            {
+                return ((DecodedImage?)null, e.Message);
+            }
+        });
+        Assert.True(task.Wait(TimeSpan.FromSeconds(120)), $"{decoder.Name} did not return on {Path.GetFileName(path)}");
+        return task.Result;
+    }
+
+    public static TheoryData<string, string, string?> Cases()
+    {
+        var data = new TheoryData<string, string, string?>();
+        // file, decoder, expected error text (null: decoded)
+        foreach (string decoder in ImageDecoders.Names)
+        {
+            bool skia = decoder == "skiasharp";
+            data.Add("bmp_1x1_bpp0.bmp", decoder, skia ? "BMP" : "0 bits per pixel");
+            data.Add("tiff_1x1_rowsperstrip0.tif", decoder, skia ? "TIFF is not read by the skiasharp decoder" : "0 rows per strip");
+            data.Add("corpus_m08221_tiff_rowsperstrip_count0.tif", decoder, skia ? "TIFF is not read" : "truncated or corrupt TIFF");
+            data.Add("png_adam7_8x8_idat_empty.png", decoder, "truncated or corrupt PNG");
+            data.Add("png_adam7_8x8_idat_short.png", decoder, "truncated or corrupt PNG");
+            data.Add("png_adam7_8x8_idat_1byte_short.png", decoder, "truncated or corrupt PNG");
+            data.Add("png_adam7_8x8_complete.png", decoder, null);
+            data.Add("png_plain_8x8_idat_short.png", decoder, "truncated or corrupt PNG");
+            data.Add("corpus_m00596_tiff_truncated_half.tif", decoder, skia ? "TIFF is not read" : "the file ends before its image data does");
+            data.Add("jpeg_scan_bomb_2048_x20000.jpg", decoder, skia ? "JPEG" : "more than 256 scans");
+            data.Add("png_ztxt_512MiB.png", decoder, null);
+            data.Add("png_valid_1000000x1_gray.png", decoder, null);
+            data.Add("png_valid_1000001x1_gray.png", decoder, skia ? "over 1000000 pixels on a side" : null);
+            data.Add("png_valid_1x1000001_gray.png", decoder, skia ? "over 1000000 pixels on a side" : null);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void EachReproducerGetsItsRecord(string file, string decoder, string? expectedError)
+    {
+        string path = Path.Combine(Folder, file);
+        (DecodedImage? image, string? error) = DecodeBounded(Decoder(decoder), path, new ImageDecodeOptions());
+        using (image)
+        {
+            if (expectedError is null)
+            {
+                Assert.True(error is null, $"{decoder} on {file}: {error}");
+            }
+            else
+            {
+                if (error is null) Assert.Fail($"{decoder} decoded {file} ({image!.Width}×{image.Height}) instead of refusing it");
+                Assert.StartsWith(path + ": ", error);
+                Assert.Contains(expectedError, error);
+                Assert.DoesNotContain("\n", error);
+            }
+        }
+    }
+}
