@@ -78,7 +78,7 @@ internal sealed class ImageSharpDecoder : IImageDecoder
                 file.Position = 0;
                 file.ReadExactly(data, 0, (int)length);
                 if (StructureChecks.Problem(format.Name, data.AsSpan(0, (int)length)) is { } problem)
-                    throw new ImageDecodeException(path, $"truncated or corrupt {format.Name} ({problem})");
+                    throw new ImageDecodeException(path, $"truncated or corrupt {FormatName(format)} ({problem})");
                 using var stream = new MemoryStream(data, 0, (int)length, writable: false);
                 // The orientation is applied where Skia applies it too (JPEG, WebP), so both decoders give
                 // the same pixels; a PNG's eXIf chunk is ignored by both.
@@ -95,7 +95,7 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         catch (Exception e) when (e is not (OutOfMemoryException or ImageDecodeException))
         {
             lease.Dispose();
-            throw Corrupt(path, format.Name, e);
+            throw Corrupt(path, FormatName(format), e);
         }
         catch
         {
@@ -179,6 +179,9 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         };
         return new ImageDecodeException(path, problem, e);
     }
+
+    /// <summary>The format as the other decoder and the documentation spell it (ImageSharp says "Webp").</summary>
+    private static string FormatName(IImageFormat format) => format is WebpFormat ? "WebP" : format.Name.ToUpperInvariant();
 
     // ImageSharp's messages, as one line without a closing full stop.
     private static string Sentence(string message) => message.ReplaceLineEndings(" ").Trim().TrimEnd('.');

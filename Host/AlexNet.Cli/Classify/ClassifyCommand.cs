@@ -109,7 +109,7 @@ internal static class ClassifyCommand
                 try
                 {
                     names = ClassLabels.ForClasses(model.NumClasses, s.Labels);
-                    pipeline = new ClassifyPipeline(model, decoder, decodeOptions, s.Resize, mean, s.Workers);
+                    pipeline = new ClassifyPipeline(model, new ImageLoader(decoder, decodeOptions, s.Resize, mean, s.Workers));
                 }
                 catch
                 {

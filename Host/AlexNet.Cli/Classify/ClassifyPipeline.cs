@@ -35,11 +35,7 @@ internal sealed class ClassifyPipeline : IDisposable
     public const int SlotCount = 3;
 
     private readonly AlexNetModel _model;
-    private readonly IImageDecoder _decoder;
-    private readonly ImageDecodeOptions _decodeOptions;
-    private readonly ResizeMode _resize;
-    private readonly float[] _mean;
-    private readonly int _workers;
+    private readonly ImageLoader _loader;
     private readonly Slot[] _slots;
 
     private sealed class Slot(ComputeDevice device, int batch, int classes) : IDisposable
@@ -61,15 +57,10 @@ internal sealed class ClassifyPipeline : IDisposable
         }
     }
 
-    public ClassifyPipeline(AlexNetModel model, IImageDecoder decoder, ImageDecodeOptions decodeOptions, ResizeMode resize,
-        float[] mean, int workers)
+    public ClassifyPipeline(AlexNetModel model, ImageLoader loader)
     {
         _model = model;
-        _decoder = decoder;
-        _decodeOptions = decodeOptions;
-        _resize = resize;
-        _mean = mean;
-        _workers = workers;
+        _loader = loader;
         _slots = new Slot[SlotCount];
         try
         {
@@ -94,7 +85,6 @@ internal sealed class ClassifyPipeline : IDisposable
         double deviceMs = 0;
         int done = 0, failed = 0, batch = _model.MaxBatch, next = 0;
         ComputeStream stream = _model.Stream;
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = _workers };
 
         void Finish(Slot slot)
         {
@@ -127,27 +117,9 @@ internal sealed class ClassifyPipeline : IDisposable
 
             // Decode on every worker straight into the pinned slot; the device meanwhile runs earlier batches.
             var decode = Stopwatch.StartNew();
-            Array.Clear(slot.Errors);
             PinnedHostBuffer<float> input = slot.Input;
-            Parallel.For(0, slot.Count, parallel, i =>
-            {
-                Span<float> destination = input.Span.Slice(i * AlexNetModel.InputFloatsPerImage, AlexNetModel.InputFloatsPerImage);
-                try
-                {
-                    using DecodedImage image = _decoder.Decode(paths[slot.First + i], _decodeOptions);
-                    Preprocessor.Write(image, _resize, _mean, destination);
-                }
-                catch (AlexNetException e)
-                {
-                    slot.Errors[i] = e.Message;
-                    destination.Clear();
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException or OutOfMemoryException or InvalidOperationException or ArgumentException or NotSupportedException)
-                {
-                    slot.Errors[i] = $"{paths[slot.First + i]}: {e.Message.ReplaceLineEndings(" ")}";
-                    destination.Clear();
-                }
-            });
+            _loader.Load(paths, slot.First, slot.Count,
+                i => input.Span.Slice(i * AlexNetModel.InputFloatsPerImage, AlexNetModel.InputFloatsPerImage), slot.Errors);
             decodeWall += decode.Elapsed;
 
             stream.Record(slot.Start);
@@ -164,7 +136,7 @@ internal sealed class ClassifyPipeline : IDisposable
             if (oldest is null) break;
             Finish(oldest);
         }
-        return new PipelineStats(done, failed, wall.Elapsed, decodeWall, deviceMs, _workers);
+        return new PipelineStats(done, failed, wall.Elapsed, decodeWall, deviceMs, _loader.Workers);
     }
 
     public void Dispose()
