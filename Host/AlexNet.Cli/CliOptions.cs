@@ -150,7 +150,7 @@ internal static class CliOptions
     }
 
     /// <summary>Splits and parses a comma-separated list; the error message when it is refused, else null.</summary>
-    internal static string? ParseList<T>(string name, string expected, string text, TryParse<T> parseItem,
+    private static string? ParseList<T>(string name, string expected, string text, TryParse<T> parseItem,
         IEqualityComparer<T>? comparer, out IReadOnlyList<T> items) where T : notnull
     {
         var list = new List<T>();

@@ -38,7 +38,7 @@ internal static partial class UsageErrors
             string message = OneLine(error.Message);
             return Nearest(result.CommandResult, word!) is string suggestion ? $"{message} Did you mean '{suggestion}'?" : message;
         }
-        return OneLine(TypeNamesOut(result.Errors[0].Message));
+        return OneLine(WithoutTypeNames(result.Errors[0].Message));
     }
 
     private const string NoOption = " has no option ";
@@ -56,7 +56,7 @@ internal static partial class UsageErrors
     /// 'System.Nullable`1[System.Int64]'"); the CLI's own options have custom parsers that say what they take,
     /// so this is only a net under an option declared without one: it says what the type takes instead.
     /// </summary>
-    internal static string TypeNamesOut(string message)
+    internal static string WithoutTypeNames(string message)
     {
         Match m = LibraryConversionMessage().Match(message);
         if (!m.Success) return message;
