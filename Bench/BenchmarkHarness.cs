@@ -23,14 +23,19 @@ public static class BenchmarkHarness
         Measure(device.DefaultStream, name, enqueue, warmup, repeats, flops, bytes);
 
     /// <summary>As <see cref="Measure(ComputeDevice, string, Action, int, int, double, double)"/> on
-    /// <paramref name="stream"/>; <paramref name="beforeRepeat"/>, when given, is told the index of each timed
-    /// repeat before it is queued (for a progress line).</summary>
+    /// <paramref name="stream"/>. <paramref name="beforeWarmup"/> and <paramref name="beforeRepeat"/>, when given,
+    /// are told the index of each warm-up and timed launch before it is queued: for a progress line, and for a
+    /// caller that stops the measurement by throwing from them (an interrupted benchmark).</summary>
     public static BenchmarkResult Measure(ComputeStream stream, string name, Action enqueue,
-        int warmup, int repeats, double flops = 0, double bytes = 0, Action<int>? beforeRepeat = null)
+        int warmup, int repeats, double flops = 0, double bytes = 0, Action<int>? beforeRepeat = null, Action<int>? beforeWarmup = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(repeats);
         ComputeDevice device = stream.Device;
-        for (int i = 0; i < warmup; i++) enqueue();
+        for (int i = 0; i < warmup; i++)
+        {
+            beforeWarmup?.Invoke(i);
+            enqueue();
+        }
         stream.Synchronize();
         var times = new double[repeats];
         using DeviceEvent start = device.CreateEvent(timing: true);
@@ -43,8 +48,15 @@ public static class BenchmarkHarness
             stream.Record(end);
             times[i] = device.ElapsedMilliseconds(start, end);
         }
+        return Result(name, times, flops, bytes);
+    }
+
+    /// <summary>The median and minimum of <paramref name="times"/> (ms), and the rates they give for
+    /// <paramref name="flops"/> and <paramref name="bytes"/> of work (none for 0).</summary>
+    public static BenchmarkResult Result(string name, IReadOnlyCollection<double> times, double flops = 0, double bytes = 0)
+    {
         double median = Median(times);
-        return new BenchmarkResult(name, repeats, median, times.Min(),
+        return new BenchmarkResult(name, times.Count, median, times.Min(),
             flops > 0 ? flops / (median * 1e6) : null,
             bytes > 0 ? bytes / (median * 1e6) : null);
     }

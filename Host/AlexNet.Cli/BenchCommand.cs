@@ -1,37 +1,42 @@
 using System.CommandLine;
+using AlexNet.Cuda;
 using AlexNet.Cuda.Bench;
 using AlexNet.Cuda.Devices;
 
 namespace AlexNet.Cli;
 
 /// <summary><c>alexnet bench</c>: the whole network per batch size; <c>alexnet bench kernels</c>: device-timed
-/// medians of each kernel and GEMM.</summary>
+/// medians of each kernel launch and GEMM of the forward pass.</summary>
 internal static class BenchCommand
 {
     public static Command Create()
     {
         Option<DeviceChoice?> device = CliOptions.Device();
-        Option<int> warmup = CliOptions.PositiveInt("--warmup", "Untimed launches before the timed ones", 3);
-        Option<int> repeats = CliOptions.PositiveInt("--repeats", "Timed launches; the median and minimum are reported", 20);
+        Option<int> warmup = CliOptions.PositiveInt("--warmup", "Untimed launches of the transpose and untimed forward passes first", 3);
+        Option<int> repeats = CliOptions.PositiveInt("--repeats", "Timed launches of the transpose and timed forward passes; the median and minimum are reported", 20);
         Option<string?> size = CliOptions.Choice("--size",
-            "small: batch 4, quick on a CPU; full: AlexNet's real sizes, batch 128 (default: full on CUDA, small on OpenCL)",
+            $"small: batch {KernelBenchmarks.Batch(small: true)}, quick on a CPU; full: AlexNet's real sizes, batch {KernelBenchmarks.Batch(small: false)} (default: full on CUDA, small on OpenCL)",
             "small", "full");
-        var kernels = new Command("kernels", "Time each kernel and GEMM on a device with device events (warm-up, repeats, median)")
+        var kernels = new Command("kernels",
+            "Time each kernel launch and GEMM of the forward pass at one batch size, by device events between them (input, conv1 im2col, conv1 gemm, …, softmax; " +
+            "a convolution's chunks summed), and the transpose kernel alone: median, minimum, GFLOP/s or GB/s")
         {
             device, warmup, repeats, size,
         };
-        kernels.SetAction(result => Run(result.GetDevice(device), result.GetValue(warmup), result.GetValue(repeats),
-            result.GetValue(size), result.InvocationConfiguration.Output));
+        kernels.SetAction(result => RunKernels(result.GetDevice(device), result.GetValue(warmup), result.GetValue(repeats),
+            result.GetValue(size), result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
         Option<DeviceChoice?> netDevice = CliOptions.Device();
         var weights = new Option<string?>("--weights") { Description = "A weight file; without one, seeded synthetic weights of the real shapes", HelpName = "FILE" };
-        var batches = new Option<string?>("--batch") { Description = "Batch sizes, comma-separated (default: 1,8,64,256 on CUDA, 1,8,32 on OpenCL)", HelpName = "N[,N]" };
+        Option<IReadOnlyList<int>?> batches = CliOptions.PositiveIntList("--batch",
+            "Batch sizes, comma-separated (default: 1,8,64,256 on CUDA, 1,8,32 on OpenCL); one the device cannot hold is skipped");
         Option<int> iterations = CliOptions.PositiveInt("--iterations", "Timed forward passes per batch size; the median and minimum are reported", 20);
         Option<int> netWarmup = CliOptions.PositiveInt("--warmup", "Untimed passes first", 3);
         Option<string?> format = CliOptions.Choice("--format", "text (default), or JSON for programs", "text", "json");
         Option<string?> peer = CliOptions.Choice("--peer",
-            "Also time another implementation on the same weights and images: torchsharp (TorchSharp's AlexNet on the CPU), or none (default: torchsharp on a CPU device when this build has it)",
+            "Also time another implementation on the same weights and images: auto (the default) is torchsharp on a CPU device when this build has it, else none; " +
+            "torchsharp is TorchSharp's AlexNet on the CPU",
             "auto", "torchsharp", "none");
-        var bench = new Command("bench", "Time the whole forward pass per batch size, with a per-operation breakdown; 'bench kernels' times single kernels")
+        var bench = new Command("bench", "Time the whole forward pass per batch size, with a per-operation breakdown; 'bench kernels' times each operation at one size")
         {
             netDevice, weights, batches, iterations, netWarmup, format, peer, kernels,
         };
@@ -41,22 +46,10 @@ internal static class BenchCommand
         return bench;
     }
 
-    internal static IReadOnlyList<int> ParseBatches(string text)
-    {
-        var sizes = new List<int>();
-        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
-        {
-            if (!int.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int n) || n < 1)
-                throw new AlexNet.Cuda.AlexNetException($"--batch takes positive whole numbers separated by commas (as 1,8,64), not '{text}'");
-            sizes.Add(n);
-        }
-        return sizes;
-    }
-
-    private static int RunNetwork(DeviceChoice choice, string? weightFile, string? batchText, int iterations, int warmup, bool json,
+    private static int RunNetwork(DeviceChoice choice, string? weightFile, IReadOnlyList<int>? requested, int iterations, int warmup, bool json,
         string peerChoice, TextWriter stdout, TextWriter stderr)
     {
-        IReadOnlyList<int>? requested = batchText is null ? null : ParseBatches(batchText);
+        using Interruption interruption = Interruption.Listen();
         using SelectedDevice selected = DeviceSelector.Open(choice);
         ComputeDevice device = selected.Device;
         // TorchSharp is a CPU library: the peer of a CPU device. On a GPU the peer is PyTorch on the same GPU
@@ -72,25 +65,91 @@ internal static class BenchCommand
             ? AlexNet.Cuda.Checks.SyntheticNetwork.Weights(AlexNet.Cuda.Weights.AlexNetArchitecture.Default, seed: 1)
             : AlexNet.Cuda.Weights.WeightFile.Load(weightFile);
         string weights = weightFile ?? "synthetic (seeded, BVLC AlexNet's shapes)";
-        bool terminal = ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected;
-        Action<string>? progress = terminal ? line => stderr.Write($"\r{line,-60}") : null;
-        IReadOnlyList<NetworkBenchResult> results = NetworkBench.Run(device, w, sizes, warmup, iterations, peer, progress);
-        if (terminal) stderr.Write($"\r{new string(' ', 60)}\r");
-        if (json) NetworkBench.WriteJson(stdout, device, weights, results, peer);
-        else NetworkBench.WriteText(stdout,
-            $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
-            results, peer);
+        var progress = ProgressLine.For(stderr);
+        // Each step is a unit of work after which a stop can be honoured: the results so far are still written.
+        Action<string> step = line =>
+        {
+            interruption.ThrowIfRequested(() => $"during {line}");
+            progress?.Show(line);
+        };
+        if (!json)
+            NetworkBench.WriteTextHeader(stdout,
+                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
+                peer);
+        var results = new List<NetworkBenchResult>();
+        try
+        {
+            // Text rows go out as each batch size is done, so a long run shows its progress in a pipe or a file.
+            NetworkBench.Run(device, w, sizes, warmup, iterations, peer, step, result =>
+            {
+                results.Add(result);
+                progress?.Clear();
+                if (!json) NetworkBench.WriteTextRow(stdout, result);
+            });
+        }
+        finally
+        {
+            progress?.Clear();
+            // The batch sizes measured before a failure or an interruption are reported whole.
+            if (json) NetworkBench.WriteJson(stdout, device, weights, results, peer);
+            else NetworkBench.WriteTextFooter(stdout, results, peer);
+        }
+        if (results.All(r => r.Skipped is not null))
+        {
+            NetworkBenchResult smallest = results.MinBy(r => r.Batch)!;
+            throw new AlexNetException($"every batch size was skipped; batch {smallest.Batch}: {smallest.Skipped}");
+        }
         return 0;
     }
 
-    private static int Run(DeviceChoice choice, int warmup, int repeats, string? size, TextWriter stdout)
+    private static int RunKernels(DeviceChoice choice, int warmup, int repeats, string? size, TextWriter stdout, TextWriter stderr)
     {
+        using Interruption interruption = Interruption.Listen();
         using SelectedDevice selected = DeviceSelector.Open(choice);
         bool small = (size ?? (selected.Device.Backend == DeviceBackend.Cuda ? "full" : "small")) == "small";
-        stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason})");
-        stdout.WriteLine($"warm-up {warmup}, repeats {repeats}, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
-        foreach (BenchmarkResult result in KernelBenchmarks.Run(selected.Device, warmup, repeats, small))
-            stdout.WriteLine(result.Format());
+        stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason}); GEMMs: {selected.Device.GemmProvider}");
+        stdout.WriteLine($"batch {KernelBenchmarks.Batch(small)} ({(small ? "small" : "full")}), warm-up {warmup}, repeats {repeats}, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        var progress = ProgressLine.For(stderr);
+        try
+        {
+            foreach (BenchmarkResult result in KernelBenchmarks.Run(selected.Device, warmup, repeats, small, line =>
+                     {
+                         interruption.ThrowIfRequested(() => $"during the {line}");
+                         progress?.Show(line);
+                     }))
+            {
+                progress?.Clear();
+                stdout.WriteLine(result.Format());
+            }
+        }
+        finally
+        {
+            progress?.Clear();
+        }
         return 0;
+    }
+}
+
+/// <summary>A progress line rewritten in place on stderr, only when stderr is the terminal.</summary>
+internal sealed class ProgressLine(TextWriter stderr)
+{
+    private const int Width = 60;
+    private bool _shown;
+
+    public static ProgressLine? For(TextWriter stderr) =>
+        ReferenceEquals(stderr, Console.Error) && !Console.IsErrorRedirected ? new ProgressLine(stderr) : null;
+
+    public void Show(string line)
+    {
+        stderr.Write($"\r{line,-Width}");
+        _shown = true;
+    }
+
+    /// <summary>Blanks the line before other output (a result row, an error) is written at its place.</summary>
+    public void Clear()
+    {
+        if (!_shown) return;
+        stderr.Write($"\r{new string(' ', Width)}\r");
+        _shown = false;
     }
 }

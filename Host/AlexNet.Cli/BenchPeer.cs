@@ -15,7 +15,8 @@ internal interface IBenchPeer : IDisposable
 
     /// <summary>Times <paramref name="iterations"/> passes over <paramref name="images"/> after
     /// <paramref name="warmup"/>, and compares its probabilities with the engine's
-    /// (<paramref name="engineProbabilities"/>, [N][classes]).</summary>
+    /// (<paramref name="engineProbabilities"/>, [N][classes]). <paramref name="progress"/> is told of each pass
+    /// before it runs, and may stop the measurement by throwing.</summary>
     BenchPeerResult Measure(AlexNetWeights weights, float[] images, int batch, int warmup, int iterations,
         ReadOnlySpan<float> engineProbabilities, Action<string>? progress);
 }

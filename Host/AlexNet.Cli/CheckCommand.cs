@@ -4,26 +4,34 @@ using AlexNet.Cuda.Devices;
 
 namespace AlexNet.Cli;
 
-/// <summary><c>alexnet check</c>: every kernel and GEMM on the chosen device against the C# references.</summary>
+/// <summary><c>alexnet check</c>: every kernel, GEMM, device promise and the whole network on the chosen device
+/// against the C# references.</summary>
 internal static class CheckCommand
 {
     public static Command Create()
     {
         Option<DeviceChoice?> device = CliOptions.Device();
-        var command = new Command("check", "Run every kernel and GEMM on a device against the C# references") { device };
+        var command = new Command("check",
+            "Run every kernel, GEMM, device promise and the whole network on a device against the C# references (in double); exit status 1 when one fails")
+        {
+            device,
+        };
         command.SetAction(result => Run(result.GetDevice(device), result.InvocationConfiguration.Output));
         return command;
     }
 
     private static int Run(DeviceChoice choice, TextWriter stdout)
     {
+        using Interruption interruption = Interruption.Listen();
         using SelectedDevice selected = DeviceSelector.Open(choice);
         stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason}); GEMMs: {selected.Device.GemmProvider}");
-        int passed = 0, failed = 0;
+        int passed = 0, failed = 0, total = KernelChecks.All().Count();
+        // A stop is honoured between checks: each one is seconds at most, and its line is written whole.
         foreach (CheckResult result in KernelChecks.RunAll(selected.Device))
         {
             if (result.Passed) passed++; else failed++;
             stdout.WriteLine($"{(result.Passed ? "PASS" : "FAIL")} {result.Name}: {result.Detail.ReplaceLineEndings(" | ")} ({result.Time.TotalMilliseconds:F0} ms)");
+            interruption.ThrowIfRequested(() => $"after {passed + failed} of {total} checks ({passed} passed, {failed} failed)");
         }
         (int compiled, int fromCache) = selected.Device.ModuleLoads;
         stdout.WriteLine($"kernel modules: {compiled} compiled, {fromCache} loaded from the disk cache ({selected.Device.Cache.Root})");

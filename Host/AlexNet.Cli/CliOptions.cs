@@ -9,7 +9,9 @@ namespace AlexNet.Cli;
 /// <summary>
 /// Options that several commands share, and typed options whose bad values are one-line parse errors
 /// naming the option, what it takes and the value given (the library's own conversion message names a
-/// .NET type instead). Custom parsers also keep the CLI free of reflection-based conversion, for NativeAOT.
+/// .NET type instead). A parse error is exit status 2 with the usage hint, so every value that can be judged
+/// without doing the work is judged here. Custom parsers also keep the CLI free of reflection-based
+/// conversion, for NativeAOT.
 /// </summary>
 internal static class CliOptions
 {
@@ -59,10 +61,35 @@ internal static class CliOptions
             return ok;
         }, "a positive whole number", null);
 
+    /// <summary>A 64-bit whole number above zero (<c>--max-pixels 100000000</c>); <paramref name="fallback"/>
+    /// when the option is absent.</summary>
+    public static Option<long> PositiveLong(string name, string description, long fallback) =>
+        Typed<long>(name, "N", description, (string text, out long value) =>
+            long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value > 0,
+            "a positive whole number", fallback);
+
     /// <summary>A non-negative whole number up to 2⁶⁴ − 1; <paramref name="fallback"/> when absent.</summary>
     public static Option<ulong> UnsignedLong(string name, string description, ulong fallback) =>
         Typed<ulong>(name, "N", description, (string text, out ulong value) =>
             ulong.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value), "a non-negative whole number", fallback);
+
+    /// <summary>
+    /// A finite number in the invariant culture (<c>2e-05</c>, <c>0.75</c>; never NaN or infinite), which
+    /// <paramref name="accept"/> may narrow: then <paramref name="expected"/> says what is accepted, as
+    /// "a number above 0", for the message <c>--lrn-bias takes a number above 0, not '0'</c>.
+    /// <paramref name="fallback"/> when the option is absent.
+    /// </summary>
+    public static Option<float> FiniteFloat(string name, string description, float fallback,
+        Func<float, bool>? accept = null, string expected = "a number") =>
+        Typed<float>(name, "X", description, (string text, out float value) =>
+            float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && float.IsFinite(value)
+            && (accept is null || accept(value)), expected, fallback);
+
+    /// <summary>A number of bytes written as <see cref="ByteSize"/> takes it (<c>512M</c>, <c>4G</c>, <c>65536</c>);
+    /// <paramref name="fallback"/> when absent, which help shows in the same form.</summary>
+    public static Option<ByteSize> ByteSizeOption(string name, string description, ByteSize fallback) =>
+        Typed<ByteSize>(name, "SIZE", description, ByteSize.TryParse,
+            "a size in bytes, as 65536, or with K, M, G or T for KiB, MiB, GiB or TiB (as 512M)", fallback);
 
     /// <summary>One of <paramref name="values"/>; null when the option is absent, so a command can pick a
     /// default that depends on other choices.</summary>
@@ -76,6 +103,93 @@ internal static class CliOptions
         option.CompletionSources.Add(values);
         return option;
     }
+
+    /// <summary>
+    /// A comma-separated list (<c>--batch 1,8,64</c>), each item parsed by <paramref name="parseItem"/>; null
+    /// when the option is absent. Refused, each with a message naming the option: an empty list or an empty
+    /// item (<c>''</c>, <c>1,,2</c>, <c>8,</c>), an item that does not parse, and an item given twice.
+    /// <paramref name="expected"/> describes the whole list, as "positive whole numbers separated by commas
+    /// (as 1,8,64)".
+    /// </summary>
+    public static Option<IReadOnlyList<T>?> CommaList<T>(string name, string helpName, string description, TryParse<T> parseItem,
+        string expected, IEqualityComparer<T>? comparer = null) where T : notnull =>
+        new(name)
+        {
+            Description = description,
+            HelpName = helpName,
+            DefaultValueFactory = _ => null,
+            CustomParser = result =>
+            {
+                string text = LastToken(result);
+                if (ParseList(name, expected, text, parseItem, comparer, out IReadOnlyList<T> items) is string error)
+                {
+                    result.AddError(error);
+                    return null;
+                }
+                return items;
+            },
+        };
+
+    /// <summary>Positive whole numbers separated by commas, each at most once (<c>--batch 1,8,64</c>).</summary>
+    public static Option<IReadOnlyList<int>?> PositiveIntList(string name, string description) =>
+        CommaList<int>(name, "N[,N]", description, TryPositiveInt, "positive whole numbers separated by commas (as 1,8,64)");
+
+    /// <summary>Names from <paramref name="names"/> separated by commas, each at most once (<c>--layer conv5,fc7</c>,
+    /// <c>--skip-layer fc8</c>); <paramref name="what"/> says what they are ("layer names") in the message for a
+    /// name not among them, which lists them.</summary>
+    public static Option<IReadOnlyList<string>?> NameList(string name, string helpName, string description, string what,
+        IReadOnlyList<string> names)
+    {
+        var option = CommaList<string>(name, helpName, description, (string text, out string value) =>
+        {
+            value = text;
+            return names.Contains(text, StringComparer.Ordinal);
+        }, $"{what} separated by commas, from {string.Join(", ", names)}", StringComparer.Ordinal);
+        option.CompletionSources.Add([.. names]);
+        return option;
+    }
+
+    /// <summary>Splits and parses a comma-separated list; the error message when it is refused, else null.</summary>
+    private static string? ParseList<T>(string name, string expected, string text, TryParse<T> parseItem,
+        IEqualityComparer<T>? comparer, out IReadOnlyList<T> items) where T : notnull
+    {
+        var list = new List<T>();
+        items = list;
+        string[] parts = text.Split(',', StringSplitOptions.TrimEntries);
+        if (parts.All(p => p.Length == 0)) return $"{name} takes {expected}, not '{text}'";
+        var seen = new HashSet<T>(comparer ?? EqualityComparer<T>.Default);
+        foreach (string part in parts)
+        {
+            if (part.Length == 0) return $"{name} takes {expected}; '{text}' has an empty item";
+            if (!parseItem(part, out T value))
+                return parts.Length == 1
+                    ? $"{name} takes {expected}, not '{text}'"
+                    : $"{name} takes {expected}; '{part}' in '{text}' is not one";
+            if (!seen.Add(value)) return $"{name} names {part} twice";
+            list.Add(value);
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Refuses a token of a positional argument (image paths, a weight file) that looks like an option, with
+    /// "features has no option --bogus" and the nearest option's name when one is close: the parser hands an
+    /// unknown option to such an argument, where it would otherwise fail later as a missing file. A path
+    /// that starts with '-' is written <c>./-name</c>.
+    /// </summary>
+    public static TArgument RefuseOptions<TArgument>(this TArgument argument) where TArgument : Argument
+    {
+        argument.Validators.Add(result =>
+        {
+            Token? token = result.Tokens.FirstOrDefault(t => LooksLikeOption(t.Value));
+            if (token is not null && result.Parent is CommandResult command)
+                result.AddError(UsageErrors.NoSuchOption(command, token.Value));
+        });
+        return argument;
+    }
+
+    /// <summary>'-x', '--x': what a user means as an option; '-' alone is a name.</summary>
+    internal static bool LooksLikeOption(string token) => token.Length > 1 && token[0] == '-';
 
     // The default is shown by help as "[default: …]" when it is a value; null (absent) shows nothing.
     private static Option<T> Typed<T>(string name, string helpName, string description, TryParse<T> parse, string expected, T fallback) =>
@@ -98,4 +212,46 @@ internal static class CliOptions
 
     // The parser calls a custom parser only when the option was given a value; a repeated option keeps the last.
     private static string LastToken(ArgumentResult result) => result.Tokens[^1].Value;
+}
+
+/// <summary>
+/// A number of bytes as a command line gives it: plain bytes (<c>65536</c>) or a whole number with K, M, G or T,
+/// optionally followed by iB, for powers of 1024 (<c>512M</c> = <c>512MiB</c> = 536,870,912 bytes). "MB" is
+/// refused rather than guessed at (10⁶ or 2²⁰). Shown in the largest unit that divides it exactly.
+/// </summary>
+internal readonly record struct ByteSize(long Bytes)
+{
+    private const string Units = "KMGT";
+
+    public static bool TryParse(string text, out ByteSize size)
+    {
+        size = default;
+        string digits = text;
+        int shift = 0;
+        if (digits.EndsWith("iB", StringComparison.Ordinal)) digits = digits[..^2];
+        if (digits.Length > 0 && Units.IndexOf(char.ToUpperInvariant(digits[^1])) is int unit and >= 0)
+        {
+            shift = 10 * (unit + 1);
+            digits = digits[..^1];
+        }
+        else if (digits.Length != text.Length)
+        {
+            return false; // "iB" without a unit
+        }
+        if (!long.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out long count) || count < 1) return false;
+        if (count > long.MaxValue >> shift) return false;
+        size = new ByteSize(count << shift);
+        return true;
+    }
+
+    public override string ToString()
+    {
+        for (int unit = Units.Length; unit > 0; unit--)
+        {
+            long scale = 1L << (10 * unit);
+            if (Bytes >= scale && Bytes % scale == 0)
+                return string.Create(CultureInfo.InvariantCulture, $"{Bytes / scale}{Units[unit - 1]}");
+        }
+        return Bytes.ToString(CultureInfo.InvariantCulture);
+    }
 }

@@ -10,7 +10,7 @@ internal static class InfoCommand
 {
     public static Command Create()
     {
-        var command = new Command("info", "Devices found (CUDA and OpenCL), NVRTC and cuBLAS versions, the kernel cache folder, and what --device auto picks");
+        var command = new Command("info", "Devices found (CUDA and OpenCL), the native libraries (CUDA driver, NVRTC, cuBLAS, CLBlast, OpenBLAS), the cache folders, and what --device auto picks");
         command.SetAction(result => Run(result.InvocationConfiguration.Output));
         return command;
     }

@@ -26,39 +26,60 @@ internal sealed record NetworkBenchStep(string Name, double MedianMs, double? Gf
 /// </summary>
 internal static class NetworkBench
 {
+    /// <summary>
+    /// Measures each batch size in turn, telling <paramref name="measured"/> of each result as it is done.
+    /// <paramref name="step"/> is told of each unit of work before it starts ("batch 8: pass 3/20"): for a
+    /// progress line, and to stop the run by throwing. A batch the device has no memory for is skipped, with
+    /// the reason in its result.
+    /// </summary>
     public static IReadOnlyList<NetworkBenchResult> Run(ComputeDevice device, AlexNetWeights weights, IReadOnlyList<int> batches,
-        int warmup, int iterations, IBenchPeer? peer, Action<string>? progress)
+        int warmup, int iterations, IBenchPeer? peer, Action<string> step, Action<NetworkBenchResult>? measured = null)
     {
         var results = new List<NetworkBenchResult>();
         foreach (int batch in batches)
         {
-            AlexNetModel model;
-            try
+            step($"batch {batch}: building the model");
+            NetworkBenchResult result;
+            AlexNetModel? model = TryCreate(device, weights, batch, out string? skipped);
+            if (model is null)
             {
-                model = AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = batch });
+                result = new NetworkBenchResult(batch, 0, 0, 0, 0, 0, [], skipped);
             }
-            catch (AlexNetException e) when (e.Message.StartsWith("out of", StringComparison.Ordinal))
+            else
             {
-                results.Add(new NetworkBenchResult(batch, 0, 0, 0, 0, 0, [], e.Message));
-                continue;
+                using (model) result = Measure(model, weights, batch, warmup, iterations, peer, step);
             }
-            using (model)
-            {
-                results.Add(Measure(model, weights, batch, warmup, iterations, peer, progress));
-            }
+            results.Add(result);
+            measured?.Invoke(result);
         }
         return results;
     }
 
+    /// <summary>The model for <paramref name="batch"/>, or null with the reason when the device cannot hold it.</summary>
+    private static AlexNetModel? TryCreate(ComputeDevice device, AlexNetWeights weights, int batch, out string? skipped)
+    {
+        skipped = null;
+        try
+        {
+            return AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = batch });
+        }
+        catch (AlexNetException e) when (e.Message.StartsWith("out of", StringComparison.Ordinal))
+        {
+            skipped = e.Message;
+            return null;
+        }
+    }
+
     private static NetworkBenchResult Measure(AlexNetModel model, AlexNetWeights weights, int batch, int warmup, int iterations,
-        IBenchPeer? peer, Action<string>? progress)
+        IBenchPeer? peer, Action<string> step)
     {
         float[] images = SyntheticNetwork.Images(batch, seed: batch);
         model.Forward(images, batch);
         var probabilities = new float[batch * model.NumClasses];
         model.ReadProbabilities(probabilities);
         BenchmarkResult passes = BenchmarkHarness.Measure(model.Stream, "forward", () => model.Run(batch), warmup, iterations,
-            beforeRepeat: i => progress?.Invoke($"batch {batch}: pass {i + 1}/{iterations}"));
+            beforeRepeat: i => step($"batch {batch}: pass {i + 1}/{iterations}"),
+            beforeWarmup: i => step($"batch {batch}: warm-up pass {i + 1}/{warmup}"));
         double median = passes.MedianMs, min = passes.MinMs;
 
         using ForwardProfile profile = model.CreateProfile();
@@ -67,7 +88,7 @@ internal static class NetworkBench
         var order = new List<string>();
         for (int i = 0; i < profiled; i++)
         {
-            progress?.Invoke($"batch {batch}: profiled pass {i + 1}/{profiled}");
+            step($"batch {batch}: profiled pass {i + 1}/{profiled}");
             model.Run(batch, profile);
             foreach ((string name, double ms) in profile.Read())
             {
@@ -86,23 +107,36 @@ internal static class NetworkBench
                     cost is { Flops: > 0 } ? cost.Flops / (ms * 1e6) : null,
                     cost is { Flops: 0 } ? cost.Bytes / (ms * 1e6) : null);
             }).ToList(), null,
-            peer?.Measure(weights, images, batch, warmup, iterations, probabilities, progress));
+            peer?.Measure(weights, images, batch, warmup, iterations, probabilities, step));
     }
 
-    public static void WriteText(TextWriter o, string header, IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer)
+    /// <summary>The header lines and the table's column names, before anything is measured.</summary>
+    public static void WriteTextHeader(TextWriter o, string header, IBenchPeer? peer)
     {
         o.WriteLine(header);
-        CultureInfo c = CultureInfo.InvariantCulture;
         o.WriteLine($"{"batch",5} {"images/s",10} {"median ms",10} {"min ms",9} {"GFLOP/s",8} {"memory",10}" +
             (peer is null ? "" : $" {"peer img/s",10} {"peer ms",9} {"speed-up",8} {"max |dp|",9} {"top-1",7}"));
-        foreach (NetworkBenchResult r in results)
+    }
+
+    /// <summary>One batch size's row of the table.</summary>
+    public static void WriteTextRow(TextWriter o, NetworkBenchResult r)
+    {
+        CultureInfo c = CultureInfo.InvariantCulture;
+        if (r.Skipped is not null)
         {
-            if (r.Skipped is not null) { o.WriteLine($"{r.Batch,5} skipped: {r.Skipped}"); continue; }
-            o.WriteLine(string.Create(c, $"{r.Batch,5} {r.ImagesPerSecond,10:F1} {r.MedianMs,10:F3} {r.MinMs,9:F3} {r.Gflops,8:F1} {r.MemoryBytes / 1048576.0,6:F0} MiB") +
-                (r.Peer is BenchPeerResult p
-                    ? string.Create(c, $" {p.ImagesPerSecond,10:F1} {p.MedianMs,9:F3} {r.ImagesPerSecond / p.ImagesPerSecond,7:F2}x {p.MaxProbabilityDifference,9:0.0e+0} {p.Top1Agreements,3}/{r.Batch,-3}")
-                    : ""));
+            o.WriteLine($"{r.Batch,5} skipped: {r.Skipped}");
+            return;
         }
+        o.WriteLine(string.Create(c, $"{r.Batch,5} {r.ImagesPerSecond,10:F1} {r.MedianMs,10:F3} {r.MinMs,9:F3} {r.Gflops,8:F1} {r.MemoryBytes / 1048576.0,6:F0} MiB") +
+            (r.Peer is BenchPeerResult p
+                ? string.Create(c, $" {p.ImagesPerSecond,10:F1} {p.MedianMs,9:F3} {r.ImagesPerSecond / p.ImagesPerSecond,7:F2}x {p.MaxProbabilityDifference,9:0.0e+0} {p.Top1Agreements,3}/{r.Batch,-3}")
+                : ""));
+    }
+
+    /// <summary>What the peer columns mean, and each measured batch size's per-operation breakdown.</summary>
+    public static void WriteTextFooter(TextWriter o, IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer)
+    {
+        CultureInfo c = CultureInfo.InvariantCulture;
         if (peer is not null)
             o.WriteLine($"peer: {peer.Name}, timed by the wall clock (its operations return when done): the same weights and images, the same warm-up and number of passes, in this process; " +
                 "speed-up = ours / peer images/s; max |dp| = largest difference of a probability; top-1 = images whose top class agrees");

@@ -7,8 +7,11 @@ namespace AlexNet.Cli;
 /// <summary>
 /// The <c>alexnet</c> command-line program. Each command is one file with a <c>Create()</c> that builds its
 /// <see cref="Command"/> (arguments, options, action); <see cref="Commands"/> lists them.
-/// Exit status: 0 success, 1 failure (an <see cref="AlexNetException"/>: a one-line <c>alexnet: error: …</c>,
-/// or a check that failed), 2 a command line the parser refused, 70 an internal error.
+/// Exit status, the same for every command (README, "Exit status"): 0 success; 1 the work failed (an
+/// <see cref="AlexNetException"/>: a one-line <c>alexnet: error: …</c>, or a check that failed); 2 a command
+/// line the parser refused (<see cref="UsageErrors"/>: unknown options, values that do not parse or are out of
+/// range); 130 interrupted (<see cref="Interruption"/>); 141 stdout's reader went away (quietly, as a program
+/// that SIGPIPE ended); 70 an internal error.
 /// </summary>
 internal static class Program
 {
@@ -16,6 +19,9 @@ internal static class Program
     public const string Name = "alexnet";
 
     public const int Failure = 1;
+
+    /// <summary>128 + SIGPIPE: what a shell reports for a program that wrote to a pipe no one reads.</summary>
+    public const int OutputClosed = 141;
 
     /// <summary>EX_SOFTWARE from sysexits.h: a bug, not something the user can fix.</summary>
     public const int InternalError = 70;
@@ -33,7 +39,7 @@ internal static class Program
         WorkerCommand.Create,
     ];
 
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args) => Run(args, StandardOutput.Open(), Console.Error);
 
     internal static int Run(string[] args, TextWriter stdout) => Run(args, stdout, Console.Error);
 
@@ -51,7 +57,7 @@ internal static class Program
             Recursive = true,
         };
         var root = new RootCommand("Runs AlexNet through CUDA C kernels compiled at run time with NVRTC, and cuBLAS; " +
-            "without a GPU the same kernels run as OpenCL C on PoCL, with CLBlast.")
+            "without a GPU the same kernels run as OpenCL C on PoCL, with OpenBLAS for the GEMMs (CLBlast on an OpenCL GPU).")
         {
             HelpName = Name,
         };
@@ -75,13 +81,24 @@ internal static class Program
             Error = stderr,
             // Errors are reported below, in the program's one-line form and with its exit statuses.
             EnableDefaultExceptionHandler = false,
-            // The commands hold no state that a graceful stop would save; Ctrl+C ends the process at once.
+            // The library's own signal handling is off: the long commands listen with Interruption, which stops
+            // them between units of work with one line and exit status 130; elsewhere Ctrl+C ends the process at once.
             ProcessTerminationTimeout = null,
         };
         try
         {
             int code = parsed.Invoke(invocation);
             return args.Length == 0 ? UsageErrors.ExitCode : code;
+        }
+        catch (CommandInterruptedException e)
+        {
+            stderr.WriteLine($"{Name}: {e.Message}");
+            return Interruption.ExitCode;
+        }
+        catch (OutputClosedException)
+        {
+            // The reader of stdout has gone (`alexnet check | head -3`): nothing is left to tell anyone.
+            return OutputClosed;
         }
         catch (AlexNetException e)
         {

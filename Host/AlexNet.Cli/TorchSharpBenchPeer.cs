@@ -47,7 +47,11 @@ internal sealed class TorchSharpBenchPeer : IBenchPeer
         net.Forward(images, batch);
         var probabilities = new float[batch * net.NumClasses];
         net.ReadProbabilities(probabilities);
-        for (int i = 0; i < warmup; i++) net.Run(batch);
+        for (int i = 0; i < warmup; i++)
+        {
+            progress?.Invoke($"batch {batch}: TorchSharp warm-up pass {i + 1}/{warmup}");
+            net.Run(batch);
+        }
 
         var times = new double[iterations];
         for (int i = 0; i < iterations; i++)

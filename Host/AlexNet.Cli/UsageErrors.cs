@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Text.RegularExpressions;
 
 namespace AlexNet.Cli;
 
@@ -8,7 +9,7 @@ namespace AlexNet.Cli;
 /// command or option when a word was not recognised), then where to find the usage. The full help text
 /// is left to <c>--help</c>, so the error stays readable.
 /// </summary>
-internal static class UsageErrors
+internal static partial class UsageErrors
 {
     /// <summary>The exit status of a refused command line, as for other usage errors on Unix.</summary>
     public const int ExitCode = 2;
@@ -22,21 +23,57 @@ internal static class UsageErrors
 
     internal static string Describe(ParseResult result)
     {
-        // An unrecognised word is usually the cause of the other errors (a missing command, say): name it first.
+        // An unknown option is usually the cause of the other errors (a stray value after it, a missing
+        // command): name it first, whether the parser left it unmatched or handed it to a positional argument
+        // that refused it (CliOptions.RefuseOptions); then an unrecognised word.
         string? word = result.UnmatchedTokens.FirstOrDefault();
+        if (word is not null && CliOptions.LooksLikeOption(word)) return NoSuchOption(result.CommandResult, word);
+        if (result.Errors.FirstOrDefault(e => e.Message.Contains(NoOption, StringComparison.Ordinal)) is ParseError refused)
+            return OneLine(refused.Message);
         ParseError? error = word is null
             ? null
             : result.Errors.FirstOrDefault(e => e.Message.Contains($"'{word}'", StringComparison.Ordinal));
-        string message = OneLine((error ?? result.Errors[0]).Message);
-        if (error is not null && Nearest(result.CommandResult, word!) is string suggestion)
-            message += $" Did you mean '{suggestion}'?";
-        return message;
+        if (error is not null)
+        {
+            string message = OneLine(error.Message);
+            return Nearest(result.CommandResult, word!) is string suggestion ? $"{message} Did you mean '{suggestion}'?" : message;
+        }
+        return OneLine(WithoutTypeNames(result.Errors[0].Message));
+    }
+
+    private const string NoOption = " has no option ";
+
+    /// <summary>"bench kernels has no option --bogus", with the nearest option when one is close enough to be a
+    /// typo: the one message for an unknown option, whichever symbol the parser handed it to.</summary>
+    internal static string NoSuchOption(CommandResult command, string word)
+    {
+        string message = $"{CommandName(command)}{NoOption}{word}";
+        return Nearest(command, word) is string suggestion ? $"{message}. Did you mean '{suggestion}'?" : message;
+    }
+
+    /// <summary>
+    /// The library's message for a value its own converter refused names a .NET type ("as expected type
+    /// 'System.Nullable`1[System.Int64]'"); the CLI's own options have custom parsers that say what they take,
+    /// so this is only a net under an option declared without one: it says what the type takes instead.
+    /// </summary>
+    internal static string WithoutTypeNames(string message)
+    {
+        Match m = LibraryConversionMessage().Match(message);
+        if (!m.Success) return message;
+        string type = m.Groups["type"].Value;
+        string takes = type.Contains("Int", StringComparison.Ordinal) ? "a whole number"
+            : type.Contains("Single", StringComparison.Ordinal) || type.Contains("Double", StringComparison.Ordinal) ? "a number"
+            : type.Contains("Boolean", StringComparison.Ordinal) ? "true or false"
+            : "another value";
+        return $"{m.Groups["option"].Value} takes {takes}, not '{m.Groups["value"].Value}'";
     }
 
     /// <summary>The known name closest to <paramref name="word"/> by edit distance: options for a word that
     /// starts with '-', subcommands otherwise; null when nothing is close enough to be a plausible typo.</summary>
     internal static string? Nearest(CommandResult where, string word)
     {
+        // A single letter carries no sign of the name it was meant to be.
+        if (word.TrimStart('-').Length < 2) return null;
         IEnumerable<string> names = word.StartsWith('-') ? OptionNames(where) : CommandNames(where.Command);
         int limit = Math.Clamp(word.TrimStart('-').Length / 2, 1, 3);
         return names
@@ -94,6 +131,16 @@ internal static class UsageErrors
         names.Reverse();
         return string.Join(' ', names);
     }
+
+    /// <summary>"bench kernels" for a command, "alexnet" for the root: how a message names where an option is missing.</summary>
+    internal static string CommandName(CommandResult command)
+    {
+        string path = CommandPath(command);
+        return command.Parent is null ? path : path[(Program.Name.Length + 1)..];
+    }
+
+    [GeneratedRegex(@"^Cannot parse argument '(?<value>.*)' for option '(?<option>[^']+)' as expected type '(?<type>[^']+)'")]
+    private static partial Regex LibraryConversionMessage();
 
     // Some library messages list allowed values on lines of their own; an error here is one line.
     private static string OneLine(string message) =>

@@ -16,15 +16,16 @@ internal static class WeightsCommand
 {
     public static Command Create()
     {
-        var file = new Argument<string>("FILE") { Description = "The weight file: an .npy holding a pickled dict (bvlc_alexnet.npy) or an .npz" };
+        var file = new Argument<string>("FILE")
+        {
+            Description = "The weight file: an .npy holding a pickled dict (bvlc_alexnet.npy) or an .npz (write a path that starts with - as ./-name)",
+        }.RefuseOptions();
         Option<string?> format = CliOptions.Choice("--format", "Output: a table (the default), or JSON for programs", "text", "json");
         Option<int?> numClasses = CliOptions.OptionalPositiveInt("--num-classes",
             "Classes of fc8 (default: the file's; another count needs --skip-layer fc8)");
-        var skipLayers = new Option<string?>("--skip-layer")
-        {
-            Description = "Layers not to read from the file, comma-separated (fc7,fc8): they get fresh Glorot-uniform weights and zero biases",
-            HelpName = "LAYER[,LAYER]",
-        };
+        Option<IReadOnlyList<string>?> skipLayers = CliOptions.NameList("--skip-layer", "LAYER[,LAYER]",
+            "Layers not to read from the file, comma-separated (fc7,fc8): they get fresh Glorot-uniform weights and zero biases",
+            "layer names", AlexNetArchitecture.LayerNames);
         Option<ulong> seed = CliOptions.UnsignedLong("--seed", "Seed of the skipped layers' fresh weights", 0);
         var command = new Command("weights", "Read a weight file, check it against the architecture and summarise each layer")
         {
@@ -33,7 +34,7 @@ internal static class WeightsCommand
         command.SetAction(result =>
         {
             string path = result.GetRequiredValue(file);
-            string[] skip = result.GetValue(skipLayers)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) ?? [];
+            IReadOnlyList<string> skip = result.GetValue(skipLayers) ?? [];
             var options = new WeightLoadOptions { NumClasses = result.GetValue(numClasses), SkipLayers = skip, Seed = result.GetValue(seed) };
             return Run(path, options, result.GetValue(format) == "json", result.InvocationConfiguration.Output);
         });

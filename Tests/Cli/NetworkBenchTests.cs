@@ -73,10 +73,26 @@ public class NetworkBenchTests(OpenClFixture fixture)
     }
 
     [Fact]
-    public void BadBatchListsAreOneLineErrors()
+    public void ABadBatchListIsAUsageErrorBeforeAnyDeviceIsOpened()
     {
+        var stdout = new StringWriter();
         var stderr = new StringWriter();
-        Assert.Equal(1, Program.Run(["bench", "--device", "opencl", "--batch", "1,x"], new StringWriter(), stderr));
-        Assert.Contains("--batch takes positive whole numbers", stderr.ToString());
+        Assert.Equal(2, Program.Run(["bench", "--device", "opencl", "--batch", "1,x"], stdout, stderr));
+        Assert.Equal("", stdout.ToString());
+        Assert.Equal("alexnet: error: --batch takes positive whole numbers separated by commas (as 1,8,64); 'x' in '1,x' is not one\n" +
+            "Run 'alexnet bench --help' for usage.\n", stderr.ToString().ReplaceLineEndings("\n"));
+    }
+
+    [SkippableFact]
+    public void EveryBatchSkippedIsAFailureThatSaysWhatToDo()
+    {
+        _ = fixture.Device;
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--peer", "none", "--batch", "2000000,1000000", "--iterations", "1"], stdout, stderr);
+        Assert.Equal(1, code);
+        string[] errors = stderr.ToString().ReplaceLineEndings("\n").TrimEnd('\n').Split('\n');
+        Assert.Matches(@"^alexnet: error: every batch size was skipped; batch 1000000: out of (device|host) memory: .*; use a smaller batch$", Assert.Single(errors));
+        Assert.Matches(@"\n2000000 skipped: out of .*\n1000000 skipped: out of ", stdout.ToString().ReplaceLineEndings("\n"));
     }
 }

@@ -2,7 +2,8 @@ using AlexNet.Cuda.Weights;
 
 namespace AlexNet.Cuda.Tests.Weights;
 
-/// <summary>skip_layer, num_classes and the fresh initialisation of skipped layers.</summary>
+/// <summary>SkipLayers and NumClasses (the reference code's skip_layer and num_classes) and the fresh
+/// initialisation of skipped layers.</summary>
 public class WeightLoadOptionsTests
 {
     private static string WriteTiny(TempDir dir, Func<List<Py2PickleWriter.Layer>, List<Py2PickleWriter.Layer>>? edit = null)
@@ -27,7 +28,7 @@ public class WeightLoadOptionsTests
         using var dir = new TempDir();
         string path = WriteTiny(dir);
         var e = Assert.Throws<WeightFileException>(() => WeightFile.Load(path, new() { Architecture = TinyNet.Architecture, NumClasses = 3 }));
-        Assert.Contains("num_classes 3 differs from the file's fc8, which has 5 classes; add fc8 to skip_layer", e.Message);
+        Assert.Contains("NumClasses (--num-classes of alexnet weights) 3 differs from the file's fc8, which has 5 classes; add fc8 to SkipLayers (--skip-layer fc8)", e.Message);
     }
 
     [Fact]
@@ -70,7 +71,7 @@ public class WeightLoadOptionsTests
         using var dir = new TempDir();
         string path = WriteTiny(dir);
         var e = Assert.Throws<WeightFileException>(() => WeightFile.Load(path, new() { Architecture = TinyNet.Architecture, SkipLayers = ["fc9"] }));
-        Assert.Contains("skip_layer names 'fc9'", e.Message);
+        Assert.Contains("SkipLayers (--skip-layer of alexnet weights) names 'fc9'", e.Message);
     }
 
     [Fact]

@@ -33,11 +33,11 @@ public static class WeightFile
         foreach (string s in options.SkipLayers)
         {
             if (baseArch.Find(s) is null)
-                throw new WeightFileException($"skip_layer names '{s}', which is not a layer with weights; layers: {string.Join(", ", AlexNetArchitecture.LayerNames)}");
+                throw new WeightFileException($"SkipLayers (--skip-layer of alexnet weights) names '{s}', which is not a layer with weights; layers: {string.Join(", ", AlexNetArchitecture.LayerNames)}");
             skip.Add(s);
         }
         if (options.NumClasses is <= 0)
-            throw new WeightFileException($"num_classes must be positive, not {options.NumClasses}");
+            throw new WeightFileException($"NumClasses (--num-classes of alexnet weights) must be positive, not {options.NumClasses}");
 
         var plan = new ReadPlan(baseArch, skip, skip.Contains("fc8") ? null : options.NumClasses, checkShapes: true);
         return ReadFile(path, plan, file => Assemble(path, file, baseArch, skip, options));
@@ -69,7 +69,7 @@ public static class WeightFile
         foreach (var spec in arch.Layers.Where(l => !skip.Contains(l.Name)))
         {
             if (!file.TryGetValue(spec.Name, out var fl))
-                throw new WeightFileException($"{path}: layer '{spec.Name}' is missing (found: {(file.Count == 0 ? "none" : string.Join(", ", file.Keys.Select(k => WeightFileException.Quote(k, 40))))}); add it to skip_layer to initialise it afresh");
+                throw new WeightFileException($"{path}: layer '{spec.Name}' is missing (found: {(file.Count == 0 ? "none" : string.Join(", ", file.Keys.Select(k => WeightFileException.Quote(k, 40))))}); name it in SkipLayers (--skip-layer of alexnet weights) to initialise it afresh");
             CheckShape(path, spec.Name, "weight", spec.WeightShape, fl.Weight.Shape);
             CheckShape(path, spec.Name, "bias", spec.BiasShape, fl.Bias.Shape);
         }
@@ -91,7 +91,7 @@ public static class WeightFile
     }
 
     private static WeightFileException NumClassesDiffer(string name, int wanted, int have) =>
-        new($"{name}: num_classes {wanted} differs from the file's fc8, which has {have} classes; add fc8 to skip_layer to train a new last layer");
+        new($"{name}: NumClasses (--num-classes of alexnet weights) {wanted} differs from the file's fc8, which has {have} classes; add fc8 to SkipLayers (--skip-layer fc8) to train a new last layer");
 
     /// <summary>Opens the file, reads its layers and hands them to <paramref name="use"/> while the file is open.</summary>
     private static T ReadFile<T>(string path, ReadPlan plan, Func<Dictionary<string, FileLayer>, T> use)
