@@ -230,8 +230,12 @@ public sealed unsafe class CudaDevice : ComputeDevice
         }
     }
 
+    /// <summary>The one place a module is loaded: the image is validated first, since the driver takes no
+    /// length and would read past a truncated or corrupt one.</summary>
     private IntPtr LoadImage(string name, NvrtcOutput output)
     {
+        if (CudaImage.Problem(output.Image, output.Target.Cubin) is string problem)
+            throw new AlexNetException($"{name} ({output.Target}{(output.FromCache ? ", from the disk cache" : "")}) was not handed to the driver: {problem}");
         const int logSize = 16 * 1024;
         byte* errorLog = stackalloc byte[logSize];
         errorLog[0] = 0;

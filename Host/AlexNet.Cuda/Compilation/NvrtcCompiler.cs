@@ -73,7 +73,11 @@ public static unsafe class NvrtcCompiler
     public static void Discard(KernelCache cache, KernelSource source, NvrtcTarget target, IReadOnlyDictionary<string, string>? defines) =>
         cache.TryDelete("cuda", source.Name, CacheKey(source, target, defines), target.Cubin ? "cubin" : "ptx");
 
-    /// <summary>Compiles through the disk cache: a hit returns the stored image without calling NVRTC.</summary>
+    /// <summary>
+    /// Compiles through the disk cache: a hit returns the stored image without calling NVRTC. A stored image
+    /// that fails <see cref="CudaImage.Problem"/> (truncated, corrupt, not a cubin or PTX) is a miss: the entry
+    /// is deleted, compiled again and rewritten, so the driver is never handed bytes it could read past.
+    /// </summary>
     public static NvrtcOutput CompileCached(KernelCache cache, KernelSource source, NvrtcTarget target,
         IReadOnlyDictionary<string, string>? defines)
     {
@@ -81,7 +85,11 @@ public static unsafe class NvrtcCompiler
         string extension = target.Cubin ? "cubin" : "ptx";
         var clock = Stopwatch.StartNew();
         byte[]? cached = cache.TryRead("cuda", source.Name, key, extension);
-        if (cached is { Length: > 0 }) return new NvrtcOutput(cached, target, "", FromCache: true, clock.Elapsed);
+        if (cached is not null)
+        {
+            if (CudaImage.Problem(cached, target.Cubin) is null) return new NvrtcOutput(cached, target, "", FromCache: true, clock.Elapsed);
+            cache.TryDelete("cuda", source.Name, key, extension);
+        }
         NvrtcOutput output = Compile(source, target, defines);
         cache.TryWrite("cuda", source.Name, key, extension, output.Image);
         return output;
