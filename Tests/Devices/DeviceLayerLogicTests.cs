@@ -1,4 +1,5 @@
 using AlexNet.Cuda.Backends;
+using AlexNet.Cuda.Checks;
 using AlexNet.Cuda.Compilation;
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Interop;
@@ -136,5 +137,20 @@ public class DeviceLayerLogicTests
         Assert.Equal("t.cu: parameter 1 of kernel t ('int n') is 4 bytes to the host but 8 in the compiled kernel", size.Message);
         var count = Assert.Throws<AlexNetException>(() => CudaDevice.CheckCompiledSignature("t.cu", declared, [8, 4]));
         Assert.Contains("declared with 3 parameters but compiled with 2", count.Message);
+    }
+
+    [Theory]
+    [InlineData(12, 12, true, null, "12 kernels; 12 compared with cuFuncGetParamInfo")]
+    [InlineData(12, 0, false, null, "12 kernels; 0 compared with cuFuncGetParamInfo: the driver predates it (CUDA 12.4), so only the declared signatures were read")]
+    [InlineData(12, 0, true, "CUDA_ERROR_NOT_SUPPORTED for lrn.cu:lrn_kernel1",
+        "12 kernels; 0 compared with cuFuncGetParamInfo, 12 not: the driver answered CUDA_ERROR_NOT_SUPPORTED for lrn.cu:lrn_kernel1, so only their declared signatures were read")]
+    [InlineData(12, 7, true, "CUDA_ERROR_INVALID_HANDLE for a.cu:k",
+        "12 kernels; 7 compared with cuFuncGetParamInfo, 5 not: the driver answered CUDA_ERROR_INVALID_HANDLE for a.cu:k, so only their declared signatures were read")]
+    public void TheSignatureCheckSaysHowManyKernelsItComparedNeverJustDone(int kernels, int compared, bool entryPoint, string? failure, string expected)
+    {
+        string detail = DeviceChecks.SignatureComparison(kernels, compared, entryPoint, failure);
+        Assert.Equal(expected, detail);
+        Assert.DoesNotContain("done", detail);
+        Assert.DoesNotContain("each compared", detail);
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using AlexNet.Cuda.Backends;
 using AlexNet.Cuda.Compilation;
 using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Interop;
 using AlexNet.Cuda.Reference;
 
 namespace AlexNet.Cuda.Checks;
@@ -40,22 +41,36 @@ public static class DeviceChecks
 
     public static ComparisonResult EverySignatureLoads(ComputeDevice device)
     {
-        int kernels = 0;
+        int kernels = 0, compared = 0;
+        string? firstFailure = null;
         foreach (string file in KernelSource.EmbeddedKernelFiles())
         {
             using KernelModule module = device.LoadModule(file);
             foreach (string name in KernelSource.FromEmbedded(file).Signatures.Keys)
             {
-                module.GetKernel(name);
+                Kernel kernel = module.GetKernel(name);
                 kernels++;
+                if (device is not CudaDevice) continue;
+                CudaResult? answer = CudaDevice.ParameterInfoResult(kernel);
+                if (answer == CudaResult.Success) compared++;
+                else if (answer is CudaResult failed) firstFailure ??= $"{CudaDriver.ErrorName(failed)} for {kernel}";
             }
         }
-        string how = device is CudaDevice
-            ? !Interop.CudaDriver.HasFuncGetParamInfo
-                ? "the driver predates cuFuncGetParamInfo (CUDA 12.4), so only the declared signatures were read"
-                : "each compared with cuFuncGetParamInfo"
-            : "OpenCL enforces the declared sizes at every launch";
-        return Pass($"{kernels} kernels; {how}");
+        return Pass(device is CudaDevice
+            ? SignatureComparison(kernels, compared, CudaDriver.HasFuncGetParamInfo, firstFailure)
+            : $"{kernels} kernels; OpenCL enforces the declared sizes at every launch");
+    }
+
+    /// <summary>
+    /// The CUDA detail of <see cref="EverySignatureLoads"/>: how many of <paramref name="kernels"/> had their
+    /// compiled parameters compared with cuFuncGetParamInfo, never more than it did, and why the rest were not.
+    /// </summary>
+    internal static string SignatureComparison(int kernels, int compared, bool driverHasEntryPoint, string? firstFailure)
+    {
+        string counted = $"{kernels} kernels; {compared} compared with cuFuncGetParamInfo";
+        if (compared == kernels) return counted;
+        if (!driverHasEntryPoint) return $"{counted}: the driver predates it (CUDA 12.4), so only the declared signatures were read";
+        return $"{counted}, {kernels - compared} not: the driver answered {firstFailure ?? "nothing usable"}, so only their declared signatures were read";
     }
 
     private const string ReverseSource = """
