@@ -153,4 +153,24 @@ public class DeviceLayerLogicTests
         Assert.DoesNotContain("done", detail);
         Assert.DoesNotContain("each compared", detail);
     }
+
+    [Theory]
+    [InlineData(13, 0, 13000, true, null)]
+    [InlineData(13, 0, 13000, false, null)]
+    [InlineData(13, 1, 13000, true, null)] // a cubin of a newer minor loads: minor version compatibility
+    [InlineData(13, 1, 13000, false, "NVRTC 13.1 is newer than the driver's CUDA 13.0 and builds PTX (compute_90) for this GPU, which that driver cannot JIT; install NVRTC 13.0 or older, or update the driver")]
+    [InlineData(12, 10, 12090, false, "NVRTC 12.10 is newer than the driver's CUDA 12.9 and builds PTX")] // minors compare as numbers
+    [InlineData(12, 9, 12100, false, null)]
+    [InlineData(12, 4, 13000, false, null)] // an older toolkit's PTX: the driver JITs it
+    [InlineData(11, 8, 12020, true, null)]
+    [InlineData(13, 0, 12080, true, "NVRTC 13.0 is newer than the driver's CUDA 12.8, which loads nothing it builds; install a CUDA 12.x toolkit's NVRTC or update the driver")]
+    [InlineData(13, 0, 12080, false, "NVRTC 13.0 is newer than the driver's CUDA 12.8, which loads nothing it builds")]
+    [InlineData(13, 2, null, false, null)] // no driver version to go by
+    public void NvrtcNewerThanTheDriverIsRefusedWhereWhatItBuildsCannotLoad(int major, int minor, int? driver, bool cubin, string? expected)
+    {
+        string? problem = NvrtcCompiler.DriverProblem((major, minor), driver, new NvrtcTarget(90, cubin));
+        if (expected is null) Assert.Null(problem);
+        else Assert.StartsWith(expected, problem);
+        if (problem is not null) Assert.DoesNotContain('\n', problem);
+    }
 }

@@ -78,8 +78,8 @@ public sealed unsafe class CudaDevice : ComputeDevice
             // NVRTC must be able to build for this GPU, or not one kernel can run; and what it builds must be
             // loadable by this driver (an unversioned libnvrtc.so may belong to a newer toolkit).
             NvrtcTarget target = NvrtcCompiler.ChooseTarget(major, minor);
-            if (NativeLibraries.DriverCudaMajor() is int driverMajor && NvrtcCompiler.Version.Major > driverMajor)
-                throw new AlexNetException($"{NvrtcCompiler.VersionText} ({NativeLibraries.LoadedPath(NativeLibraryId.Nvrtc)}) is newer than the driver's CUDA {driverMajor}; install a toolkit release the driver supports or update the driver");
+            if (NvrtcCompiler.DriverProblem(NvrtcCompiler.Version, NativeLibraries.DriverCudaVersion(), target) is string problem)
+                throw new AlexNetException($"{problem} (NVRTC from {NativeLibraries.LoadedPath(NativeLibraryId.Nvrtc)})");
             CudaException.ThrowIfFailed(CudaDriver.cuDevicePrimaryCtxRetain(out context, device));
             CudaException.ThrowIfFailed(CudaDriver.cuCtxSetCurrent(context));
             CudaException.ThrowIfFailed(CudaDriver.cuStreamCreate(out stream, CudaDriver.StreamNonBlocking));
