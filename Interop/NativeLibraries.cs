@@ -111,35 +111,104 @@ public static class NativeLibraries
         _ => throw new ArgumentOutOfRangeException(nameof(id)),
     };
 
-    /// <summary>Folders searched after the system loader, in order.</summary>
-    public static IReadOnlyList<string> SearchFolders()
+    /// <summary>Folders searched after the system loader, in order (see <see cref="SearchFolders(string, Func{string, string?})"/>).</summary>
+    public static IReadOnlyList<string> SearchFolders() => SearchFolders("/", Environment.GetEnvironmentVariable);
+
+    /// <summary>
+    /// Folders searched after the system loader, in order, on the file system under <paramref name="root"/>
+    /// (<c>/</c>, or a test's tree) with the environment read through <paramref name="environment"/>:
+    /// <c>$CUDA_HOME</c> and <c>$CUDA_PATH</c>; <c>LD_LIBRARY_PATH</c>; <c>/usr/local/cuda</c>; side-by-side
+    /// toolkits <c>/usr/local/cuda-X.Y</c>, newest version first; <c>/usr/local/nvidia/lib64</c> (where GPU
+    /// containers mount the driver); the distribution's folders; and the lib folders of NVIDIA's Python wheels,
+    /// <c>site-packages/nvidia/*/lib</c> (PyTorch's CUDA wheels bring NVRTC and cuBLAS that way), in a virtual
+    /// environment, a conda environment, the user's and the system's site-packages. Each toolkit is looked
+    /// in at <c>lib64</c> and <c>targets/x86_64-linux/lib</c>. Bench/gpu/run-checks.sh puts the same folders on
+    /// <c>LD_LIBRARY_PATH</c>, since NVRTC loads its builtins library by soname.
+    /// </summary>
+    internal static IReadOnlyList<string> SearchFolders(string root, Func<string, string?> environment)
     {
         var folders = new List<string>();
+        string[] toolkitLibs = ["lib64", Path.Combine("targets", "x86_64-linux", "lib")];
         foreach (string variable in new[] { "CUDA_HOME", "CUDA_PATH" })
         {
-            string? root = Environment.GetEnvironmentVariable(variable);
-            if (!string.IsNullOrEmpty(root)) folders.Add(Path.Combine(root, "lib64"));
+            string? home = environment(variable);
+            if (!string.IsNullOrEmpty(home)) folders.AddRange(toolkitLibs.Select(lib => Path.Combine(home, lib)));
         }
-        string? ldPath = Environment.GetEnvironmentVariable("LD_LIBRARY_PATH");
+        string? ldPath = environment("LD_LIBRARY_PATH");
         if (!string.IsNullOrEmpty(ldPath))
             folders.AddRange(ldPath.Split(':', StringSplitOptions.RemoveEmptyEntries));
-        folders.AddRange([
-            "/usr/local/cuda/lib64",
-            "/usr/local/cuda/targets/x86_64-linux/lib",
-            "/usr/lib/x86_64-linux-gnu",
-            "/usr/lib/x86_64-linux-gnu/nvidia/current",
-            "/usr/lib64",
-            "/usr/lib/wsl/lib",
-        ]);
-        // Side-by-side toolkits: /usr/local/cuda-13.0/lib64 and the like, newest first.
+        string usrLocal = Path.Combine(root, "usr", "local");
+        folders.AddRange(toolkitLibs.Select(lib => Path.Combine(usrLocal, "cuda", lib)));
+        foreach (string toolkit in Subfolders(usrLocal, "cuda-*").OrderByDescending(d => Path.GetFileName(d)["cuda-".Length..], VersionOrder))
+            folders.AddRange(toolkitLibs.Select(lib => Path.Combine(toolkit, lib)).Where(Directory.Exists));
+        folders.Add(Path.Combine(usrLocal, "nvidia", "lib64"));
+        folders.AddRange(new[] { "usr/lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu/nvidia/current", "usr/lib64", "usr/lib/wsl/lib" }
+            .Select(f => Path.Combine(root, f)));
+        foreach (string sitePackages in SitePackages(root, environment))
+        foreach (string package in Subfolders(Path.Combine(sitePackages, "nvidia"), "*").Order(StringComparer.Ordinal))
+        {
+            string lib = Path.Combine(package, "lib");
+            if (Directory.Exists(lib)) folders.Add(lib);
+        }
+        return folders.Distinct(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>Where pip installs wheels: a virtual or conda environment's, the user's, then the system's
+    /// site-packages (and Debian's dist-packages), each Python 3 version newest first.</summary>
+    private static IEnumerable<string> SitePackages(string root, Func<string, string?> environment)
+    {
+        var libs = new List<(string Lib, string[] Kinds)>();
+        foreach (string variable in new[] { "VIRTUAL_ENV", "CONDA_PREFIX" })
+        {
+            string? prefix = environment(variable);
+            if (!string.IsNullOrEmpty(prefix)) libs.Add((Path.Combine(prefix, "lib"), ["site-packages"]));
+        }
+        string? home = environment("HOME");
+        if (!string.IsNullOrEmpty(home)) libs.Add((Path.Combine(home, ".local", "lib"), ["site-packages"]));
+        libs.Add((Path.Combine(root, "usr", "local", "lib"), ["site-packages", "dist-packages"]));
+        libs.Add((Path.Combine(root, "usr", "lib"), ["site-packages", "dist-packages"]));
+        foreach ((string lib, string[] kinds) in libs)
+        foreach (string python in Subfolders(lib, "python3*").OrderByDescending(d => Path.GetFileName(d)["python".Length..], VersionOrder))
+        foreach (string kind in kinds)
+        {
+            string folder = Path.Combine(python, kind);
+            if (Directory.Exists(folder)) yield return folder;
+        }
+    }
+
+    private static string[] Subfolders(string folder, string pattern)
+    {
         try
         {
-            foreach (string dir in Directory.EnumerateDirectories("/usr/local", "cuda-*").OrderDescending(StringComparer.Ordinal))
-                folders.Add(Path.Combine(dir, "lib64"));
+            return Directory.Exists(folder) ? Directory.GetDirectories(folder, pattern) : [];
         }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
-        return folders.Distinct(StringComparer.Ordinal).ToList();
+        catch (IOException) { return []; }
+        catch (UnauthorizedAccessException) { return []; }
+    }
+
+    /// <summary>Dotted version numbers compared as numbers (12.10 after 12.9, 13 after 12.10); a name that is
+    /// not a version sorts below every version, and such names among themselves by ordinal.</summary>
+    internal static readonly Comparer<string> VersionOrder = Comparer<string>.Create((a, b) =>
+    {
+        int[]? x = ParseVersion(a), y = ParseVersion(b);
+        if (x is null || y is null) return x is null && y is null ? string.CompareOrdinal(a, b) : x is null ? -1 : 1;
+        for (int i = 0; i < Math.Max(x.Length, y.Length); i++)
+        {
+            int c = (i < x.Length ? x[i] : -1).CompareTo(i < y.Length ? y[i] : -1);
+            if (c != 0) return c;
+        }
+        return 0;
+    });
+
+    private static int[]? ParseVersion(string text)
+    {
+        string[] parts = text.Split('.');
+        var numbers = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (parts[i].Length == 0 || !parts[i].All(char.IsAsciiDigit) || !int.TryParse(parts[i], out numbers[i])) return null;
+        }
+        return numbers;
     }
 
     /// <summary>

@@ -10,14 +10,17 @@
 #                    engine's and the numpy implementation's
 #   summary.md       Bench/gpu/summarize.py: per batch, the engine against each PyTorch mode (images/s and
 #                    the ratio), the logits comparisons, every step's exit status and seconds
-#   environment.txt  machine, driver, toolkit, PyTorch versions and `alexnet info`
+#   environment.txt  machine, driver, toolkit, PyTorch versions, LD_LIBRARY_PATH, the CUDA libraries the
+#                    loader's cache knows (`ldconfig -p`) and those in the probed folders, `alexnet info`
 #   kernels.txt      `alexnet bench kernels` (device-timed medians per kernel and GEMM)
 #   features.txt     `alexnet features` over synthetic full-size weights and three PNGs, all 14 layers, then
 #                    checked by the independent numpy implementation of the reference
 #   classify.txt     `alexnet classify --stats` over PNGs of several sizes (end-to-end, decode-only and
 #                    inference-only rates), then the numpy check of three of the results
 # It never stops at a failing step: a failure is evidence to keep. Each step runs under `timeout`, limited
-# to what is left of the run's time budget, and a step with no time left is recorded as skipped.
+# to what is left of the run's time budget, and a step with no time left is recorded as skipped. Every
+# engine command runs with --verbose, so an unexpected exception leaves its stack trace in the results.
+# Without the binary it stops at once, with one line on stderr and exit status 1: every step would fail.
 #
 # Settings (environment), for a smaller run elsewhere, e.g. against OpenCL on a machine without a GPU:
 #   ALEXNET_GPU_CHECK_DEVICE      cuda (default) or opencl
@@ -30,9 +33,15 @@
 #   PYTHON                        the Python with numpy (and PyTorch, for pytorch.json) (default python3)
 set -uo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/../.." && pwd)"
+export EXE="${ALEXNET_GPU_CHECK_EXE:-$root/.build/aot/alexnet}"
+# Before any other work: .build/ is ignored by git, so a copy of the working tree lacks the binary unless it
+# was sent along, and without it every step below would fail in seconds while the run took its course.
+if [ ! -f "$EXE" ] || [ ! -x "$EXE" ]; then
+  echo "run-checks.sh: no executable alexnet binary at $EXE; build it on a build machine with 'bash Bench/gpu/build.sh' and send .build/aot/ along with the working tree (git ignores it)" >&2
+  exit 1
+fi
 out="${OUT:-$root/gpu-results}"
 mkdir -p "$out"
-export EXE="${ALEXNET_GPU_CHECK_EXE:-$root/.build/aot/alexnet}"
 export DEVICE="${ALEXNET_GPU_CHECK_DEVICE:-cuda}"
 export BATCHES="${ALEXNET_GPU_CHECK_BATCHES:-1,64,256}"
 export ITERATIONS="${ALEXNET_GPU_CHECK_ITERATIONS:-50}"
@@ -46,11 +55,34 @@ export GPU_SCRIPTS="$root/Bench/gpu"
 export OUTDIR="$out"
 export LAYERS=conv1,norm1,pool1,conv2,norm2,pool2,conv3,conv4,conv5,pool5,fc6,fc7,fc8,prob
 
-# The toolkit's libraries may sit outside the loader's path; NVRTC also loads its builtins library by
-# soname, so its folder must be on LD_LIBRARY_PATH rather than only probed by absolute path.
-for dir in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-  [ -d "$dir" ] && export LD_LIBRARY_PATH="$dir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-done
+# The CUDA libraries may sit outside the loader's path. The engine probes these folders itself, in this order
+# (Interop/NativeLibraries.cs: toolkits, newest version first; the driver's container mount; NVIDIA's Python
+# wheels), but NVRTC loads its builtins library by soname, so they also go on LD_LIBRARY_PATH, after what it
+# already holds (as the engine tries the loader's own path first).
+library_folders() {
+  local dir lib python kind
+  { echo /usr/local/cuda; printf '%s\n' /usr/local/cuda-* | sort -rV; } | while IFS= read -r dir; do
+    for lib in "$dir/lib64" "$dir/targets/x86_64-linux/lib"; do [ -d "$lib" ] && echo "$lib"; done
+  done
+  [ -d /usr/local/nvidia/lib64 ] && echo /usr/local/nvidia/lib64
+  # Where pip puts wheels: a virtual or conda environment, the user's site-packages, the system's.
+  { [ -n "${VIRTUAL_ENV:-}" ] && echo "$VIRTUAL_ENV/lib site-packages"
+    [ -n "${CONDA_PREFIX:-}" ] && echo "$CONDA_PREFIX/lib site-packages"
+    [ -n "${HOME:-}" ] && echo "$HOME/.local/lib site-packages"
+    echo "/usr/local/lib site-packages dist-packages"
+    echo "/usr/lib site-packages dist-packages"
+  } | while read -r lib kinds; do
+    printf '%s\n' "$lib"/python3* | sort -rV | while IFS= read -r python; do
+      for kind in $kinds; do
+        for dir in "$python/$kind"/nvidia/*/lib; do [ -d "$dir" ] && echo "$dir"; done
+      done
+    done
+  done
+  return 0
+}
+probed="$(library_folders | paste -sd: -)"
+[ -n "$probed" ] && export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$probed"
+export PROBED_FOLDERS="$probed"
 export ALEXNET_CACHE_DIR="${ALEXNET_CACHE_DIR:-/tmp/alexnet-cache}"
 
 # Intermediate files (weights, images, logs) stay out of $OUT, which keeps only the eight results.
@@ -92,29 +124,36 @@ environment() {
   date -u
   uname -a
   nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap,clocks.max.sm --format=csv
-  ls /usr/local/cuda*/lib64/libnvrtc.so* /usr/local/cuda*/lib64/libcublas.so*
+  echo "== LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+  echo "== the loader's cache: ldconfig -p | grep -Ei 'cuda|nvrtc|cublas'"
+  { ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -Ei 'cuda|nvrtc|cublas'
+  echo "== the CUDA libraries in the probed folders"
+  local dir
+  printf '%s\n' "$PROBED_FOLDERS" | tr ':' '\n' | while IFS= read -r dir; do
+    [ -n "$dir" ] && ls -l "$dir"/libcuda.so* "$dir"/libnvrtc*.so* "$dir"/libcublas*.so* 2>/dev/null
+  done
   "$PYTHON" -c "import sys, numpy; print('python', sys.version.split()[0], 'numpy', numpy.__version__)"
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no CUDA device')"
   echo "== alexnet info"
-  "$EXE" info
+  "$EXE" info --verbose
 }
 check() {
   echo "== alexnet check --device $DEVICE"
-  "$EXE" check --device "$DEVICE"
+  "$EXE" check --device "$DEVICE" --verbose
 }
 # Compiled kernels are cached: the second run must not compile again.
 check_warm() {
   echo "== warm: alexnet check --device $DEVICE, again (compiled kernels come from the cache)"
-  "$EXE" check --device "$DEVICE"
+  "$EXE" check --device "$DEVICE" --verbose
 }
 bench() {
-  "$EXE" bench --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --format json
+  "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --format json
 }
 # The engine's activations for three PNGs over synthetic full-size weights; the numpy check comes later.
 features() {
   "$PYTHON" "$REFERENCE" --make-inputs "$WORK" &&
   echo "== alexnet features --device $DEVICE, every layer, three images" &&
-  "$EXE" features --device "$DEVICE" --weights "$WORK/w.npz" --layer "$LAYERS" --out "$WORK/features" \
+  "$EXE" features --verbose --device "$DEVICE" --weights "$WORK/w.npz" --layer "$LAYERS" --out "$WORK/features" \
     "$WORK/image0.png" "$WORK/image1.png" "$WORK/image2.png"
 }
 pytorch() {
@@ -125,7 +164,7 @@ pytorch() {
     "$WORK/image0.png" "$WORK/image1.png" "$WORK/image2.png"
 }
 kernels() {
-  "$EXE" bench kernels --device "$DEVICE" --warmup 5 --repeats "$REPEATS"
+  "$EXE" bench kernels --verbose --device "$DEVICE" --warmup 5 --repeats "$REPEATS"
 }
 # The whole network against the numpy implementation (float64, the weight file's own layouts).
 features_numpy() {
@@ -152,7 +191,7 @@ for i in range(count):
 print(f"{count} PNGs written")
 PY
   echo "== alexnet classify --device $DEVICE --stats, $IMAGES images" &&
-  "$EXE" classify --device "$DEVICE" --weights "$WORK/w.npz" --batch 128 --stats --format json "$WORK/many" > "$WORK/many.jsonl" &&
+  "$EXE" classify --verbose --device "$DEVICE" --weights "$WORK/w.npz" --batch 128 --stats --format json "$WORK/many" > "$WORK/many.jsonl" &&
   head -3 "$WORK/many.jsonl" > "$WORK/three.jsonl" &&
   echo "== numpy check of three results" &&
   "$PYTHON" "$REFERENCE" --weights "$WORK/w.npz" --classify-json "$WORK/three.jsonl"

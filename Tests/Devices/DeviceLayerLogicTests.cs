@@ -1,4 +1,5 @@
 using AlexNet.Cuda.Backends;
+using AlexNet.Cuda.Checks;
 using AlexNet.Cuda.Compilation;
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Interop;
@@ -136,5 +137,40 @@ public class DeviceLayerLogicTests
         Assert.Equal("t.cu: parameter 1 of kernel t ('int n') is 4 bytes to the host but 8 in the compiled kernel", size.Message);
         var count = Assert.Throws<AlexNetException>(() => CudaDevice.CheckCompiledSignature("t.cu", declared, [8, 4]));
         Assert.Contains("declared with 3 parameters but compiled with 2", count.Message);
+    }
+
+    [Theory]
+    [InlineData(12, 12, true, null, "12 kernels; 12 compared with cuFuncGetParamInfo")]
+    [InlineData(12, 0, false, null, "12 kernels; 0 compared with cuFuncGetParamInfo: the driver predates it (CUDA 12.4), so only the declared signatures were read")]
+    [InlineData(12, 0, true, "CUDA_ERROR_NOT_SUPPORTED for lrn.cu:lrn_kernel1",
+        "12 kernels; 0 compared with cuFuncGetParamInfo, 12 not: the driver answered CUDA_ERROR_NOT_SUPPORTED for lrn.cu:lrn_kernel1, so only their declared signatures were read")]
+    [InlineData(12, 7, true, "CUDA_ERROR_INVALID_HANDLE for a.cu:k",
+        "12 kernels; 7 compared with cuFuncGetParamInfo, 5 not: the driver answered CUDA_ERROR_INVALID_HANDLE for a.cu:k, so only their declared signatures were read")]
+    public void TheSignatureCheckSaysHowManyKernelsItComparedNeverJustDone(int kernels, int compared, bool entryPoint, string? failure, string expected)
+    {
+        string detail = DeviceChecks.SignatureComparison(kernels, compared, entryPoint, failure);
+        Assert.Equal(expected, detail);
+        Assert.DoesNotContain("done", detail);
+        Assert.DoesNotContain("each compared", detail);
+    }
+
+    [Theory]
+    [InlineData(13, 0, 13000, true, null)]
+    [InlineData(13, 0, 13000, false, null)]
+    [InlineData(13, 1, 13000, true, null)] // a cubin of a newer minor loads: minor version compatibility
+    [InlineData(13, 1, 13000, false, "NVRTC 13.1 is newer than the driver's CUDA 13.0 and builds PTX (compute_90) for this GPU, which that driver cannot JIT; install NVRTC 13.0 or older, or update the driver")]
+    [InlineData(12, 10, 12090, false, "NVRTC 12.10 is newer than the driver's CUDA 12.9 and builds PTX")] // minors compare as numbers
+    [InlineData(12, 9, 12100, false, null)]
+    [InlineData(12, 4, 13000, false, null)] // an older toolkit's PTX: the driver JITs it
+    [InlineData(11, 8, 12020, true, null)]
+    [InlineData(13, 0, 12080, true, "NVRTC 13.0 is newer than the driver's CUDA 12.8, which loads nothing it builds; install a CUDA 12.x toolkit's NVRTC or update the driver")]
+    [InlineData(13, 0, 12080, false, "NVRTC 13.0 is newer than the driver's CUDA 12.8, which loads nothing it builds")]
+    [InlineData(13, 2, null, false, null)] // no driver version to go by
+    public void NvrtcNewerThanTheDriverIsRefusedWhereWhatItBuildsCannotLoad(int major, int minor, int? driver, bool cubin, string? expected)
+    {
+        string? problem = NvrtcCompiler.DriverProblem((major, minor), driver, new NvrtcTarget(90, cubin));
+        if (expected is null) Assert.Null(problem);
+        else Assert.StartsWith(expected, problem);
+        if (problem is not null) Assert.DoesNotContain('\n', problem);
     }
 }

@@ -198,6 +198,69 @@ public class GpuScriptTests(OpenClFixture fixture)
         Assert.Contains("the payload is over 0 MiB; the largest files:", refused);
     }
 
+    [Theory]
+    [InlineData("missing")]
+    [InlineData("not executable")]
+    [InlineData("a folder")]
+    public void WithoutTheBinaryTheChecksStopAtOnceWithOneLine(string how)
+    {
+        using var dir = new TempDir();
+        string exe = dir.File("alexnet");
+        if (how == "not executable") File.WriteAllText(exe, "#!/bin/sh\nexit 0\n");
+        if (how == "a folder") Directory.CreateDirectory(exe);
+        string results = dir.File("results");
+        var clock = Stopwatch.StartNew();
+        (int code, string stdout, string stderr) = RunSeparately("/bin/bash", [Path.Combine(Scripts, "run-checks.sh")],
+            ("ALEXNET_GPU_CHECK_EXE", exe), ("OUT", results), ("PYTHON", dir.File("no-python")));
+        TimeSpan elapsed = clock.Elapsed;
+
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        string line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains(exe, line);
+        Assert.Contains("bash Bench/gpu/build.sh", line);
+        Assert.Contains("git ignores it", line);
+        Assert.False(Directory.Exists(results), "the script did work before finding the binary missing");
+        // The whole run takes minutes; without the binary it must not get as far as its first step.
+        Assert.True(elapsed < TimeSpan.FromSeconds(2), $"took {elapsed.TotalSeconds:F2} s");
+    }
+
+    [Fact]
+    public void EveryEngineCommandOfTheChecksRunsVerbose()
+    {
+        string[] commands = File.ReadAllLines(Path.Combine(Scripts, "run-checks.sh"))
+            .Where(l => l.TrimStart().StartsWith("\"$EXE\" ", StringComparison.Ordinal)).ToArray();
+        // info, check twice, bench, features, bench kernels, classify.
+        Assert.Equal(7, commands.Length);
+        Assert.All(commands, c => Assert.Contains(" --verbose", c));
+    }
+
+    [Fact]
+    public void TheScriptPutsTheWheelFoldersTheEngineProbesOnTheLoadersPathInTheSameOrder()
+    {
+        // The environment-driven part of both lists (virtual and conda environments, the user's site-packages)
+        // over one temporary tree: the script's LD_LIBRARY_PATH must name what the engine searches.
+        using var dir = new TempDir();
+        string venv = dir.File("venv"), conda = dir.File("conda"), home = dir.File("home");
+        foreach (string folder in new[]
+        {
+            "venv/lib/python3.12/site-packages/nvidia/cu13/lib", "venv/lib/python3.9/site-packages/nvidia/cublas/lib",
+            "venv/lib/python3.12/site-packages/nvidia/cuda_nvrtc/lib", "venv/lib/python3.12/dist-packages/nvidia/x/lib",
+            "conda/lib/python3.10/site-packages/nvidia/cublas/lib", "home/.local/lib/python3.11/site-packages/nvidia/cudnn/lib",
+            "home/.local/lib/python3.11/site-packages/nvidia/headers_only/include",
+        })
+            Directory.CreateDirectory(dir.File(folder));
+        (string Name, string Value)[] environment = [("VIRTUAL_ENV", venv), ("CONDA_PREFIX", conda), ("HOME", home)];
+        (int code, string listed, string error) = RunSeparately("/bin/bash",
+            ["-c", "source <(sed -n '/^library_folders()/,/^}/p' \"$1\") && library_folders", "-", Path.Combine(Scripts, "run-checks.sh")], environment);
+        Assert.True(code == 0, error);
+        string[] script = listed.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(f => f.StartsWith(dir.Path, StringComparison.Ordinal)).ToArray();
+        string[] engine = NativeLibraries.SearchFolders("/", name => environment.FirstOrDefault(e => e.Name == name).Value)
+            .Where(f => f.StartsWith(dir.Path, StringComparison.Ordinal)).ToArray();
+        Assert.Equal(5, engine.Length);
+        Assert.Equal(engine, script);
+    }
+
     private static object Comparison(double relative, int images) =>
         new { max_abs_diff = relative * 300, relative, top1_agree = images, images };
 
@@ -220,6 +283,18 @@ public class GpuScriptTests(OpenClFixture fixture)
     {
         string[] cells = Row(lines, batch, prefix).Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         return double.Parse(cells[^1], CultureInfo.InvariantCulture);
+    }
+
+    private static (int Code, string Stdout, string Stderr) RunSeparately(string program, IEnumerable<string> args,
+        params (string Name, string Value)[] environment)
+    {
+        var psi = new ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach ((string name, string value) in environment) psi.Environment[name] = value;
+        using Process p = Process.Start(psi)!;
+        Task<string> error = p.StandardError.ReadToEndAsync();
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, output, error.Result);
     }
 
     private static (int Code, string Output) Run(string program, IEnumerable<string> args, params (string Name, string Value)[] environment)

@@ -80,8 +80,8 @@ public sealed unsafe class CudaDevice : ComputeDevice
             // NVRTC must be able to build for this GPU, or not one kernel can run; and what it builds must be
             // loadable by this driver (an unversioned libnvrtc.so may belong to a newer toolkit).
             NvrtcTarget target = NvrtcCompiler.ChooseTarget(major, minor);
-            if (NativeLibraries.DriverCudaMajor() is int driverMajor && NvrtcCompiler.Version.Major > driverMajor)
-                throw new AlexNetException($"{NvrtcCompiler.VersionText} ({NativeLibraries.LoadedPath(NativeLibraryId.Nvrtc)}) is newer than the driver's CUDA {driverMajor}; install a toolkit release the driver supports or update the driver");
+            if (NvrtcCompiler.DriverProblem(NvrtcCompiler.Version, NativeLibraries.DriverCudaVersion(), target) is string problem)
+                throw new AlexNetException($"{problem} (NVRTC from {NativeLibraries.LoadedPath(NativeLibraryId.Nvrtc)})");
             CudaException.ThrowIfFailed(CudaDriver.cuDevicePrimaryCtxRetain(out context, device));
             CudaException.ThrowIfFailed(CudaDriver.cuCtxSetCurrent(context));
             CudaException.ThrowIfFailed(CudaDriver.cuStreamCreate(out stream, CudaDriver.StreamNonBlocking));
@@ -233,8 +233,12 @@ public sealed unsafe class CudaDevice : ComputeDevice
         }
     }
 
+    /// <summary>The one place a module is loaded: the image is validated first, since the driver takes no
+    /// length and would read past a truncated or corrupt one.</summary>
     private IntPtr LoadImage(string name, NvrtcOutput output)
     {
+        if (CudaImage.Problem(output.Image, output.Target.Cubin) is string problem)
+            throw new AlexNetException($"{name} ({output.Target}{(output.FromCache ? ", from the disk cache" : "")}) was not handed to the driver: {problem}");
         const int logSize = 16 * 1024;
         byte* errorLog = stackalloc byte[logSize];
         errorLog[0] = 0;
@@ -428,9 +432,9 @@ public sealed unsafe class CudaDevice : ComputeDevice
             if (result == CudaResult.NotFound)
                 throw new AlexNetException($"kernel '{signature.Kernel}' is not defined in {SourceName} (is it declared KERNEL, i.e. extern \"C\"?)");
             CudaException.ThrowIfFailed(result, $"cuModuleGetFunction({SourceName}, {signature.Kernel})");
-            if (CompiledParameterSizes(function) is { } compiled)
-                CheckCompiledSignature(SourceName, signature, compiled);
-            return new CudaKernel(this, signature, device, function);
+            (List<int>? compiled, CudaResult? parameterInfo) = CompiledParameterSizes(function);
+            if (compiled is not null) CheckCompiledSignature(SourceName, signature, compiled);
+            return new CudaKernel(this, signature, device, function, parameterInfo);
         }
 
         protected override void ReleaseModule()
@@ -442,20 +446,30 @@ public sealed unsafe class CudaDevice : ComputeDevice
     }
 
     /// <summary>The compiled kernel's parameter sizes from the driver (CUDA 12.4+), or null where the
-    /// driver cannot say.</summary>
-    private static List<int>? CompiledParameterSizes(IntPtr function)
+    /// driver cannot say; and what <c>cuFuncGetParamInfo</c> answered: <see cref="CudaResult.Success"/> when the
+    /// sizes were read, the failing status otherwise, null when the driver lacks the entry point.</summary>
+    private static (List<int>? Sizes, CudaResult? Result) CompiledParameterSizes(IntPtr function)
     {
         var sizes = new List<int>();
         for (nuint i = 0; i < KernelArguments.MaxArguments + 1; i++)
         {
             CudaResult? result = CudaDriver.TryFuncGetParamInfo(function, i, out _, out nuint size);
-            if (result is null) return null;
-            if (result == CudaResult.InvalidValue) return sizes; // past the last parameter
-            if (result != CudaResult.Success) return null;
+            if (result is null) return (null, null);
+            if (result == CudaResult.InvalidValue) return (sizes, CudaResult.Success); // past the last parameter
+            if (result != CudaResult.Success) return (null, result);
             sizes.Add((int)size);
         }
-        return sizes;
+        return (sizes, CudaResult.Success);
     }
+
+    /// <summary>
+    /// What <c>cuFuncGetParamInfo</c> answered when <paramref name="kernel"/> was created:
+    /// <see cref="CudaResult.Success"/> when its compiled parameters were compared with the declared ones,
+    /// the failing status when the driver could not say, null when the driver lacks the entry point.
+    /// </summary>
+    internal static CudaResult? ParameterInfoResult(Kernel kernel) => kernel is CudaKernel cuda
+        ? cuda.ParameterInfo
+        : throw new ArgumentException($"kernel {kernel} is not a CUDA kernel", nameof(kernel));
 
     /// <summary>
     /// The declared signature (read from the source) must agree with what the compiler made of it, or the
@@ -473,13 +487,17 @@ public sealed unsafe class CudaDevice : ComputeDevice
         }
     }
 
-    private sealed class CudaKernel(KernelModule module, KernelSignature signature, CudaDevice device, IntPtr function) : Kernel(module, signature)
+    private sealed class CudaKernel(KernelModule module, KernelSignature signature, CudaDevice device, IntPtr function,
+        CudaResult? parameterInfo) : Kernel(module, signature)
     {
         private int _sharedMemoryAllowed = 48 * 1024; // what every kernel may use without opting in
 
         public new CudaDevice Device { get; } = device;
 
         public IntPtr Function { get; } = function;
+
+        /// <summary>See <see cref="ParameterInfoResult"/>.</summary>
+        public CudaResult? ParameterInfo { get; } = parameterInfo;
 
         /// <summary>More than 48 KiB of dynamic shared memory needs a per-function opt-in, made once.</summary>
         public void AllowSharedMemory(int bytes)

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using AlexNet.Cuda.Backends;
 using AlexNet.Cuda.Compilation;
 using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Interop;
 using AlexNet.Cuda.Reference;
 
 namespace AlexNet.Cuda.Checks;
@@ -15,16 +16,24 @@ namespace AlexNet.Cuda.Checks;
 /// </summary>
 public static class DeviceChecks
 {
+    /// <summary>The checks, the corrupt cache entry last: it is the one that feeds the loader bad bytes on
+    /// purpose, so were anything to crash the process there, every other check has already reported.</summary>
     public static IEnumerable<(string Name, Func<ComputeDevice, ComparisonResult> Run)> All()
     {
         yield return ("device: every kernel's declared signature loads (and matches the compiled one where the driver can tell)", EverySignatureLoads);
         yield return ("device: launch arguments are checked against the declared signature", ArgumentsAreChecked);
         yield return ("device: dynamic shared memory (block-wise reverse, 3 blocks of 100 threads)", d => DynamicSharedMemory(d, 300, 100));
-        yield return ("device: a corrupt kernel cache entry is discarded and rebuilt", CorruptCacheEntryIsRebuilt);
         yield return ("device: timing events measure queued work; ordering events refuse to be timed", TimingEvents);
         yield return ("device: GEMM batch outputs that overlap are refused", OverlappingBatchRefused);
         yield return ("device: buffers, modules and events may outlive their device", DisposalInAnyOrder);
+        yield return (CorruptCacheCheckName, CorruptCacheEntryIsRebuilt);
     }
+
+    public const string CorruptCacheCheckName = "device: a corrupt kernel cache entry is discarded and rebuilt";
+
+    /// <summary>What the corrupt-cache check writes over an entry: neither ELF (no magic) nor PTX (no NUL),
+    /// so the validation refuses it before the driver, which takes no length, could read past it.</summary>
+    internal static ReadOnlySpan<byte> CorruptEntry => "not a kernel binary: written over a cache entry on purpose"u8;
 
     private static ComparisonResult Pass(string detail) => new(true, 0, 0, -1, 0, detail);
 
@@ -32,22 +41,36 @@ public static class DeviceChecks
 
     public static ComparisonResult EverySignatureLoads(ComputeDevice device)
     {
-        int kernels = 0;
+        int kernels = 0, compared = 0;
+        string? firstFailure = null;
         foreach (string file in KernelSource.EmbeddedKernelFiles())
         {
             using KernelModule module = device.LoadModule(file);
             foreach (string name in KernelSource.FromEmbedded(file).Signatures.Keys)
             {
-                module.GetKernel(name);
+                Kernel kernel = module.GetKernel(name);
                 kernels++;
+                if (device is not CudaDevice) continue;
+                CudaResult? answer = CudaDevice.ParameterInfoResult(kernel);
+                if (answer == CudaResult.Success) compared++;
+                else if (answer is CudaResult failed) firstFailure ??= $"{CudaDriver.ErrorName(failed)} for {kernel}";
             }
         }
-        string how = device is CudaDevice
-            ? !Interop.CudaDriver.HasFuncGetParamInfo
-                ? "the driver predates cuFuncGetParamInfo (CUDA 12.4), so only the declared signatures were read"
-                : "each compared with cuFuncGetParamInfo"
-            : "OpenCL enforces the declared sizes at every launch";
-        return Pass($"{kernels} kernels; {how}");
+        return Pass(device is CudaDevice
+            ? SignatureComparison(kernels, compared, CudaDriver.HasFuncGetParamInfo, firstFailure)
+            : $"{kernels} kernels; OpenCL enforces the declared sizes at every launch");
+    }
+
+    /// <summary>
+    /// The CUDA detail of <see cref="EverySignatureLoads"/>: how many of <paramref name="kernels"/> had their
+    /// compiled parameters compared with cuFuncGetParamInfo, never more than it did, and why the rest were not.
+    /// </summary>
+    internal static string SignatureComparison(int kernels, int compared, bool driverHasEntryPoint, string? firstFailure)
+    {
+        string counted = $"{kernels} kernels; {compared} compared with cuFuncGetParamInfo";
+        if (compared == kernels) return counted;
+        if (!driverHasEntryPoint) return $"{counted}: the driver predates it (CUDA 12.4), so only the declared signatures were read";
+        return $"{counted}, {kernels - compared} not: the driver answered {firstFailure ?? "nothing usable"}, so only their declared signatures were read";
     }
 
     private const string ReverseSource = """
@@ -133,9 +156,11 @@ public static class DeviceChecks
         string folder = Path.Combine(device.Cache.Root, device.Backend == DeviceBackend.Cuda ? "cuda" : "opencl");
         string[] entries = Directory.Exists(folder) ? Directory.GetFiles(folder, $"cache_probe-{key}.*") : [];
         if (entries.Length == 0) return Fail($"the first load wrote no cache entry under {folder}");
+        if (CudaImage.Problem(CorruptEntry, cubin: true) is null || CudaImage.Problem(CorruptEntry, cubin: false) is null)
+            return Fail("the junk written over the entry would pass for a cubin or PTX");
         try
         {
-            foreach (string entry in entries) File.WriteAllBytes(entry, [0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]); // an ELF magic, then junk
+            foreach (string entry in entries) File.WriteAllBytes(entry, CorruptEntry);
             using KernelModule second = device.LoadModule(source);
             if (second.FromCache) return Fail("the corrupt entry was reported as loaded from the cache");
             ComparisonResult works = DynamicSharedMemory(device, 10, 4);

@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using System.IO.Hashing;
 using System.Text;
 
 namespace AlexNet.Cuda.Compilation;
@@ -33,13 +33,21 @@ public sealed class KernelCache
 
     public static KernelCache Default { get; } = new(DefaultRoot());
 
-    /// <summary>A stable hex key over the given parts.</summary>
+    /// <summary>
+    /// A stable 32-digit hex key over the given parts (XxHash128; each part framed by its length, so
+    /// ("ab", "c") and ("a", "bc") differ). A managed, non-cryptographic hash on purpose: the cache only has
+    /// to tell its own entries apart (whoever can write the folder can write any binary into it anyway),
+    /// and SHA-256 would load libssl through .NET's OpenSSL shim at run time.
+    /// </summary>
     public static string Key(params string[] parts)
     {
         var text = new StringBuilder();
         foreach (string part in parts) text.Append(part.Length).Append(':').Append(part).Append('\n');
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())))[..32];
+        return Hex(Encoding.UTF8.GetBytes(text.ToString()));
     }
+
+    /// <summary>XxHash128 of <paramref name="bytes"/> as 32 lower-case hex digits.</summary>
+    internal static string Hex(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(XxHash128.Hash(bytes));
 
     private string PathOf(string backend, string name, string key, string extension) =>
         Path.Combine(Root, backend, $"{Path.GetFileNameWithoutExtension(name)}-{key}.{extension}");

@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -19,7 +18,7 @@ public sealed partial class KernelSource
     {
         Name = name;
         Text = text;
-        Hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+        Hash = KernelCache.Hex(Encoding.UTF8.GetBytes(text));
         _signatures = new Lazy<IReadOnlyDictionary<string, KernelSignature>>(() => KernelSignature.Parse(name, text));
     }
 
@@ -34,7 +33,7 @@ public sealed partial class KernelSource
     /// <summary>The expanded text handed to the compiler.</summary>
     public string Text { get; }
 
-    /// <summary>SHA-256 of <see cref="Text"/>, hex.</summary>
+    /// <summary>XxHash128 of <see cref="Text"/> (UTF-8), 32 hex digits: part of every cache key.</summary>
     public string Hash { get; }
 
     /// <summary>The kernel files embedded in the engine (<c>*.cu</c>), sorted.</summary>

@@ -58,6 +58,27 @@ public static unsafe class NvrtcCompiler
         return new NvrtcTarget(best, Cubin: false);
     }
 
+    /// <summary>
+    /// Null when a driver of CUDA <paramref name="driverVersion"/> (as <c>cuDriverGetVersion</c> gives it,
+    /// 1000·major + 10·minor; null when unknown) can load what NVRTC <paramref name="nvrtc"/> builds for
+    /// <paramref name="target"/>; otherwise one line naming both versions and what to do. A newer major loads
+    /// nothing. A newer minor of the same major still loads cubins (CUDA's minor version compatibility), but
+    /// not PTX: the driver's JIT refuses PTX from a newer toolkit than its own
+    /// (<c>CUDA_ERROR_UNSUPPORTED_PTX_VERSION</c>). PTX is only chosen for a GPU this NVRTC has no cubin target
+    /// for, so there is no cubin to fall back to.
+    /// </summary>
+    public static string? DriverProblem((int Major, int Minor) nvrtc, int? driverVersion, NvrtcTarget target)
+    {
+        if (driverVersion is not int version) return null;
+        (int major, int minor) = (version / 1000, version % 1000 / 10);
+        string versions = $"NVRTC {nvrtc.Major}.{nvrtc.Minor} is newer than the driver's CUDA {major}.{minor}";
+        if (nvrtc.Major > major)
+            return $"{versions}, which loads nothing it builds; install a CUDA {major}.x toolkit's NVRTC or update the driver";
+        if (nvrtc.Major == major && nvrtc.Minor > minor && !target.Cubin)
+            return $"{versions} and builds PTX ({target}) for this GPU, which that driver cannot JIT; install NVRTC {major}.{minor} or older, or update the driver";
+        return null;
+    }
+
     /// <summary>The options every compilation uses, defines excluded.</summary>
     public static IReadOnlyList<string> BaseOptions(NvrtcTarget target) =>
         [target.Option, "-lineinfo", "--std=c++17"];
@@ -73,7 +94,11 @@ public static unsafe class NvrtcCompiler
     public static void Discard(KernelCache cache, KernelSource source, NvrtcTarget target, IReadOnlyDictionary<string, string>? defines) =>
         cache.TryDelete("cuda", source.Name, CacheKey(source, target, defines), target.Cubin ? "cubin" : "ptx");
 
-    /// <summary>Compiles through the disk cache: a hit returns the stored image without calling NVRTC.</summary>
+    /// <summary>
+    /// Compiles through the disk cache: a hit returns the stored image without calling NVRTC. A stored image
+    /// that fails <see cref="CudaImage.Problem"/> (truncated, corrupt, not a cubin or PTX) is a miss: the entry
+    /// is deleted, compiled again and rewritten, so the driver is never handed bytes it could read past.
+    /// </summary>
     public static NvrtcOutput CompileCached(KernelCache cache, KernelSource source, NvrtcTarget target,
         IReadOnlyDictionary<string, string>? defines)
     {
@@ -81,7 +106,11 @@ public static unsafe class NvrtcCompiler
         string extension = target.Cubin ? "cubin" : "ptx";
         var clock = Stopwatch.StartNew();
         byte[]? cached = cache.TryRead("cuda", source.Name, key, extension);
-        if (cached is { Length: > 0 }) return new NvrtcOutput(cached, target, "", FromCache: true, clock.Elapsed);
+        if (cached is not null)
+        {
+            if (CudaImage.Problem(cached, target.Cubin) is null) return new NvrtcOutput(cached, target, "", FromCache: true, clock.Elapsed);
+            cache.TryDelete("cuda", source.Name, key, extension);
+        }
         NvrtcOutput output = Compile(source, target, defines);
         cache.TryWrite("cuda", source.Name, key, extension, output.Image);
         return output;

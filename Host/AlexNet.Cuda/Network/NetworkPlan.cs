@@ -9,10 +9,31 @@ namespace AlexNet.Cuda.Network;
 /// workspace, then one GEMM per chunk, out[Cout × P] = W[Cout × K] · col[K × P], as a strided batch of
 /// <see cref="Groups"/> GEMMs (each group's filters, lowered rows and output channels are contiguous
 /// blocks). Spatial sizes follow docs/model.md: VALID for conv1 (stride 4), SAME (pad (k−1)/2) for the rest.
+/// <see cref="WorkspaceImages"/> is how many images' lowering the workspace holds; the chunk may be smaller
+/// (see <see cref="ChunkFor"/>).
 /// </summary>
 public sealed record ConvolutionPlan(string Name, int InputChannels, int OutputChannels, int Groups, int KernelSize,
-    int Stride, int Pad, int InputSize, int OutputSize, int ChunkImages)
+    int Stride, int Pad, int InputSize, int OutputSize, int ChunkImages, int WorkspaceImages = 0)
 {
+    /// <summary>
+    /// The images per chunk for a workspace that holds <paramref name="fit"/> images' lowering and batches of up
+    /// to <paramref name="maxBatch"/>: the whole batch when it fits; otherwise <paramref name="fit"/> rounded
+    /// down to the <see cref="AlignmentGranule"/>, so that every full chunk's columns (images·Ho·Wo) and every
+    /// chunk's first output column (image0·Ho·Wo) are multiples of 4 floats, 16 bytes: the alignment cuBLAS's
+    /// vectorised loads need (AlexNet's Ho·Wo, 3025, 729 and 169, are odd). A workspace that holds fewer images
+    /// than the granule keeps what it holds.
+    /// </summary>
+    public static int ChunkFor(int outputPixels, long fit, int maxBatch)
+    {
+        if (fit >= maxBatch) return maxBatch;
+        int granule = AlignmentGranule(outputPixels);
+        return fit >= granule ? (int)(fit / granule * granule) : (int)fit;
+    }
+
+    /// <summary>The fewest images whose Ho·Wo output columns make a multiple of 4 floats: 4 for odd Ho·Wo,
+    /// 2 when it is twice an odd number, 1 when it is a multiple of 4.</summary>
+    public static int AlignmentGranule(int outputPixels) => outputPixels % 4 == 0 ? 1 : outputPixels % 2 == 0 ? 2 : 4;
+
     /// <summary>Rows of one group's lowered input (and columns of its filter matrix): Cin/groups · k · k.</summary>
     public int GroupK => InputChannels / Groups * KernelSize * KernelSize;
 
@@ -156,9 +177,22 @@ public sealed class NetworkPlan
             text.Append(c, $"  {a.Name,-6} {a.Layout,-13} {a.Channels,5} x {a.Height,3} x {a.Width,3}  arena {a.Arena}  {Mib(a.ElementsPerImage * MaxBatch * 4),10}\n");
         text.Append(c, $"  arena 0 {Mib(ArenaFloats[0] * 4)}, arena 1 {Mib(ArenaFloats[1] * 4)}, input staging {Mib(StagingFloats * 4)}, im2col workspace {Mib(WorkspaceFloats * 4)}\n");
         foreach (ConvolutionPlan p in Convolutions)
-            text.Append(c, $"  {p.Name}: GEMM M={p.GroupOutputChannels} N={p.ChunkImages}x{p.OutputPixels} K={p.GroupK} batch {p.Groups}, {Math.Ceiling(MaxBatch / (double)p.ChunkImages)} chunk(s) at batch {MaxBatch}\n");
+            text.Append(c, $"  {p.Name}: GEMM M={p.GroupOutputChannels} N={p.ChunkImages}x{p.OutputPixels} K={p.GroupK} batch {p.Groups}; {Chunking(p)}\n");
         text.Append(c, $"  activations {Mib(ActivationBytes)} (one buffer per tensor would take {Mib(UnsharedActivationBytes)}), weights {Mib(WeightFloats * 4)}, peak {Mib(PeakBytes)}");
         return text.ToString();
+    }
+
+    /// <summary>How <paramref name="p"/> splits a batch, and why its chunk has the size it has.</summary>
+    private string Chunking(ConvolutionPlan p)
+    {
+        int chunks = (MaxBatch + p.ChunkImages - 1) / p.ChunkImages;
+        if (chunks == 1) return $"one chunk: the workspace holds the whole batch ({p.WorkspaceImages} images' lowering)";
+        string why = p.ChunkImages == p.WorkspaceImages
+            ? p.ChunkImages % ConvolutionPlan.AlignmentGranule(p.OutputPixels) == 0
+                ? "as many as the workspace holds"
+                : "all the workspace holds, too few to round to a multiple of 4 (GEMM operands not 16-byte aligned)"
+            : $"the workspace holds {p.WorkspaceImages}, rounded down so every chunk's GEMM operands are 16-byte aligned";
+        return $"chunks of {p.ChunkImages} image{(p.ChunkImages == 1 ? "" : "s")} ({why}), {chunks} at batch {MaxBatch}";
     }
 
     private static string Mib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:F1} MiB");
@@ -226,14 +260,15 @@ public sealed class NetworkPlan
         if (workspaceFloats < largestLowering)
             throw new AlexNetException(string.Create(CultureInfo.InvariantCulture,
                 $"the im2col workspace of {workspaceBytes / 1048576.0:F1} MiB cannot hold one image's lowered input ({largestLowering * 4 / 1048576.0:F1} MiB for {convolutions.First(p => p.LoweredPerImage == largestLowering).Name}); give a larger workspace"));
-        // Each convolution takes as many images per chunk as fit; the workspace is then only as large as the
-        // largest chunk needs.
+        // Each convolution takes as many images per chunk as fit, to a multiple of 4 when it takes several
+        // chunks (ConvolutionPlan.ChunkFor); the workspace is then only as large as the largest chunk needs.
         long used = 0;
         for (int i = 0; i < convolutions.Count; i++)
         {
             ConvolutionPlan p = convolutions[i];
-            int chunk = (int)Math.Min(maxBatch, workspaceFloats / p.LoweredPerImage);
-            convolutions[i] = p with { ChunkImages = chunk };
+            long fit = workspaceFloats / p.LoweredPerImage;
+            int chunk = ConvolutionPlan.ChunkFor(p.OutputPixels, fit, maxBatch);
+            convolutions[i] = p with { ChunkImages = chunk, WorkspaceImages = (int)Math.Min(fit, int.MaxValue) };
             used = Math.Max(used, chunk * p.LoweredPerImage);
         }
         long weights = architecture.ParameterCount;

@@ -1,0 +1,124 @@
+using AlexNet.Cuda.Compilation;
+using AlexNet.Cuda.Devices;
+
+namespace AlexNet.Cuda.Tests.Network;
+
+/// <summary>One GEMM as a backend receives it: cuBLAS's column-major arguments, with each operand's byte
+/// address (buffer address + offset · 4) and its batch stride in floats.</summary>
+internal readonly record struct RecordedGemm(int M, int N, int K, int BatchCount,
+    long AddressA, int Lda, long StrideA, long AddressB, int Ldb, long StrideB, long AddressC, int Ldc, long StrideC);
+
+/// <summary>
+/// A device that computes nothing: its buffers are addresses on a 256-byte grid (as <c>cuMemAlloc</c> aligns
+/// them) with no memory behind them, its launches and copies do nothing, and every GEMM is recorded as the
+/// backend would receive it. So a whole network of any batch size can be driven through the engine's own
+/// forward pass, in milliseconds, to see what it hands cuBLAS. It counts allocations and synchronisations too.
+/// </summary>
+internal sealed unsafe class RecordingDevice : ComputeDevice
+{
+    private readonly RecordingStream _stream;
+    private long _nextAddress = 1L << 20;
+
+    public RecordingDevice() => _stream = new RecordingStream(this);
+
+    /// <summary>The GEMMs since the last <see cref="List{T}.Clear"/>; its capacity is kept, so recording a
+    /// pass's few dozen GEMMs allocates nothing.</summary>
+    public List<RecordedGemm> Gemms { get; } = new(4096);
+
+    public int Allocations { get; private set; }
+
+    public int Synchronizations { get; set; }
+
+    public override DeviceBackend Backend => DeviceBackend.Cuda;
+
+    public override string Name => "recording device";
+
+    public override string Description => "recording device (computes nothing)";
+
+    public override string CompilerVersion => "none";
+
+    public override string GemmProvider => "recorded";
+
+    public override long TotalMemoryBytes => long.MaxValue;
+
+    public override KernelCache Cache { get; } = new(Path.Combine(Path.GetTempPath(), "alexnet-recording-device-unused"));
+
+    public override ComputeStream DefaultStream => _stream;
+
+    protected override ComputeStream CreateStreamCore() => new RecordingStream(this);
+
+    protected override KernelModule LoadModuleCore(KernelSource source, IReadOnlyDictionary<string, string>? defines) =>
+        new RecordingModule(this, source);
+
+    protected override DeviceEvent CreateEventCore(bool timing) => new RecordingEvent(this, timing);
+
+    protected override double ElapsedMillisecondsCore(DeviceEvent start, DeviceEvent end) => 0;
+
+    protected override void ReleaseDevice() { }
+
+    protected internal override nint AllocateMemory(long bytes)
+    {
+        Allocations++;
+        long address = _nextAddress;
+        _nextAddress += (bytes + 511) / 256 * 256; // at least 256 bytes between buffers, every start on the grid
+        return (nint)address;
+    }
+
+    protected internal override void FreeMemory(nint handle) { }
+
+    protected internal override void* AllocatePinnedMemory(long bytes) => throw new NotSupportedException("the recording device has no host memory");
+
+    protected internal override void FreePinnedMemory(void* pointer) { }
+
+    private sealed class RecordingStream(RecordingDevice device) : ComputeStream(device)
+    {
+        private static long Address(DeviceBuffer<float> buffer, long offset) => buffer.Handle + offset * sizeof(float);
+
+        protected override void WriteMemory(nint handle, long byteOffset, void* source, long bytes, bool wait) { }
+
+        protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes, bool wait) { }
+
+        protected override void FillMemory(nint handle, uint pattern, long count) { }
+
+        protected override void LaunchCore(Kernel kernel, Dim3 grid, Dim3 block, in KernelArguments arguments, int sharedMemoryBytes) { }
+
+        protected override void GemmCore(MatrixOp transA, MatrixOp transB, int m, int n, int k, float alpha,
+            DeviceBuffer<float> a, long aOffset, int lda, DeviceBuffer<float> b, long bOffset, int ldb,
+            float beta, DeviceBuffer<float> c, long cOffset, int ldc) =>
+            device.Gemms.Add(new RecordedGemm(m, n, k, 1, Address(a, aOffset), lda, 0, Address(b, bOffset), ldb, 0, Address(c, cOffset), ldc, 0));
+
+        protected override void GemmStridedBatchedCore(MatrixOp transA, MatrixOp transB, int m, int n, int k, float alpha,
+            DeviceBuffer<float> a, long aOffset, int lda, long strideA, DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
+            float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount) =>
+            device.Gemms.Add(new RecordedGemm(m, n, k, batchCount, Address(a, aOffset), lda, strideA, Address(b, bOffset), ldb, strideB,
+                Address(c, cOffset), ldc, strideC));
+
+        public override void Synchronize() => device.Synchronizations++;
+
+        public override void Record(DeviceEvent @event) { }
+
+        public override void Wait(DeviceEvent @event) { }
+
+        protected override void Dispose(bool disposing) { }
+    }
+
+    private sealed class RecordingModule(RecordingDevice device, KernelSource source)
+        : KernelModule(device, source, "recorded", fromCache: false, TimeSpan.Zero)
+    {
+        protected override Kernel CreateKernel(KernelSignature signature) => new RecordingKernel(this, signature);
+
+        protected override void ReleaseModule() { }
+    }
+
+    private sealed class RecordingKernel(KernelModule module, KernelSignature signature) : Kernel(module, signature)
+    {
+        internal override void Release() { }
+    }
+
+    private sealed class RecordingEvent(RecordingDevice device, bool timing) : DeviceEvent(device, timing)
+    {
+        protected override void SynchronizeCore() { }
+
+        protected override void ReleaseEvent() { }
+    }
+}
