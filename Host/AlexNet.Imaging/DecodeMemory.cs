@@ -77,7 +77,7 @@ public sealed class DecodeMemoryBudget : DecodeMemory
     public static long DefaultBytes()
     {
         long available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
-        return Math.Max(256L << 20, available / 4);
+        return Math.Max(256L << 20, available / 4 >> 20 << 20); // whole MiB, as help shows it
     }
 
     public override IDisposable Reserve(string path, long bytes)
@@ -109,7 +109,8 @@ public sealed class DecodeMemoryBudget : DecodeMemory
         }
     }
 
-    internal static string Mebibytes(long bytes) =>
+    /// <summary>"667 MiB": a byte count as the messages give it.</summary>
+    public static string Mebibytes(long bytes) =>
         string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MiB");
 
     private sealed class Lease(DecodeMemoryBudget budget, long bytes) : IDisposable

@@ -40,6 +40,7 @@ internal static class ImageFiles
         FileNotFoundException => "no such file",
         DirectoryNotFoundException => "no such directory",
         UnauthorizedAccessException => "permission denied",
+        ArgumentException => "not a usable path",
         _ => e.Message.ReplaceLineEndings(" "),
     };
 

@@ -77,6 +77,8 @@ internal sealed class ImageSharpDecoder : IImageDecoder
             {
                 file.Position = 0;
                 file.ReadExactly(data, 0, (int)length);
+                if (StructureChecks.Unsupported(format.Name, data.AsSpan(0, (int)length)) is { } unsupported)
+                    throw new ImageDecodeException(path, $"cannot be decoded: {unsupported}");
                 if (StructureChecks.Problem(format.Name, data.AsSpan(0, (int)length)) is { } problem)
                     throw new ImageDecodeException(path, $"truncated or corrupt {FormatName(format)} ({problem})");
                 using var stream = new MemoryStream(data, 0, (int)length, writable: false);

@@ -8,13 +8,23 @@ namespace AlexNet.Imaging;
 /// Whether a file's first image is whole and its header plausible, from its structure alone, for what
 /// ImageSharp 2.1 does not report itself: files cut short (decoded without complaint, the missing part grey or
 /// black), headers it crashes or loops on (a BMP with 0 bits per pixel, a TIFF with 0 rows per strip or no
-/// strips, an interlaced PNG whose image data ends early) and JPEGs with thousands of scans (a minute of CPU
+/// strips, an interlaced PNG whose image data ends early or that is narrower than 5 pixels) and JPEGs with thousands of scans (a minute of CPU
 /// each). A structure the checks cannot follow is left to the decoder to judge.
 /// </summary>
 internal static class StructureChecks
 {
     /// <summary>The most scans a JPEG may have; a progressive JPEG has about ten.</summary>
     public const int MaxJpegScans = 256;
+
+    /// <summary>
+    /// Why ImageSharp cannot be given this file although it may be valid, or null. ImageSharp 2.1 never
+    /// returns from an interlaced PNG narrower than 5 pixels (Adam7 passes with no columns): 1×1, 3×3, 4×4,
+    /// 4×9 and 1×5 were seen to loop; 5×1 and wider decode.
+    /// </summary>
+    public static string? Unsupported(string format, ReadOnlySpan<byte> data) =>
+        format.Equals("PNG", StringComparison.OrdinalIgnoreCase) && ImageHeaders.Png(data) is { Interlaced: true, Width: < 5 } png
+            ? $"it is an interlaced PNG {png.Width} pixels wide, which the imagesharp decoder never finishes; the skiasharp decoder reads it"
+            : null;
 
     /// <summary>Why the file cannot be decoded as it is, or null when its structure is sound (or unchecked).</summary>
     public static string? Problem(string format, ReadOnlySpan<byte> data) => format.ToUpperInvariant() switch

@@ -29,6 +29,7 @@ internal static class ImageMutants
             ("444.jpg", Encode(small, new JpegEncoder { Quality = 85, ColorType = JpegColorType.YCbCrRatio444 })),
             ("rgb.png", Encode(picture, new PngEncoder())),
             ("adam7.png", Encode(small, new PngEncoder { InterlaceMethod = PngInterlaceMode.Adam7, ColorType = PngColorType.RgbWithAlpha })),
+            ("adam7-narrow.png", TestImages.InterlacedPng(3, 7)),
             ("palette.png", Encode(small, new PngEncoder { ColorType = PngColorType.Palette, BitDepth = PngBitDepth.Bit4 })),
             ("grey16.png", Encode(small, new PngEncoder { ColorType = PngColorType.Grayscale, BitDepth = PngBitDepth.Bit16 })),
             ("image.gif", Encode(small, new GifEncoder())),
@@ -215,6 +216,11 @@ public sealed class DecoderFuzzTests(IsolatedImageSharpFixture isolated, ITestOu
             if (decoder == "skiasharp" && paths[g].EndsWith(".tif", StringComparison.Ordinal))
             {
                 Assert.Contains("TIFF is not read by the skiasharp decoder", errors[g]);
+                continue;
+            }
+            if (decoder == "imagesharp" && paths[g].EndsWith("adam7-narrow.png", StringComparison.Ordinal))
+            {
+                Assert.Contains("which the imagesharp decoder never finishes", errors[g]);
                 continue;
             }
             Assert.True(errors[g] is null, $"{decoder} refused the good {Path.GetFileName(paths[g])}: {errors[g]}");

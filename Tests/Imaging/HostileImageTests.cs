@@ -92,4 +92,30 @@ public sealed class HostileImageTests(IsolatedImageSharpFixture isolated) : ICla
             }
         }
     }
+
+    /// <summary>ImageSharp never returns from a valid interlaced PNG narrower than 5 pixels: it is refused at
+    /// once with the reason (not after the timeout), and Skia reads it.</summary>
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(4, 4)]
+    [InlineData(3, 17)]
+    public void NarrowInterlacedPngsAreRefusedByImageSharpAndReadBySkia(int width, int height)
+    {
+        using var folder = new TempFolder();
+        string path = folder.File($"adam7-{width}x{height}.png");
+        File.WriteAllBytes(path, TestImages.InterlacedPng(width, height));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        (DecodedImage? refused, string? error) = DecodeBounded(isolated.Decoder, path, new ImageDecodeOptions());
+        Assert.Null(refused);
+        Assert.Equal($"{path}: cannot be decoded: it is an interlaced PNG {width} pixels wide, which the imagesharp decoder never finishes; the skiasharp decoder reads it", error);
+        Assert.True(clock.Elapsed < isolated.Decoder.Timeout, "refused only at the timeout");
+        (DecodedImage? read, error) = DecodeBounded(ImageDecoders.Create("skiasharp"), path, new ImageDecodeOptions());
+        using (read)
+        {
+            Assert.True(read is { } r && r.Width == width && r.Height == height, error);
+            for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+                Assert.Equal([(byte)(x * 40), (byte)(y * 30), (byte)(x * y)], read!.Pixels.Slice((y * width + x) * 3, 3).ToArray());
+        }
+    }
 }

@@ -63,6 +63,43 @@ internal static class TestImages
         return stream.ToArray();
     }
 
+    /// <summary>
+    /// An 8-bit RGB Adam7 PNG written to the letter of the specification (a pass with no columns has no rows,
+    /// not even filter bytes, where ImageSharp's encoder writes some), every row unfiltered; the pixels are
+    /// <c>(x·40, y·30, x·y)</c> modulo 256.
+    /// </summary>
+    public static byte[] InterlacedPng(int width, int height)
+    {
+        ReadOnlySpan<int> startX = [0, 4, 0, 2, 0, 1, 0], startY = [0, 0, 4, 0, 2, 0, 1];
+        ReadOnlySpan<int> stepX = [8, 8, 4, 4, 2, 2, 1], stepY = [8, 8, 8, 4, 4, 2, 2];
+        var raw = new MemoryStream();
+        for (int pass = 0; pass < 7; pass++)
+        {
+            if (startX[pass] >= width) continue;
+            for (int y = startY[pass]; y < height; y += stepY[pass])
+            {
+                raw.WriteByte(0);
+                for (int x = startX[pass]; x < width; x += stepX[pass])
+                    raw.Write([(byte)(x * 40), (byte)(y * 30), (byte)(x * y)]);
+            }
+        }
+        var compressed = new MemoryStream();
+        using (var zlib = new System.IO.Compression.ZLibStream(compressed, System.IO.Compression.CompressionLevel.Optimal, leaveOpen: true))
+            raw.WriteTo(zlib);
+        using var stream = new MemoryStream();
+        stream.Write([0x89, (byte)'P', (byte)'N', (byte)'G', 0x0D, 0x0A, 0x1A, 0x0A]);
+        var ihdr = new byte[13];
+        BinaryPrimitives.WriteUInt32BigEndian(ihdr, (uint)width);
+        BinaryPrimitives.WriteUInt32BigEndian(ihdr.AsSpan(4), (uint)height);
+        ihdr[8] = 8;  // bit depth
+        ihdr[9] = 2;  // RGB
+        ihdr[12] = 1; // Adam7
+        Chunk(stream, "IHDR", ihdr);
+        Chunk(stream, "IDAT", compressed.ToArray());
+        Chunk(stream, "IEND", []);
+        return stream.ToArray();
+    }
+
     private static void Chunk(Stream stream, string type, byte[] data)
     {
         Span<byte> word = stackalloc byte[4];
