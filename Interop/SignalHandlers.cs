@@ -19,7 +19,8 @@ namespace AlexNet.Cuda.Interop;
 /// among them) and lets the instruction fault again, so it is caught, and every later fault too: that is why
 /// an earlier NullReferenceException hid the problem. Each native call that can install handlers
 /// (library initialisation, kernel compilation) therefore runs inside <see cref="Preserve"/>, which puts back
-/// every handler the call changed. Native code loses nothing it needs: LLVM's handler only prints a stack and
+/// every handler the call changed, except those the runtime itself installed meanwhile (it installs some
+/// lazily, on any thread: SIGCHLD with the first child process, without which no child's exit is seen). Native code loses nothing it needs: LLVM's handler only prints a stack and
 /// removes temporary files on a crash; without PoCL's, an integer division by zero in a kernel ends the
 /// process where it would otherwise give an undefined result.
 /// </remarks>
@@ -68,6 +69,34 @@ public static unsafe partial class SignalHandlers
         }
     }
 
+    // The modules whose handlers are the runtime's own: the one holding the first fault handler seen (libcoreclr,
+    // or the NativeAOT executable) and System.Native's (part of the executable under NativeAOT).
+    private static IntPtr[]? _runtimeModules;
+
+    private static IntPtr ModuleOf(IntPtr address)
+    {
+        DlInfo info;
+        return address > 1 && dladdr(address, &info) != 0 ? info.FileBase : 0;
+    }
+
+    private static IntPtr[] FindRuntimeModules()
+    {
+        var modules = new List<IntPtr>();
+        byte* action = stackalloc byte[SigactionSize];
+        if (sigaction(11, null, action) == 0 && ModuleOf(*(IntPtr*)action) is var fault and not 0) modules.Add(fault);
+        if (NativeLibrary.TryLoad("libSystem.Native", typeof(object).Assembly, null, out IntPtr native)
+            && NativeLibrary.TryGetExport(native, "SystemNative_GetPid", out IntPtr export)
+            && ModuleOf(export) is var module and not 0)
+            modules.Add(module);
+        return [.. modules];
+    }
+
+    private static bool IsRuntimes(IntPtr handler)
+    {
+        IntPtr module = ModuleOf(handler);
+        return module != 0 && Array.IndexOf(Volatile.Read(ref _runtimeModules) ?? [], module) >= 0;
+    }
+
     /// <summary>
     /// Takes note of every signal's handler; disposing the result puts back each one that changed since.
     /// Use it around a native call that may install handlers: <c>using (SignalHandlers.Preserve()) …</c>.
@@ -79,7 +108,10 @@ public static unsafe partial class SignalHandlers
         // The first scope is opened before any device library is initialised: what holds the fault signals
         // then is the runtime.
         if (Volatile.Read(ref _runtimeFaultOwners) is null)
+        {
+            Interlocked.CompareExchange(ref _runtimeModules, FindRuntimeModules(), null);
             Interlocked.CompareExchange(ref _runtimeFaultOwners, [.. FaultSignals.Select(s => HandlerOwner(s.Number))], null);
+        }
         return new(Snapshot());
     }
 
@@ -121,7 +153,11 @@ public static unsafe partial class SignalHandlers
                 if (signal is 9 or 19) continue; // SIGKILL, SIGSTOP
                 byte* before = p + signal * SigactionSize;
                 if (sigaction(signal, null, current) != 0) continue;
-                if (*(IntPtr*)current == *(IntPtr*)before) continue;
+                IntPtr handler = *(IntPtr*)current;
+                if (handler == *(IntPtr*)before) continue;
+                // The runtime installs some handlers lazily (SIGCHLD when the first child process starts,
+                // SIGINT for Console), possibly on another thread while this scope is open: those stay.
+                if (IsRuntimes(handler)) continue;
                 sigaction(signal, before, null);
             }
         }
