@@ -52,6 +52,11 @@ internal static class CliOptions
     public static Option<int> PositiveInt(string name, string description, int fallback) =>
         Typed<int>(name, "N", description, TryPositiveInt, "a positive whole number", fallback);
 
+    /// <summary>A whole number of 0 or more; <paramref name="fallback"/> when the option is absent.</summary>
+    public static Option<int> NonNegativeInt(string name, string description, int fallback) =>
+        Typed<int>(name, "N", description, (string text, out int value) =>
+            int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value), "a whole number of 0 or more", fallback);
+
     /// <summary>A whole number above zero; null when the option is absent.</summary>
     public static Option<int?> OptionalPositiveInt(string name, string description) =>
         Typed<int?>(name, "N", description, (string text, out int? value) =>

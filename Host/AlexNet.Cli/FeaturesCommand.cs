@@ -1,105 +1,157 @@
 using System.CommandLine;
-using System.Globalization;
+using System.Text;
 using AlexNet.Cuda;
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Export;
 using AlexNet.Cuda.Network;
-using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 
 namespace AlexNet.Cli;
 
 /// <summary>
-/// <c>alexnet features --weights FILE --layer NAME[,NAME…] --out OUT IMAGE…</c>: runs the network over the
-/// images and writes the named layers' activations as float32, in input order: one layer to
-/// <c>OUT.npy</c> ([N, C, H, W] or [N, F]), several to <c>OUT.npz</c> with one member per layer.
+/// <c>alexnet features --weights FILE --layer NAME[,NAME…] --out OUT IMAGE|DIR…</c>: runs the network over
+/// the images, read and preprocessed as <c>classify</c> reads them, and writes the named layers' activations
+/// as float32, in input order: one layer to <c>OUT.npy</c> ([N, C, H, W] or [N, F]), several to
+/// <c>OUT.npz</c> with one member per layer, and the files of the rows, one per line, to <c>OUT.files.txt</c>.
+/// A bad image is never turned into numbers: by default nothing is written when any input cannot be used
+/// (each is named on stderr, exit 1); with <c>--skip-bad</c> the others' rows are written (exit 1 still says
+/// some were left out).
 /// </summary>
 internal static class FeaturesCommand
 {
-    /// <summary>BGR mean of the reference's preprocessing (docs/model.md).</summary>
-    private static readonly float[] MeanBgr = [104f, 117f, 124f];
-
     public static Command Create()
     {
         var weights = new Option<string>("--weights") { Description = "The weight file (bvlc_alexnet.npy or an .npz)", HelpName = "FILE", Required = true };
-        var layers = new Option<string>("--layer")
+        Option<IReadOnlyList<string>?> layers = CliOptions.NameList("--layer", "NAME[,NAME]",
+            $"Layers to write, comma-separated: {string.Join(", ", AlexNetModel.LayerNames)}", "layer names", AlexNetModel.LayerNames);
+        layers.Required = true;
+        var output = new Option<string>("--out")
         {
-            Description = $"Layers to write, comma-separated: {string.Join(", ", AlexNetModel.LayerNames)}",
-            HelpName = "NAME[,NAME]",
+            Description = "Output path: OUT.npy for one layer, OUT.npz for several (the extension is added); the rows' files go to OUT.files.txt",
+            HelpName = "OUT",
             Required = true,
         };
-        var output = new Option<string>("--out") { Description = "Output path: OUT.npy for one layer, OUT.npz for several (the extension is added)", HelpName = "OUT", Required = true };
+        var skipBad = new Option<bool>("--skip-bad") { Description = "Write the rows of the images that could be used and leave out the others (named on stderr); without it nothing is written when any image is bad" };
         Option<DeviceChoice?> device = CliOptions.Device();
         Option<int> batch = CliOptions.PositiveInt("--batch", "Images per forward pass", 32);
         Option<int> workspace = CliOptions.PositiveInt("--workspace", "MiB of device memory for the convolutions' lowered input; larger batches run in chunks that fit",
             (int)(AlexNetOptions.DefaultWorkspaceBytes >> 20));
-        Option<int?> radius = CliOptions.OptionalPositiveInt("--lrn-radius", "LRN depth radius (default 2)");
-        Option<string?> alpha = new("--lrn-alpha") { Description = "LRN alpha, TensorFlow's (default 2e-05)", HelpName = "A" };
-        Option<string?> beta = new("--lrn-beta") { Description = "LRN beta (default 0.75)", HelpName = "B" };
-        Option<string?> bias = new("--lrn-bias") { Description = "LRN bias k (default 1)", HelpName = "K" };
-        var images = new Argument<string[]>("IMAGE") { Description = "227×227 PNG or JPEG images", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("features", "Write the activations of chosen layers for a list of images (.npy / .npz)")
+        LrnParameters lrnDefault = LrnParameters.Default;
+        Option<int> radius = CliOptions.NonNegativeInt("--lrn-radius", "LRN depth radius", lrnDefault.Radius);
+        Option<float> alpha = CliOptions.FiniteFloat("--lrn-alpha", "LRN alpha, TensorFlow's", lrnDefault.Alpha, a => a >= 0, "a number of 0 or more");
+        Option<float> beta = CliOptions.FiniteFloat("--lrn-beta", "LRN beta", lrnDefault.Beta);
+        Option<float> bias = CliOptions.FiniteFloat("--lrn-bias", "LRN bias k", lrnDefault.Bias, b => b > 0, "a number above 0");
+        var images = new ImageInputOptions();
+        var command = new Command("features", "Write the activations of chosen layers for image files and folders (.npy / .npz), read as classify reads them")
         {
-            weights, layers, output, device, batch, workspace, radius, alpha, beta, bias, images,
+            weights, layers, output, skipBad, device, batch, workspace, radius, alpha, beta, bias,
         };
+        images.AddTo(command);
+        // An extension that does not fit the layer count is a command-line mistake, found before anything runs.
+        command.Validators.Add(result =>
+        {
+            IReadOnlyList<string>? names;
+            string? o;
+            try
+            {
+                (names, o) = (result.GetValue(layers), result.GetValue(output));
+            }
+            catch (InvalidOperationException)
+            {
+                return; // a value that did not parse has its own error already
+            }
+            if (names is not { Count: > 0 } || o is null) return;
+            try
+            {
+                OutputPath(o, names.Count);
+            }
+            catch (AlexNetException e)
+            {
+                result.AddError(e.Message);
+            }
+        });
         command.SetAction(result =>
         {
-            LrnParameters lrn = LrnParameters.Default;
-            if (result.GetValue(radius) is int r) lrn = lrn with { Radius = r };
-            if (result.GetValue(alpha) is string a) lrn = lrn with { Alpha = ParseFloat("--lrn-alpha", a) };
-            if (result.GetValue(beta) is string b) lrn = lrn with { Beta = ParseFloat("--lrn-beta", b) };
-            if (result.GetValue(bias) is string k) lrn = lrn with { Bias = ParseFloat("--lrn-bias", k) };
-            string[] names = result.GetRequiredValue(layers).Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-            return Run(result.GetRequiredValue(weights), names, result.GetRequiredValue(output), result.GetDevice(device),
-                result.GetValue(batch), (long)result.GetValue(workspace) << 20, lrn, result.GetRequiredValue(images), result.InvocationConfiguration.Output);
+            var lrn = new LrnParameters { Radius = result.GetValue(radius), Alpha = result.GetValue(alpha), Beta = result.GetValue(beta), Bias = result.GetValue(bias) };
+            var settings = new Settings(result.GetRequiredValue(weights), [.. result.GetValue(layers)!], result.GetRequiredValue(output), result.GetValue(skipBad),
+                result.GetDevice(device), result.GetValue(batch), (long)result.GetValue(workspace) << 20, lrn, images.Read(result), Program.IsVerbose(result));
+            return Run(settings, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
         });
         return command;
     }
 
-    private static float ParseFloat(string option, string text) =>
-        float.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out float v) && float.IsFinite(v)
-            ? v
-            : throw new AlexNetException($"{option} takes a number, not '{text}'");
+    private sealed record Settings(string Weights, string[] Layers, string Output, bool SkipBad, DeviceChoice Device, int Batch,
+        long WorkspaceBytes, LrnParameters Lrn, ImageInputSettings Images, bool Verbose);
 
-    private static int Run(string weightFile, string[] layers, string output, DeviceChoice choice, int batch, long workspaceBytes, LrnParameters lrn,
-        string[] imagePaths, TextWriter stdout)
+    private static int Run(Settings s, TextWriter stdout, TextWriter stderr)
     {
-        if (layers.Length == 0) throw new AlexNetException("--layer names no layer; give one or more of " + string.Join(", ", AlexNetModel.LayerNames));
-        foreach (string layer in layers)
-            if (!AlexNetModel.LayerNames.Contains(layer))
-                throw new AlexNetException($"unknown layer '{layer}'; layers: {string.Join(", ", AlexNetModel.LayerNames)}");
-        if (layers.Distinct(StringComparer.Ordinal).Count() != layers.Length) throw new AlexNetException("--layer names a layer twice");
-        lrn.Validate();
-        string path = OutputPath(output, layers.Length);
+        s.Lrn.Validate();
+        // The output is checked before anything is loaded: a missing or read-only folder costs nothing.
+        string path = OutputPath(s.Output, s.Layers.Length);
+        string listPath = FileListPath(path);
+        NpyWriter.CheckWritable(path);
+        NpyWriter.CheckWritable(listPath);
 
-        // Every image is read before the device is touched: a bad file costs nothing but its message.
-        float[] input = LoadImages(imagePaths);
-        int count = imagePaths.Length;
-        var options = new AlexNetOptions { Lrn = lrn, MaxBatch = Math.Min(batch, count), WorkspaceBytes = workspaceBytes };
-        using SelectedDevice selected = DeviceSelector.Open(choice);
-        using AlexNetModel model = AlexNetModel.Load(selected.Device, weightFile, options);
+        IReadOnlyList<string> files = s.Images.Files();
+        using Interruption interruption = Interruption.Listen();
+        using ImageInput input = s.Images.Open(s.Verbose ? (file, e) => stderr.WriteLine($"{Program.Name}: {file}: {e}") : null);
+        using SelectedDevice selected = DeviceSelector.Open(s.Device);
+        var options = new AlexNetOptions { Lrn = s.Lrn, MaxBatch = Math.Max(1, Math.Min(s.Batch, files.Count)), WorkspaceBytes = s.WorkspaceBytes };
+        using AlexNetModel model = AlexNetModel.Load(selected.Device, s.Weights, options);
         stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason})");
-        stdout.WriteLine($"model: {model.NumClasses} classes, LRN {lrn}; device memory {model.Plan.PeakBytes / 1048576.0:F1} MiB for batches of {model.MaxBatch}");
+        stdout.WriteLine($"model: {model.NumClasses} classes, LRN {s.Lrn}; device memory {model.Plan.PeakBytes / 1048576.0:F1} MiB for batches of {model.MaxBatch}; {files.Count} images, {input.Loader.Decoder.Name} decoder");
 
-        var results = layers.ToDictionary(l => l, l => new float[model.Plan.Activation(l).ElementsPerImage * count], StringComparer.Ordinal);
-        for (int first = 0; first < count; first += model.MaxBatch)
+        const int F = AlexNetModel.InputFloatsPerImage;
+        int maxBatch = model.MaxBatch;
+        var batchInput = new float[(long)maxBatch * F];
+        var errors = new string?[maxBatch];
+        var bad = new List<string>();
+        var good = new List<int>();
+        var rows = s.Layers.ToDictionary(l => l, _ => new List<float[]>(), StringComparer.Ordinal);
+        for (int first = 0; first < files.Count; first += maxBatch)
         {
-            int n = Math.Min(model.MaxBatch, count - first);
-            IReadOnlyDictionary<string, float[]> batchFeatures = model.Features(
-                input.AsSpan(first * AlexNetModel.InputFloatsPerImage, n * AlexNetModel.InputFloatsPerImage), n, layers);
-            foreach (string layer in layers)
+            int n = Math.Min(maxBatch, files.Count - first);
+            interruption.ThrowIfRequested(() => $"after {first} of {files.Count} images; nothing was written");
+            input.Loader.Load(files, first, n, i => batchInput.AsSpan(i * F, F), errors);
+            for (int i = 0; i < n; i++)
+                if (errors[i] is string error) bad.Add(error);
+            // Once an image is bad and none may be left out, nothing will be written: the rest is only read,
+            // so that every bad file is named.
+            if (bad.Count > 0 && !s.SkipBad) continue;
+            IReadOnlyDictionary<string, float[]> features = model.Features(batchInput.AsSpan(0, n * F), n, s.Layers);
+            for (int i = 0; i < n; i++)
             {
-                long perImage = model.Plan.Activation(layer).ElementsPerImage;
-                batchFeatures[layer].CopyTo(results[layer], first * perImage);
+                if (errors[i] is not null) continue;
+                good.Add(first + i);
+                foreach (string layer in s.Layers)
+                {
+                    long perImage = model.Plan.Activation(layer).ElementsPerImage;
+                    rows[layer].Add(features[layer].AsSpan((int)(i * perImage), (int)perImage).ToArray());
+                }
             }
         }
-        var arrays = layers.Select(l => (l, results[l], model.Plan.Activation(l).ExportShape(count))).ToList();
-        if (arrays.Count == 1) NpyWriter.WriteNpy(path, arrays[0].Item2, arrays[0].Item3);
+
+        foreach (string error in bad) stderr.WriteLine($"{Program.Name}: {error}");
+        if (bad.Count > 0 && !s.SkipBad)
+            throw new AlexNetException($"{bad.Count} of {files.Count} images could not be used, so nothing was written (--skip-bad writes the others' rows)");
+        if (good.Count == 0)
+            throw new AlexNetException($"none of the {files.Count} images could be used; nothing was written");
+
+        var arrays = s.Layers.Select(layer =>
+        {
+            long perImage = model.Plan.Activation(layer).ElementsPerImage;
+            var data = new float[perImage * good.Count];
+            for (int r = 0; r < good.Count; r++) rows[layer][r].CopyTo(data, r * perImage);
+            return (layer, data, model.Plan.Activation(layer).ExportShape(good.Count));
+        }).ToList();
+        if (arrays.Count == 1) NpyWriter.WriteNpy(path, arrays[0].data, arrays[0].Item3);
         else NpyWriter.WriteNpz(path, arrays);
+        WriteFileList(listPath, good.Select(i => files[i]));
         foreach ((string name, _, int[] shape) in arrays)
             stdout.WriteLine($"{name}: [{string.Join(", ", shape)}]");
-        stdout.WriteLine($"wrote {path}");
-        return 0;
+        stdout.WriteLine($"wrote {path} and {listPath} ({good.Count} rows)");
+        if (bad.Count == 0) return 0;
+        stderr.WriteLine($"{Program.Name}: {bad.Count} of {files.Count} images could not be used and have no row");
+        return Program.Failure;
     }
 
     /// <summary>OUT.npy for one layer, OUT.npz for several; an explicit matching extension is kept.</summary>
@@ -113,47 +165,15 @@ internal static class FeaturesCommand
         return output + extension;
     }
 
-    /// <summary>
-    /// Decodes each image with ImageSharp 2.1.13 into the network's input: 227×227, BGR, float, the mean
-    /// (104, 117, 124) subtracted, HWC per image, in input order.
-    /// </summary>
-    internal static float[] LoadImages(IReadOnlyList<string> paths)
+    /// <summary>OUT.files.txt beside OUT.npy or OUT.npz.</summary>
+    internal static string FileListPath(string output) => Path.ChangeExtension(output, ".files.txt");
+
+    /// <summary>The rows' files, one per line, as the command line named them (a line break in a name is
+    /// written as \n, a backslash as \\, so each row keeps one line).</summary>
+    private static void WriteFileList(string path, IEnumerable<string> files)
     {
-        var input = new float[(long)paths.Count * AlexNetModel.InputFloatsPerImage];
-        for (int i = 0; i < paths.Count; i++)
-        {
-            string path = paths[i];
-            if (!File.Exists(path)) throw new AlexNetException($"image {path} does not exist");
-            Image<Rgb24> image;
-            try
-            {
-                image = Image.Load<Rgb24>(path);
-            }
-            catch (Exception e) when (e is UnknownImageFormatException or InvalidImageContentException or NotSupportedException or IOException)
-            {
-                throw new AlexNetException($"cannot read image {path}: {e.Message.ReplaceLineEndings(" ")}", e);
-            }
-            using (image)
-            {
-                if (image.Width != AlexNetModel.InputSize || image.Height != AlexNetModel.InputSize)
-                    throw new AlexNetException($"image {path} is {image.Width}×{image.Height}; features takes 227×227 images (resize them first)");
-                int offset = i * AlexNetModel.InputFloatsPerImage;
-                image.ProcessPixelRows(rows =>
-                {
-                    for (int y = 0; y < rows.Height; y++)
-                    {
-                        Span<Rgb24> row = rows.GetRowSpan(y);
-                        int at = offset + y * AlexNetModel.InputSize * 3;
-                        for (int x = 0; x < row.Length; x++, at += 3)
-                        {
-                            input[at] = row[x].B - MeanBgr[0];
-                            input[at + 1] = row[x].G - MeanBgr[1];
-                            input[at + 2] = row[x].R - MeanBgr[2];
-                        }
-                    }
-                });
-            }
-        }
-        return input;
+        var text = new StringBuilder();
+        foreach (string file in files) text.Append(file.Replace("\\", "\\\\").Replace("\n", "\\n").Replace("\r", "\\r")).Append('\n');
+        NpyWriter.WriteText(path, text.ToString());
     }
 }

@@ -43,6 +43,9 @@ internal static class Program
 
     internal static int Run(string[] args, TextWriter stdout) => Run(args, stdout, Console.Error);
 
+    /// <summary>Whether the command line asked for details (<c>--verbose</c>, on any command).</summary>
+    internal static bool IsVerbose(ParseResult result) => result.GetValue<bool>("--verbose");
+
     internal static int Run(string[] args, TextWriter stdout, TextWriter stderr) => Run(args, stdout, stderr, Commands);
 
     /// <summary>Parses a command line as the program does, without running it (tests check that the command

@@ -110,6 +110,10 @@ public class CliTests
     [InlineData("weights --bogus", "weights", "alexnet weights")]
     [InlineData("weights --bogus f.npy", "weights", "alexnet weights")]
     [InlineData("weights f.npy --bogus", "weights", "alexnet weights")]
+    [InlineData("features --weights w.npy --layer fc7 --out o --bogus x.png", "features", "alexnet features")]
+    [InlineData("features --weights w.npy --layer fc7 --out o x.png --bogus", "features", "alexnet features")]
+    [InlineData("classify --weights w.npy --bogus x.png", "classify", "alexnet classify")]
+    [InlineData("classify --weights w.npy x.png --bogus", "classify", "alexnet classify")]
     public void EveryCommandRefusesAnUnknownOptionWithExitCode2AndTheUsageHint(string commandLine, string command, string helpFor)
     {
         AssertUsageError(Run(Split(commandLine)), $"{command} has no option --bogus", helpFor);

@@ -96,36 +96,123 @@ public sealed class FeaturesCliTests(OpenClFixture fixture) : IDisposable
         Assert.True(ok == 0, report);
     }
 
-    [SkippableFact]
-    public void BadInputsAreOneLineErrors()
+    [Fact]
+    public void CommandLineMistakesAreExit2WithTheUsageHintBeforeAnythingRuns()
     {
         string image = WriteImage("ok.png", 227, 227, 4);
-        string small = WriteImage("small.png", 120, 100, 5);
-        string corrupt = _dir.File("corrupt.png");
-        File.WriteAllBytes(corrupt, [0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
-        string weights = _dir.File("missing.npy");
         string output = _dir.File("out");
-        (int code, _, string err) = Cli("features", "--weights", weights, "--layer", "conv1", "--out", output, small);
+        string[] common = ["features", "--weights", _dir.File("missing.npy"), "--out", output];
+        foreach ((string[] args, string expected) in new (string[], string)[]
+        {
+            ([.. common, "--layer", "fc7", "--bogus", image], "features has no option --bogus"),
+            ([.. common, "--layer", "fc9", image], "--layer takes layer names"),
+            ([.. common, "--layer", "fc7,fc7", image], "--layer names fc7 twice"),
+            ([.. common, "--layer", "", image], "--layer takes layer names"),
+            ([.. common, "--layer", "fc7", "--lrn-alpha", "abc", image], "--lrn-alpha takes a number of 0 or more, not 'abc'"),
+            ([.. common, "--layer", "fc7", "--lrn-bias", "0", image], "--lrn-bias takes a number above 0, not '0'"),
+            ([.. common, "--layer", "fc7", "--resize", "squash", image], "--resize takes stretch or crop, not 'squash'"),
+            ([.. common, "--layer", "fc7", "--max-pixels", "abc", image], "--max-pixels takes a positive whole number, not 'abc'"),
+            ([.. common, "--layer", "fc7", "--mean", "1,2", image], "--mean takes three numbers B,G,R"),
+            (["features", "--weights", "w.npy", "--layer", "conv1,fc6", "--out", output + ".npy", image], "written as .npz, not .npy"),
+            (["features", "--layer", "conv1", "--out", output, image], "--weights"),
+        })
+        {
+            (int code, _, string err) = Cli(args);
+            Assert.True(code == 2, $"{string.Join(' ', args)}: exit {code}: {err}");
+            Assert.Contains(expected, err);
+            Assert.Contains("Run 'alexnet features --help' for usage.", err);
+        }
+    }
+
+    [Fact]
+    public void TheOutputIsCheckedBeforeTheWeightsLoad()
+    {
+        string image = WriteImage("ok.png", 227, 227, 4);
+        string weights = _dir.File("missing.npy"); // never reached: the output is refused first
+        string missingFolder = _dir.File("no-such-folder");
+        (int code, _, string err) = Cli("features", "--weights", weights, "--layer", "fc7", "--out", Path.Combine(missingFolder, "out"), image);
         Assert.Equal(1, code);
-        Assert.Contains($"image {small} is 120×100; features takes 227×227 images", err);
-        Assert.Single(err.Trim().Split('\n'));
-        (code, _, err) = Cli("features", "--weights", weights, "--layer", "conv1", "--out", output, corrupt);
+        Assert.Equal($"alexnet: error: cannot write {Path.Combine(missingFolder, "out")}.npy: the folder {missingFolder} does not exist", err.Trim());
+        string folder = _dir.File("a-folder.npy");
+        Directory.CreateDirectory(folder);
+        (code, _, err) = Cli("features", "--weights", weights, "--layer", "fc7", "--out", folder, image);
         Assert.Equal(1, code);
-        Assert.Contains($"cannot read image {corrupt}", err);
-        (code, _, err) = Cli("features", "--weights", weights, "--layer", "conv1", "--out", output, _dir.File("nothing.png"));
+        Assert.Equal($"alexnet: error: cannot write {folder}: it is a folder", err.Trim());
+        Assert.DoesNotContain(".tmp", err);
+        Assert.Empty(Directory.GetFiles(_dir.Path, ".*.tmp"));
+    }
+
+    /// <summary>The float32 array and its shape from an .npy the writer made (version 1, little-endian).</summary>
+    private static (float[] Data, int[] Shape) ReadNpy(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        int headerLength = bytes[8] | bytes[9] << 8;
+        string header = System.Text.Encoding.ASCII.GetString(bytes, 10, headerLength);
+        Assert.Contains("'descr': '<f4'", header);
+        string dims = System.Text.RegularExpressions.Regex.Match(header, @"'shape': \(([^)]*)\)").Groups[1].Value;
+        int[] shape = [.. dims.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse)];
+        var data = new float[(bytes.Length - 10 - headerLength) / 4];
+        Buffer.BlockCopy(bytes, 10 + headerLength, data, 0, data.Length * 4);
+        return (data, shape);
+    }
+
+    [SkippableFact]
+    public void ABadImageIsNeverTurnedIntoNumbers()
+    {
+        _ = fixture.Device;
+        TestNative.Require(NativeLibraryId.ClBlast);
+        string weights = WriteWeights();
+        string good = WriteImage("a-good.png", 227, 227, 1);
+        Directory.CreateDirectory(_dir.File("set"));
+        string resized = WriteImage("set/b-small.png", 120, 100, 2); // any size: resized as classify resizes it
+        string other = WriteImage("set/c-good.png", 300, 227, 3);
+        byte[] jpeg = DecoderTestsJpeg(227, 227);
+        string truncated = _dir.File("set/d-truncated.jpg");
+        File.WriteAllBytes(truncated, jpeg[..(jpeg.Length / 2)]);
+        string corrupt = _dir.File("e-corrupt.png");
+        File.WriteAllBytes(corrupt, [0x89, 0x50, 0x4e, 0x47, 1, 2, 3]);
+        string missing = _dir.File("f-missing.png");
+        string output = _dir.File("feats");
+        string[] inputs = [good, _dir.File("set"), corrupt, missing];
+
+        // By default: every bad file named, nothing written, exit 1.
+        (int code, string stdout, string err) = Cli(["features", "--weights", weights, "--layer", "fc7", "--out", output, "--device", "opencl", "--batch", "2", .. inputs]);
         Assert.Equal(1, code);
-        Assert.Contains("does not exist", err);
-        (code, _, err) = Cli("features", "--weights", weights, "--layer", "conv9", "--out", output, image);
-        Assert.Equal(1, code);
-        Assert.Contains("unknown layer 'conv9'", err);
-        (code, _, err) = Cli("features", "--weights", weights, "--layer", "conv1,fc6", "--out", output + ".npy", image);
-        Assert.Equal(1, code);
-        Assert.Contains("written as .npz, not .npy", err);
-        (code, _, err) = Cli("features", "--weights", weights, "--layer", "conv1", "--out", output, image);
-        Assert.Equal(1, code); // the weight file is missing
-        Assert.Contains("missing.npy", err);
+        Assert.Contains($"alexnet: {truncated}: truncated or corrupt JPEG", err);
+        Assert.Contains($"alexnet: {corrupt}: ", err);
+        Assert.Contains($"alexnet: {missing}: cannot be read: no such file", err);
+        Assert.Contains("3 of 6 images could not be used, so nothing was written (--skip-bad writes the others' rows)", err);
         Assert.False(File.Exists(output + ".npy"));
-        (code, _, err) = Cli("features", "--layer", "conv1", "--out", output, image);
-        Assert.Equal(2, code); // --weights is required: a usage error
+        Assert.False(File.Exists(output + ".files.txt"));
+
+        // --skip-bad: the good rows in input order, their files beside them, exit 1 still.
+        (code, stdout, err) = Cli(["features", "--weights", weights, "--layer", "fc7", "--out", output, "--device", "opencl", "--batch", "2", "--skip-bad", .. inputs]);
+        Assert.Equal(1, code);
+        Assert.Contains("3 of 6 images could not be used and have no row", err);
+        Assert.Equal([good, resized, other], File.ReadAllLines(output + ".files.txt"));
+        (float[] rows, int[] shape) = ReadNpy(output + ".npy");
+        Assert.Equal([3, 4096], shape);
+
+        // The same rows as a run over the good files alone (the batches differ, so the GEMMs may sum in
+        // another order: compared to 1e-4 of the largest value).
+        string alone = _dir.File("alone");
+        (code, _, err) = Cli(["features", "--weights", weights, "--layer", "fc7", "--out", alone, "--device", "opencl", "--batch", "3", good, resized, other]);
+        Assert.True(code == 0, err);
+        (float[] expected, _) = ReadNpy(alone + ".npy");
+        float scale = expected.Max(Math.Abs);
+        Assert.True(scale > 0);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(rows[i] - expected[i]) <= 1e-4f * scale, $"row {i / 4096} value {i % 4096}: {rows[i]} against {expected[i]}");
+    }
+
+    private static byte[] DecoderTestsJpeg(int width, int height)
+    {
+        using var image = new Image<Rgb24>(width, height);
+        for (int y = 0; y < height; y++)
+        for (int x = 0; x < width; x++)
+            image[x, y] = new Rgb24((byte)(x * 3), (byte)(y * 5), (byte)(x ^ y));
+        using var stream = new MemoryStream();
+        image.SaveAsJpeg(stream);
+        return stream.ToArray();
     }
 }

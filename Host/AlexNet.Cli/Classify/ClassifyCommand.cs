@@ -13,14 +13,13 @@ namespace AlexNet.Cli.Classify;
 /// <summary>
 /// <c>alexnet classify --weights FILE … IMAGE|DIR…</c>: the top-K classes of every image, in input order, with
 /// the reference preprocessing. Exit status: 0 when every image was classified, 1 when some could not be
-/// (each has an error record; the count goes to stderr), 2 for a usage error or when nothing could run
-/// (missing weights, no device), 130 when interrupted (after the batches in flight are written).
+/// (each has an error record, a missing path included; the count goes to stderr) or nothing could run
+/// (missing weights, no device), 2 for a usage error, 130 when interrupted (after the batches in flight are
+/// written), 141 when stdout's reader has gone.
 /// </summary>
 internal static class ClassifyCommand
 {
     public const int SomeFailed = 1;
-    public const int CannotRun = 2;
-    public const int Interrupted = 130;
 
     public static Command Create()
     {
@@ -30,152 +29,90 @@ internal static class ClassifyCommand
         Option<int> top = CliOptions.PositiveInt("--top", "Classes to print per image", 5);
         var labels = new Option<string?>("--labels")
         {
-            Description = "Class names: Caffe's synset_words.txt form or one name per line (default: the bundled ImageNet names when there are 1000 classes)",
+            Description = "Class names: Caffe's synset_words.txt form or one name per line (the bundled ImageNet names serve when there are 1000 classes)",
             HelpName = "FILE",
         };
-        Option<string?> resize = CliOptions.Choice("--resize", "stretch: resize to 227×227 as the reference does (default); crop: shorter side to 256, centre 227×227", "stretch", "crop");
-        var mean = new Option<string?>("--mean") { Description = "Mean subtracted per channel, B,G,R (default 104,117,124)", HelpName = "B,G,R" };
-        Option<string?> format = CliOptions.Choice("--format", "text (default), or JSON lines for programs", "text", "json");
-        Option<int> workers = CliOptions.PositiveInt("--workers", "Threads that read, decode and resize images", Environment.ProcessorCount);
-        var shard = new Option<string?>("--shard") { Description = "Take only the I-th of N contiguous slices of the sorted inputs (0-based), for running on N machines", HelpName = "I/N" };
-        Option<string?> decoder = CliOptions.Choice("--decoder", $"Image decoder (default {ImageDecoders.DefaultName})", [.. ImageDecoders.Names]);
-        var maxPixels = new Option<long?>("--max-pixels") { Description = "Refuse images larger than this many pixels, from their header (default 100000000)", HelpName = "N" };
-        var fastDecode = new Option<bool>("--fast-decode") { Description = "Decode large JPEGs at a reduced scale (at least twice the target): faster, not exactly the reference" };
-        var stats = new Option<bool>("--stats") { Description = "Print the end-to-end, decode-only and inference-only rates to stderr" };
-        var inputs = new Argument<string[]>("IMAGE|DIR") { Description = "Image files, or folders searched recursively for images (write a path that starts with - as ./-name)", Arity = ArgumentArity.OneOrMore };
-        // An unknown option would otherwise be taken as an input path and fail later as a missing file.
-        inputs.Validators.Add(result =>
+        Option<string?> format = CliOptions.Choice("--format", "text (the default), or JSON lines for programs", "text", "json");
+        var shard = new Option<Shard?>("--shard")
         {
-            foreach (var token in result.Tokens)
-                if (token.Value.Length > 1 && token.Value[0] == '-')
-                    result.AddError($"classify has no option {token.Value}");
-        });
+            Description = "Take only the I-th of N contiguous slices of the sorted inputs (0-based), for running on N machines",
+            HelpName = "I/N",
+            CustomParser = result =>
+            {
+                try
+                {
+                    return Shard.Parse(result.Tokens[^1].Value);
+                }
+                catch (AlexNetException e)
+                {
+                    result.AddError(e.Message);
+                    return null;
+                }
+            },
+        };
+        var stats = new Option<bool>("--stats") { Description = "Print the end-to-end, decode-only and inference-only rates to stderr" };
+        var images = new ImageInputOptions();
         var command = new Command("classify", "Classify image files in batches: the top-K classes of each, in input order")
         {
-            weights, device, batch, top, labels, resize, mean, format, workers, shard, decoder, maxPixels, fastDecode, stats, inputs,
+            weights, device, batch, top, labels, format, shard, stats,
         };
+        images.AddTo(command);
         command.SetAction(result => Run(new Settings(
             result.GetRequiredValue(weights), result.GetDevice(device), result.GetValue(batch), result.GetValue(top),
-            result.GetValue(labels), result.GetValue(resize) == "crop" ? ResizeMode.Crop : ResizeMode.Stretch,
-            result.GetValue(mean), result.GetValue(format) == "json", result.GetValue(workers), result.GetValue(shard),
-            result.GetValue(decoder) ?? ImageDecoders.DefaultName, result.GetValue(maxPixels), result.GetValue(fastDecode),
-            result.GetValue(stats), result.GetRequiredValue(inputs)),
+            result.GetValue(labels), result.GetValue(format) == "json", result.GetValue(shard), result.GetValue(stats),
+            images.Read(result), Program.IsVerbose(result)),
             result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
         return command;
     }
 
-    internal sealed record Settings(string Weights, DeviceChoice Device, int Batch, int Top, string? Labels, ResizeMode Resize,
-        string? Mean, bool Json, int Workers, string? Shard, string Decoder, long? MaxPixels, bool FastDecode, bool Stats, string[] Inputs);
-
-    /// <summary>B,G,R as three finite numbers.</summary>
-    internal static float[] ParseMean(string? text)
-    {
-        if (text is null) return [104f, 117f, 124f];
-        string[] parts = text.Split(',');
-        var mean = new float[3];
-        if (parts.Length != 3 || !parts.Select((p, i) => float.TryParse(p.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out mean[i]) && float.IsFinite(mean[i])).All(ok => ok))
-            throw new AlexNetException($"--mean takes three numbers B,G,R (as 104,117,124), not '{text}'");
-        return mean;
-    }
+    internal sealed record Settings(string Weights, DeviceChoice Device, int Batch, int Top, string? Labels, bool Json, Shard? Shard,
+        bool Stats, ImageInputSettings Images, bool Verbose);
 
     private static int Run(Settings s, TextWriter stdout, TextWriter stderr)
     {
-        // Everything that can be wrong before the first image is a usage-level failure: exit 2.
-        IReadOnlyList<string> paths;
-        int total;
-        ClassifyPipeline pipeline;
-        AlexNetModel model;
-        SelectedDevice selected;
-        IReadOnlyList<string>? names;
-        float[] mean;
-        try
+        // Whatever is wrong before the first image (weights, device, labels, shard) is one error line and
+        // exit 1 (Program reports the AlexNetException); a usage error never gets this far.
+        Shard shard = s.Shard ?? Shard.All;
+        IReadOnlyList<string> all = s.Images.Files();
+        IReadOnlyList<string> paths = shard.Slice(all);
+        using Interruption interruption = Interruption.Listen();
+        using ImageInput input = s.Images.Open(s.Verbose ? (file, e) => stderr.WriteLine($"{Program.Name}: {file}: {e}") : null);
+        using SelectedDevice selected = DeviceSelector.Open(s.Device);
+        using AlexNetModel model = AlexNetModel.Load(selected.Device, s.Weights, new AlexNetOptions { MaxBatch = Math.Max(1, Math.Min(s.Batch, paths.Count)) });
+        IReadOnlyList<string>? names = ClassLabels.ForClasses(model.NumClasses, s.Labels);
+        using var pipeline = new ClassifyPipeline(model, input.Loader);
+        if (paths.Count == 0)
         {
-            mean = ParseMean(s.Mean);
-            Shard shard = s.Shard is null ? new Shard(0, 1) : Shard.Parse(s.Shard);
-            IReadOnlyList<string> all = InputFiles.Enumerate(s.Inputs);
-            total = all.Count;
-            paths = shard.Slice(all);
-            IImageDecoder decoder = ImageDecoders.Create(s.Decoder);
-            var decodeOptions = new ImageDecodeOptions { FastDecode = s.FastDecode };
-            if (s.MaxPixels is long limit)
-            {
-                if (limit < 1) throw new AlexNetException($"--max-pixels takes a positive number, not {limit}");
-                decodeOptions = decodeOptions with { MaxPixels = limit };
-            }
-            selected = DeviceSelector.Open(s.Device);
-            try
-            {
-                model = AlexNetModel.Load(selected.Device, s.Weights, new AlexNetOptions { MaxBatch = Math.Max(1, Math.Min(s.Batch, paths.Count)) });
-                try
-                {
-                    names = ClassLabels.ForClasses(model.NumClasses, s.Labels);
-                    pipeline = new ClassifyPipeline(model, new ImageLoader(decoder, decodeOptions, s.Resize, mean, s.Workers));
-                }
-                catch
-                {
-                    model.Dispose();
-                    throw;
-                }
-            }
-            catch
-            {
-                selected.Dispose();
-                throw;
-            }
-        }
-        catch (AlexNetException e)
-        {
-            stderr.WriteLine($"{Program.Name}: error: {e.Message}");
-            return CannotRun;
-        }
-
-        using (selected)
-        using (model)
-        using (pipeline)
-        {
-            if (paths.Count == 0)
-            {
-                stderr.WriteLine($"{Program.Name}: shard {s.Shard} holds none of the {total} images; nothing to do");
-                return 0;
-            }
-            if (!s.Json) stdout.WriteLine($"# {paths.Count} images on {selected.Device.Description} ({selected.Reason})");
-            var output = new ResultWriter(stdout, s.Json, s.Top, names);
-            var progress = ProgressBar.ForTerminal(stderr, paths.Count, model.MaxBatch);
-            bool interrupted = false;
-            ConsoleCancelEventHandler onCancel = (_, e) =>
-            {
-                // The first Ctrl+C stops after the batch being filled; the batches in flight are still written.
-                if (interrupted) return;
-                interrupted = true;
-                e.Cancel = true;
-            };
-            Console.CancelKeyPress += onCancel;
-            PipelineStats stats;
-            try
-            {
-                stats = pipeline.Run(paths, output.Write, () => interrupted, progress is null ? null : progress.Update);
-            }
-            finally
-            {
-                Console.CancelKeyPress -= onCancel;
-                progress?.Finish();
-                stdout.Flush();
-            }
-            if (s.Stats)
-                stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"stats: {stats.Images} images in {stats.Wall.TotalSeconds:F2} s: end to end {stats.EndToEndPerSecond:F1} images/s; decode {stats.DecodePerSecond:F1} images/s on {stats.Workers} workers; inference {stats.InferencePerSecond:F1} images/s of device time ({selected.Device.Name})"));
-            if (interrupted)
-            {
-                stderr.WriteLine($"{Program.Name}: interrupted after {stats.Images} of {paths.Count} images");
-                return Interrupted;
-            }
-            if (stats.Failed > 0)
-            {
-                stderr.WriteLine($"{Program.Name}: {stats.Failed} of {paths.Count} images could not be classified");
-                return SomeFailed;
-            }
+            stderr.WriteLine($"{Program.Name}: shard {s.Shard} holds none of the {all.Count} images; nothing to do");
             return 0;
         }
+        if (!s.Json) stdout.WriteLine($"# {paths.Count} images on {selected.Device.Description} ({selected.Reason}); {input.Loader.Decoder.Name} decoder");
+        var output = new ResultWriter(stdout, s.Json, s.Top, names);
+        var progress = ProgressBar.ForTerminal(stderr, paths.Count, model.MaxBatch);
+        PipelineStats stats;
+        try
+        {
+            // A stop request ends the run after the batch being filled; the batches in flight are still written.
+            stats = pipeline.Run(paths, output.Write, () => interruption.IsRequested, progress is null ? null : progress.Update);
+        }
+        finally
+        {
+            progress?.Finish();
+        }
+        if (s.Stats)
+            stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"stats: {stats.Images} images in {stats.Wall.TotalSeconds:F2} s: end to end {stats.EndToEndPerSecond:F1} images/s; decode {stats.DecodePerSecond:F1} images/s on {stats.Workers} workers; inference {stats.InferencePerSecond:F1} images/s of device time ({selected.Device.Name}); decode memory peak {DecodeMemoryBudget.Mebibytes(input.Budget.PeakBytes)} of {DecodeMemoryBudget.Mebibytes(input.Budget.TotalBytes)}"));
+        if (interruption.IsRequested)
+        {
+            stderr.WriteLine($"{Program.Name}: interrupted by {interruption.SignalName} after {stats.Images} of {paths.Count} images");
+            return Interruption.ExitCode;
+        }
+        if (stats.Failed > 0)
+        {
+            stderr.WriteLine($"{Program.Name}: {stats.Failed} of {paths.Count} images could not be classified");
+            return SomeFailed;
+        }
+        return 0;
     }
 
     /// <summary>Writes results as text or JSON lines, one whole record at a time.</summary>

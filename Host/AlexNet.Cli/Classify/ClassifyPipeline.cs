@@ -107,36 +107,52 @@ internal sealed class ClassifyPipeline : IDisposable
             progress?.Invoke(done);
         }
 
-        for (int k = 0; next < paths.Count && !stop(); k++)
+        try
         {
-            Slot slot = _slots[k % SlotCount];
-            if (slot.InFlight) Finish(slot);
-            slot.First = next;
-            slot.Count = Math.Min(batch, paths.Count - next);
-            next += slot.Count;
-
-            // Decode on every worker straight into the pinned slot; the device meanwhile runs earlier batches.
-            var decode = Stopwatch.StartNew();
-            PinnedHostBuffer<float> input = slot.Input;
-            _loader.Load(paths, slot.First, slot.Count,
-                i => input.Span.Slice(i * AlexNetModel.InputFloatsPerImage, AlexNetModel.InputFloatsPerImage), slot.Errors);
-            decodeWall += decode.Elapsed;
-
-            stream.Record(slot.Start);
-            stream.CopyToDeviceAsync(input, 0, _model.InputBuffer, 0, (long)slot.Count * AlexNetModel.InputFloatsPerImage);
-            _model.Run(slot.Count);
-            _model.CopyProbabilitiesAsync(slot.Output);
-            stream.Record(slot.Done);
-            slot.InFlight = true;
+            Loop();
         }
-        // The rest of the batches in flight, oldest first.
-        for (int k = 0; k < SlotCount; k++)
+        catch
         {
-            Slot? oldest = _slots.Where(s => s.InFlight).MinBy(s => s.First);
-            if (oldest is null) break;
-            Finish(oldest);
+            // Results could not be written (stdout's reader has gone) or a batch could not be queued: the slots'
+            // pinned memory must outlive the copies still queued into it before anyone disposes it.
+            foreach (Slot slot in _slots)
+                if (slot.InFlight) slot.Done.Synchronize();
+            throw;
         }
         return new PipelineStats(done, failed, wall.Elapsed, decodeWall, deviceMs, _loader.Workers);
+
+        void Loop()
+        {
+            for (int k = 0; next < paths.Count && !stop(); k++)
+            {
+                Slot slot = _slots[k % SlotCount];
+                if (slot.InFlight) Finish(slot);
+                slot.First = next;
+                slot.Count = Math.Min(batch, paths.Count - next);
+                next += slot.Count;
+
+                // Decode on every worker straight into the pinned slot; the device meanwhile runs earlier batches.
+                var decode = Stopwatch.StartNew();
+                PinnedHostBuffer<float> input = slot.Input;
+                _loader.Load(paths, slot.First, slot.Count,
+                    i => input.Span.Slice(i * AlexNetModel.InputFloatsPerImage, AlexNetModel.InputFloatsPerImage), slot.Errors);
+                decodeWall += decode.Elapsed;
+
+                stream.Record(slot.Start);
+                stream.CopyToDeviceAsync(input, 0, _model.InputBuffer, 0, (long)slot.Count * AlexNetModel.InputFloatsPerImage);
+                _model.Run(slot.Count);
+                _model.CopyProbabilitiesAsync(slot.Output);
+                stream.Record(slot.Done);
+                slot.InFlight = true;
+            }
+            // The rest of the batches in flight, oldest first.
+            for (int k = 0; k < SlotCount; k++)
+            {
+                Slot? oldest = _slots.Where(s => s.InFlight).MinBy(s => s.First);
+                if (oldest is null) break;
+                Finish(oldest);
+            }
+        }
     }
 
     public void Dispose()

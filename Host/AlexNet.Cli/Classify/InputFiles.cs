@@ -6,7 +6,8 @@ namespace AlexNet.Cli.Classify;
 /// <summary>
 /// The image files a command line names, in a fixed order, so that every run over the same files sees the
 /// same list (and <c>--shard</c> slices of it add up to one run): arguments keep their order; a file named
-/// on the command line is taken whatever its extension; a folder is searched recursively for files with an
+/// on the command line is taken whatever its extension, and so is one that does not exist (its decode then
+/// fails, which costs that input alone); a folder is searched recursively for files with an
 /// image extension, which are taken sorted by ordinal path.
 /// </summary>
 internal static class InputFiles
@@ -42,7 +43,9 @@ internal static class InputFiles
             }
             else
             {
-                throw new AlexNetException($"image {(argument.Length == 0 ? "''" : argument)} does not exist (neither a file nor a folder)");
+                // Neither a file nor a folder: kept, so that it gets its error record where it stands and the
+                // other inputs still run.
+                files.Add(argument);
             }
         }
         return files;

@@ -92,7 +92,30 @@ public static class NpyWriter
         if (count != length) throw new ArgumentException($"shape ({string.Join(", ", shape.ToArray())}) holds {count} values, the data {length}", nameof(shape));
     }
 
-    private static void WriteAtomically(string path, Action<Stream> write)
+    /// <summary>Writes <paramref name="text"/> as UTF-8 to <paramref name="path"/>, atomically like the arrays.</summary>
+    public static void WriteText(string path, string text) =>
+        WriteAtomically(path, stream => stream.Write(new System.Text.UTF8Encoding(false).GetBytes(text)));
+
+    /// <summary>
+    /// Throws the error a later write to <paramref name="path"/> would meet (the folder missing or not
+    /// writable, the path a folder), by creating and removing a file beside it, so a command can refuse its
+    /// output before doing the work.
+    /// </summary>
+    public static void CheckWritable(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) throw new AlexNetException($"cannot write {path}: it is a folder");
+        WriteAtomically(path, _ => { }, keep: false);
+    }
+
+    // The temporary file is the writer's business: the message names the folder and the cause.
+    private static string Reason(Exception e, string temp, string folder) => e switch
+    {
+        UnauthorizedAccessException => $"permission denied in {folder}",
+        _ => e.Message.Replace(temp, folder, StringComparison.Ordinal).ReplaceLineEndings(" ").TrimEnd('.'),
+    };
+
+    private static void WriteAtomically(string path, Action<Stream> write, bool keep = true)
     {
         string full = Path.GetFullPath(path);
         string folder = Path.GetDirectoryName(full)!;
@@ -105,12 +128,13 @@ public static class NpyWriter
                 write(stream);
                 stream.Flush(flushToDisk: true);
             }
-            File.Move(temp, full, overwrite: true);
+            if (keep) File.Move(temp, full, overwrite: true);
+            else File.Delete(temp);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw new AlexNetException($"cannot write {path}: {e.Message}", e);
+            throw new AlexNetException($"cannot write {path}: {Reason(e, temp, folder)}", e);
         }
         catch
         {
