@@ -12,11 +12,14 @@ the records it wrote are kept and the files that may have caused it are run one 
 which names the culprit; everything after it continues as a new chunk. So a death or a hang costs
 one chunk's progress, not the run.
 
-A file is a *hang* when, alone in its process, it gives no output for --hang-seconds. The chunk-level
-stall limit can be shorter (a false alarm only costs a few one-file runs), which makes each hang
-cheaper to find. A file that finishes alone but took longer than the stall limit is a *slow file*
-(listed with its time, not a failure). A chunk that stalls although no file does alone is run again
-as it was, with the full --hang-seconds: if it stops again, that is a hang of unknown cause.
+A file is a *hang* when, alone in its process, it gives no output for --hang-seconds (counted from
+the start of the process). The stall limit can be shorter, which makes each hang cheaper to find: the
+suspects are first run alone with the stall limit; the first that stops too is taken as the culprit
+and the chunk continues without it, while a separate one-file run with the full --hang-seconds
+decides whether it hangs or is only slow (a *slow file*: listed with its time, not a failure).
+With --jobs 2 those confirmations run beside the chunks. A chunk that stalls although no file does
+alone is run again as it was, with the full --hang-seconds: if it stops again, that is a hang of
+unknown cause.
 
 Which files can be the culprit follows from the pipeline of `classify`: results of batch j are written
 just before batch j+3 is decoded, so after k records (k > 0) the batch being decoded is files
@@ -129,6 +132,7 @@ class Runner:
         self.stop_new_chunks = False
         self.started = time.monotonic()
         self.not_run = []
+        self.unconfirmed = []         # stalled alone, but the time limit came before the full-length run
 
     # -- one process
     def run_cli(self, files, label, limit=None):
@@ -301,23 +305,21 @@ class Runner:
         self.push(("single", order[0], event), front=True)
 
     def single_task(self, f, event):
-        r = self.run_cli([f], "single")
+        """One suspect alone, with the stall limit: a quick answer to 'is it this one?'."""
+        r = self.run_cli([f], "single", limit=self.a.stall_seconds)
         normal, k, recs = self.absorb(r)
         culprit = not normal
         with self.lock:
             self.singles_elapsed[f] = r["wall"]
-            if not normal:
-                entry = dict(file=f, kind=kind_of(f), status=r["status"], signal=r["signal"], run=r["id"],
-                             stderr=self.stderr_excerpt(r["stderr"]), wall=round(r["wall"], 2))
-                (self.hangs if r["hung"] else self.deaths).append(entry)
-                log(f"  {'hang' if r['hung'] else 'death'}: {f} (status {r['status']})")
-            elif k < 1:
+            if normal and k < 1:
                 self.lost.append(dict(run=r["id"], file=f))
-            elif event["kind"] == "stall" and r["wall"] - self.startup_s > self.a.stall_seconds:
-                # it finishes, but slower than a chunk may pause: that is what stopped the chunk
-                self.stalls.append(dict(file=f, kind=kind_of(f), seconds=round(r["wall"] - self.startup_s, 1), run=r["id"]))
-                culprit = True
-                log(f"  slow: {f} ({r['wall']:.0f} s alone)")
+            elif not normal and not r["hung"]:
+                self.deaths.append(dict(file=f, kind=kind_of(f), status=r["status"], signal=r["signal"], run=r["id"],
+                                        stderr=self.stderr_excerpt(r["stderr"]), wall=round(r["wall"], 2)))
+                log(f"  death: {f} (status {r['status']})")
+        if r["hung"]:
+            log(f"  stalls alone too: {f}; confirming with {self.a.hang_seconds:.0f} s")
+            self.push(("confirm", f, None), front=True)
         event["next"] += 1
         if event["kind"] == "lost":
             # one-file runs for files a normal run did not report; nothing continues after them
@@ -337,6 +339,26 @@ class Runner:
             # the chunk failed, but no file fails alone: still a failure, of unknown cause
             self.unreproduced(event, "died" if event["kind"] == "death" else "hung")
         self.continue_chunk(event)
+
+    def confirm_task(self, f):
+        """A file that stalled alone, given the full hang limit: a hang, or only slow."""
+        r = self.run_cli([f], "confirm", limit=self.a.hang_seconds)
+        normal, k, recs = self.absorb(r)
+        with self.lock:
+            self.singles_elapsed[f] = r["wall"]
+            if r["hung"]:
+                self.hangs.append(dict(file=f, kind=kind_of(f), status=None, signal=None, run=r["id"], stderr=self.stderr_excerpt(r["stderr"]),
+                                       wall=round(r["wall"], 2)))
+                log(f"  hang: {f}")
+            elif not normal:
+                self.deaths.append(dict(file=f, kind=kind_of(f), status=r["status"], signal=r["signal"], run=r["id"],
+                                        stderr=self.stderr_excerpt(r["stderr"]), wall=round(r["wall"], 2)))
+                log(f"  death: {f} (status {r['status']})")
+            else:
+                self.stalls.append(dict(file=f, kind=kind_of(f), seconds=round(r["wall"] - self.startup_s, 1), run=r["id"]))
+                if k < 1:
+                    self.lost.append(dict(run=r["id"], file=f))
+                log(f"  slow, not hung: {f} ({r['wall']:.0f} s alone)")
 
     def window_task(self, files, event):
         r = self.run_cli(files, "window", limit=self.a.hang_seconds)
@@ -377,11 +399,16 @@ class Runner:
                 task = None
                 if self.tasks:
                     # singles first; chunks only while the time limit allows
-                    if self.tasks[0][0] != "chunk" or not self.stop_new_chunks:
+                    if not self.stop_new_chunks:
                         task = self.tasks.popleft()
                     else:
-                        while self.tasks and self.tasks[0][0] == "chunk":
-                            self.not_run += self.tasks.popleft()[1]
+                        # past the time limit: finish the searches under way, leave chunks and confirmations
+                        while self.tasks and self.tasks[0][0] in ("chunk", "confirm"):
+                            t = self.tasks.popleft()
+                            if t[0] == "chunk":
+                                self.not_run += t[1]
+                            else:
+                                self.unconfirmed.append(t[1])
                         if self.tasks:
                             task = self.tasks.popleft()
                 if task is None:
@@ -397,6 +424,8 @@ class Runner:
                     self.chunk_task(task[1], task[2])
                 elif task[0] == "window":
                     self.window_task(task[1], task[2])
+                elif task[0] == "confirm":
+                    self.confirm_task(task[1])
                 else:
                     self.single_task(task[1], task[2])
             finally:
@@ -538,7 +567,7 @@ def main():
     raw_groups, skia_groups, flag_groups = {}, {}, {}
     classified = errors = 0
     kinds = collections.defaultdict(collections.Counter)
-    culprits = {d["file"] for d in run.deaths + run.hangs if d.get("file")}
+    culprits = {d["file"] for d in run.deaths + run.hangs if d.get("file")} | set(run.unconfirmed)
     for f in order:
         k = kind_of(f)
         if f in run.records:
@@ -608,8 +637,9 @@ def main():
                      stall_seconds=a.stall_seconds,
                      extra_args=a.extra_args, time_limit_min=a.time_limit),
         files=len(order), good=len(good), classified=classified, error_records=errors,
-        partial=bool(run.not_run), files_not_run=len(not_run),
+        partial=bool(run.not_run or run.unconfirmed), files_not_run=len(not_run),
         deaths=run.deaths, hangs=run.hangs, slow_over_stall_limit=run.stalls, false_alarms=run.false_alarms,
+        stalled_unconfirmed=[dict(file=f, kind=kind_of(f)) for f in run.unconfirmed],
         lost=run.lost, duplicates=run.duplicates, out_of_order=run.out_of_order, malformed=run.malformed[:50],
         malformed_count=len(run.malformed),
         processes=run.run_id, one_file_process_seconds=round(startup_s, 3),
@@ -632,7 +662,7 @@ def main():
         json.dump(summary, fo, indent=1)
     with open(os.path.join(a.out, "summary.md"), "w") as fo:
         fo.write(markdown(summary))
-    fail = (run.deaths or run.hangs or run.lost or run.duplicates or run.out_of_order or run.malformed
+    fail = (run.deaths or run.hangs or run.unconfirmed or run.lost or run.duplicates or run.out_of_order or run.malformed
             or good_report["mismatches"])
     log(f"{len(order)} files: {classified} classified, {errors} error records, {len(run.deaths)} deaths, "
         f"{len(run.hangs)} hangs, {len(run.stalls)} slow, {len(run.lost)} lost, {len(run.duplicates)} duplicated; good max |diff| "
@@ -653,6 +683,7 @@ def markdown(s):
     rows = [("files", s["files"]), ("classified", s["classified"]), ("error records", s["error_records"]),
             ("deaths", len(s["deaths"])), ("hangs", len(s["hangs"])), ("slow files (over the stall limit)", len(s["slow_over_stall_limit"])),
             ("stall false alarms", len(s["false_alarms"])),
+            ("stalled alone, not confirmed (time limit)", len(s["stalled_unconfirmed"])),
             ("lost records", len(s["lost"])),
             ("duplicated records", len(s["duplicates"])), ("out of order", len(s["out_of_order"])),
             ("malformed lines", s["malformed_count"]), ("files not run", s["files_not_run"]),
