@@ -270,18 +270,24 @@ public sealed class ClassifyCliTests(OpenClFixture fixture, ClassifyWeightsFixtu
         Assert.Contains("1000", stderr);
     }
 
-    [SkippableFact]
-    public void CtrlCStopsAfterTheBatchesInFlightWithWholeJsonLines()
+    /// <summary>The built CLI in a child process: classify, JSON, batches of 4, over a new folder of 40 images.</summary>
+    private Process StartJsonRunOver40Images(string folderName, int seed)
     {
-        RequireDevice();
-        string folder = _dir.File("many");
-        for (int i = 0; i < 40; i++) Image($"many/{i:D2}.png", 227, 227, 100 + i);
+        string folder = _dir.File(folderName);
+        for (int i = 0; i < 40; i++) Image($"{folderName}/{i:D2}.png", 227, 227, seed + i);
         string cli = System.IO.Path.Combine(AppContext.BaseDirectory, "alexnet.dll");
         var psi = new ProcessStartInfo("dotnet", [cli, "classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--batch", "4", folder])
         {
             RedirectStandardOutput = true, RedirectStandardError = true,
         };
-        using Process p = Process.Start(psi)!;
+        return Process.Start(psi)!;
+    }
+
+    [SkippableFact]
+    public void CtrlCStopsAfterTheBatchesInFlightWithWholeJsonLines()
+    {
+        RequireDevice();
+        using Process p = StartJsonRunOver40Images("many", 100);
         var lines = new List<string>();
         string? first = p.StandardOutput.ReadLine(); // the first batch is out: interrupt the run now
         Assert.NotNull(first);
@@ -302,14 +308,7 @@ public sealed class ClassifyCliTests(OpenClFixture fixture, ClassifyWeightsFixtu
     public void AReaderThatClosesThePipeEndsTheRunQuietly()
     {
         RequireDevice();
-        string folder = _dir.File("piped");
-        for (int i = 0; i < 40; i++) Image($"piped/{i:D2}.png", 227, 227, 300 + i);
-        string cli = System.IO.Path.Combine(AppContext.BaseDirectory, "alexnet.dll");
-        var psi = new ProcessStartInfo("dotnet", [cli, "classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--batch", "4", folder])
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        using Process p = Process.Start(psi)!;
+        using Process p = StartJsonRunOver40Images("piped", 300);
         Task<string> stderr = p.StandardError.ReadToEndAsync();
         string? first = p.StandardOutput.ReadLine(); // `| head -1`: one line, then the reader is gone
         Assert.NotNull(first);
