@@ -5,14 +5,13 @@ namespace AlexNet.Imaging;
 /// <summary>
 /// 8-bit RGB pixels of a decoded image, rows top to bottom, 3 bytes per pixel, after the EXIF orientation is
 /// applied, grey replicated to 3 channels, alpha dropped and 16-bit samples reduced to 8 (<c>v &gt;&gt; 8</c>):
-/// what <c>cv2.imread</c> gives, in RGB order. The pixels live in a buffer rented from
-/// <see cref="ArrayPool{T}.Shared"/>, so decoding a stream of images does not churn the garbage collector;
-/// <see cref="Dispose"/> returns it, and the decode memory it was granted (<see cref="DecodeMemory"/>),
+/// what <c>cv2.imread</c> gives, in RGB order. The pixels live in an <see cref="ImageMemory"/> buffer (pooled
+/// when small, the system's when large); <see cref="Dispose"/> returns it, and the decode memory it was granted (<see cref="DecodeMemory"/>),
 /// after which <see cref="Pixels"/> throws.
 /// </summary>
 public sealed class DecodedImage : IDisposable
 {
-    private byte[]? _buffer;
+    private ImageMemory? _memory;
     private readonly int _length;
     private IDisposable? _lease;
 
@@ -24,14 +23,8 @@ public sealed class DecodedImage : IDisposable
         Width = width;
         Height = height;
         _length = (int)length;
-        _buffer = PoolBuffers ? ArrayPool<byte>.Shared.Rent(_length) : GC.AllocateUninitializedArray<byte>(_length);
+        _memory = ImageMemory.Allocate(_length);
     }
-
-    /// <summary>
-    /// Whether pixel buffers come from (and go back to) the shared pool; a decode worker process turns it off,
-    /// so that the memory of a large image is given back instead of kept for the next one.
-    /// </summary>
-    internal static bool PoolBuffers { get; set; } = true;
 
     /// <summary>An image holding a copy of <paramref name="rgb"/> (width·height·3 bytes, rows top to bottom).</summary>
     internal static DecodedImage FromRgb(int width, int height, ReadOnlySpan<byte> rgb)
@@ -57,8 +50,8 @@ public sealed class DecodedImage : IDisposable
     {
         get
         {
-            byte[] buffer = _buffer ?? throw new ObjectDisposedException(nameof(DecodedImage));
-            return buffer.AsSpan(0, _length);
+            ImageMemory memory = _memory ?? throw new ObjectDisposedException(nameof(DecodedImage));
+            return memory.Span;
         }
     }
 
@@ -67,8 +60,7 @@ public sealed class DecodedImage : IDisposable
 
     public void Dispose()
     {
-        byte[]? buffer = Interlocked.Exchange(ref _buffer, null);
-        if (buffer is not null && PoolBuffers) ArrayPool<byte>.Shared.Return(buffer);
+        Interlocked.Exchange(ref _memory, null)?.Dispose();
         Interlocked.Exchange(ref _lease, null)?.Dispose();
     }
 }

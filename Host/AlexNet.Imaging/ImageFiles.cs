@@ -16,25 +16,6 @@ internal static class ImageFiles
         }
     }
 
-    /// <summary>The whole file in a buffer rented from <see cref="System.Buffers.ArrayPool{T}.Shared"/>, and its length.</summary>
-    public static (byte[] Data, int Length) ReadAll(string path)
-    {
-        using FileStream stream = Open(path);
-        long length = stream.Length;
-        if (length > Array.MaxLength) throw new ImageDecodeException(path, $"cannot be read: {length} bytes is larger than an image file can be here");
-        byte[] data = System.Buffers.ArrayPool<byte>.Shared.Rent((int)length);
-        try
-        {
-            stream.ReadExactly(data, 0, (int)length);
-            return (data, (int)length);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(data);
-            throw new ImageDecodeException(path, $"cannot be read: {Reason(e)}", e);
-        }
-    }
-
     private static string Reason(Exception e) => e switch
     {
         FileNotFoundException => "no such file",

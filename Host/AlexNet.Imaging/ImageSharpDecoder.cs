@@ -70,29 +70,22 @@ internal sealed class ImageSharpDecoder : IImageDecoder
         IDisposable lease = options.Memory.Reserve(path, MemoryNeeded(length, info.Width, info.Height, format, sixteenBit), 3L * info.Width * info.Height);
         try
         {
-            // The whole file in one pooled buffer: the structure checks read all of it, and ImageSharp reads
-            // it through a MemoryStream.
-            byte[] data = ArrayPool<byte>.Shared.Rent((int)length);
-            try
-            {
-                file.Position = 0;
-                file.ReadExactly(data, 0, (int)length);
-                if (StructureChecks.Unsupported(format.Name, data.AsSpan(0, (int)length)) is { } unsupported)
-                    throw new ImageDecodeException(path, $"cannot be decoded: {unsupported}");
-                if (StructureChecks.Problem(format.Name, data.AsSpan(0, (int)length)) is { } problem)
-                    throw new ImageDecodeException(path, $"truncated or corrupt {FormatName(format)} ({problem})");
-                using var stream = new MemoryStream(data, 0, (int)length, writable: false);
-                // The orientation is applied where Skia applies it too (JPEG, WebP), so both decoders give
-                // the same pixels; a PNG's eXIf chunk is ignored by both.
-                bool oriented = format is JpegFormat or WebpFormat;
-                DecodedImage image = sixteenBit ? DecodeSixteenBit(stream, oriented) : DecodeEightBit(stream, oriented);
-                image.Hold(lease);
-                return image;
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(data);
-            }
+            // The whole file in one buffer: the structure checks read all of it, and ImageSharp reads it as a
+            // stream.
+            using ImageMemory data = ImageMemory.Allocate(length);
+            file.Position = 0;
+            file.ReadExactly(data.Span);
+            if (StructureChecks.Unsupported(format.Name, data.Span) is { } unsupported)
+                throw new ImageDecodeException(path, $"cannot be decoded: {unsupported}");
+            if (StructureChecks.Problem(format.Name, data.Span) is { } problem)
+                throw new ImageDecodeException(path, $"truncated or corrupt {FormatName(format)} ({problem})");
+            using Stream stream = data.AsStream();
+            // The orientation is applied where Skia applies it too (JPEG, WebP), so both decoders give the
+            // same pixels; a PNG's eXIf chunk is ignored by both.
+            bool oriented = format is JpegFormat or WebpFormat;
+            DecodedImage image = sixteenBit ? DecodeSixteenBit(stream, oriented) : DecodeEightBit(stream, oriented);
+            image.Hold(lease);
+            return image;
         }
         catch (Exception e) when (e is not (OutOfMemoryException or ImageDecodeException))
         {
@@ -105,6 +98,10 @@ internal sealed class ImageSharpDecoder : IImageDecoder
             throw;
         }
     }
+
+    /// <summary>Gives the system back what ImageSharp's allocator keeps for the next image (a decode worker
+    /// does so after a large one).</summary>
+    internal static void ReleaseRetainedMemory() => Configuration.MemoryAllocator.ReleaseRetainedResources();
 
     /// <summary>
     /// The bytes one decode holds at its peak: the file, ImageSharp's image (3 bytes a pixel, 8 for 16-bit

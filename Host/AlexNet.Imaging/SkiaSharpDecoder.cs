@@ -121,24 +121,17 @@ internal sealed class SkiaSharpDecoder : IImageDecoder
         long total = (long)rowBytes * target.Height;
         if (total > Array.MaxLength)
             throw new ImageDecodeException(path, $"{target.Width}×{target.Height} {format} is too large to decode whole (more than {Array.MaxLength} bytes)");
-        byte[] pixels = ArrayPool<byte>.Shared.Rent((int)total);
-        try
+        using ImageMemory pixels = ImageMemory.Allocate(total);
+        SKCodecResult result;
+        unsafe
         {
-            SKCodecResult result;
-            unsafe
-            {
-                fixed (byte* p = pixels) result = codec.GetPixels(target, (IntPtr)p, rowBytes, SKCodecOptions.Default);
-            }
-            if (result != SKCodecResult.Success) throw Failed(path, format, result);
-            for (int y = 0; y < target.Height; y++)
-            {
-                ToRgb(pixels.AsSpan(y * rowBytes, rowBytes), target.ColorType, writer.Row(y));
-                writer.Commit(y);
-            }
+            fixed (byte* p = pixels.Span) result = codec.GetPixels(target, (IntPtr)p, rowBytes, SKCodecOptions.Default);
         }
-        finally
+        if (result != SKCodecResult.Success) throw Failed(path, format, result);
+        for (int y = 0; y < target.Height; y++)
         {
-            ArrayPool<byte>.Shared.Return(pixels);
+            ToRgb(pixels.Span.Slice(y * rowBytes, rowBytes), target.ColorType, writer.Row(y));
+            writer.Commit(y);
         }
     }
 

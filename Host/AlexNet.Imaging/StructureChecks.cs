@@ -147,17 +147,17 @@ internal static class StructureChecks
     /// <paramref name="needed"/> bytes (inflating no further than that); null when it is not valid zlib data.</summary>
     private static bool? InflatesTo(ReadOnlySpan<byte> data, List<(int Start, int Length)> parts, long total, long needed)
     {
-        byte[] compressed = ArrayPool<byte>.Shared.Rent((int)Math.Max(1, total));
+        using ImageMemory compressed = ImageMemory.Allocate(total);
         byte[] scratch = ArrayPool<byte>.Shared.Rent(1 << 16);
         try
         {
             int length = 0;
             foreach ((int start, int count) in parts)
             {
-                data.Slice(start, count).CopyTo(compressed.AsSpan(length));
+                data.Slice(start, count).CopyTo(compressed.Span[length..]);
                 length += count;
             }
-            using var zlib = new ZLibStream(new MemoryStream(compressed, 0, length, writable: false), CompressionMode.Decompress);
+            using var zlib = new ZLibStream(compressed.AsStream(), CompressionMode.Decompress);
             long produced = 0;
             while (produced < needed)
             {
@@ -173,7 +173,6 @@ internal static class StructureChecks
         }
         finally
         {
-            ArrayPool<byte>.Shared.Return(compressed);
             ArrayPool<byte>.Shared.Return(scratch);
         }
     }

@@ -53,6 +53,62 @@ public sealed class DecodeMemoryTests : IDisposable
         Assert.Equal(0, budget.GrantedBytes);
     }
 
+    [Fact]
+    public void LargeBuffersComeFromTheSystemAndSmallOnesFromThePool()
+    {
+        foreach (int length in new[] { 0, 1, 1000, ImageMemory.PooledLimit, ImageMemory.PooledLimit + 1, 40 << 20 })
+        {
+            var memory = ImageMemory.Allocate(length);
+            Span<byte> span = memory.Span;
+            Assert.Equal(length, span.Length);
+            span.Fill(0xA5);
+            using (Stream stream = memory.AsStream())
+            {
+                Assert.Equal(length, stream.Length);
+                if (length > 0) Assert.Equal(0xA5, stream.ReadByte());
+            }
+            memory.Dispose();
+            memory.Dispose();
+            Assert.Throws<ObjectDisposedException>(() => memory.Span.Length);
+        }
+    }
+
+    /// <summary>
+    /// A GIF of 35 bytes that declares a 6000×6000 screen, decoded on four threads at once under a budget that
+    /// holds one such decode: they take turns, every one decodes, and the budget is never exceeded.
+    /// </summary>
+    [Fact]
+    public void ConcurrentDecodesOfHugeDeclaredImagesTakeTurnsWithinTheBudget()
+    {
+        byte[] gif = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Fixtures", "hostile-images", "gif_screen_10000x10000.gif"));
+        BinaryPrimitives.WriteUInt16LittleEndian(gif.AsSpan(6), 6000);
+        BinaryPrimitives.WriteUInt16LittleEndian(gif.AsSpan(8), 6000);
+        string path = _folder.File("screen-6000.gif");
+        File.WriteAllBytes(path, gif);
+        IImageDecoder skia = ImageDecoders.Create("skiasharp");
+        long one;
+        var probe = new DecodeMemoryBudget(1L << 34);
+        using (skia.Decode(path, new ImageDecodeOptions { Memory = probe })) one = probe.GrantedBytes;
+        Assert.InRange(one, 6000L * 6000 * 7, 6000L * 6000 * 8); // the RGB result and Skia's RGBA frame
+
+        var budget = new DecodeMemoryBudget(one + one / 2);
+        var errors = new string?[4];
+        Parallel.For(0, 4, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i =>
+        {
+            try
+            {
+                using DecodedImage image = skia.Decode(path, new ImageDecodeOptions { Memory = budget });
+            }
+            catch (ImageDecodeException e)
+            {
+                errors[i] = e.Message;
+            }
+        });
+        Assert.All(errors, Assert.Null);
+        Assert.Equal(one, budget.PeakBytes);
+        Assert.Equal(0, budget.GrantedBytes);
+    }
+
     [Theory]
     [InlineData("skiasharp")]
     [InlineData("imagesharp")]

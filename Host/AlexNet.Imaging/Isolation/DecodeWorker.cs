@@ -25,7 +25,6 @@ public static class DecodeWorker
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(decoder);
-        DecodedImage.PoolBuffers = false;
         // Ctrl+C reaches the whole process group; the parent decides when to stop and closes the pipe.
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, context => context.Cancel = true);
         StartParentWatch();
@@ -69,7 +68,10 @@ public static class DecodeWorker
                 replies.Write(FrameType.Error, "needs more memory to decode than this machine could give");
             }
             if (memory.Requested > LargeDecodeBytes)
+            {
+                ImageSharpDecoder.ReleaseRetainedMemory();
                 GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            }
         }
         return 0;
     }
