@@ -107,6 +107,8 @@ internal static class StructureChecks
             ReadOnlySpan<byte> type = data.Slice(at + 4, 4);
             if (at + 12 + length > data.Length)
                 return type.SequenceEqual("IDAT"u8) || idat.Count == 0 ? "the data ends inside a chunk" : null;
+            // A second header would be read in place of the first (one that ImageSharp then never finishes).
+            if (type.SequenceEqual("IHDR"u8) && at != 8) return "invalid (a second IHDR chunk)";
             if (type.SequenceEqual("IDAT"u8))
             {
                 idat.Add((at + 8, (int)length));

@@ -118,4 +118,24 @@ public sealed class HostileImageTests(IsolatedImageSharpFixture isolated) : ICla
                 Assert.Equal([(byte)(x * 40), (byte)(y * 30), (byte)(x * y)], read!.Pixels.Slice((y * width + x) * 3, 3).ToArray());
         }
     }
+
+    /// <summary>A PNG with a second header (500×3, then 20000×1 interlaced) kept ImageSharp busy until its
+    /// worker was stopped at the timeout; the structure check refuses it at once.</summary>
+    [Fact]
+    public void APngWithTwoHeadersIsRefusedByImageSharpAtOnce()
+    {
+        using var folder = new TempFolder();
+        byte[] png = TestImages.InterlacedPng(500, 3);
+        // The IHDR chunk (4 length, 4 type, 13 data, 4 CRC) again right after the first, with another width.
+        byte[] second = png[8..33];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(second.AsSpan(8), 20000);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(second.AsSpan(21), TestImages.Crc32(second.AsSpan(4, 17)));
+        string path = folder.File("two-headers.png");
+        File.WriteAllBytes(path, [.. png[..33], .. second, .. png[33..]]);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        (DecodedImage? image, string? error) = DecodeBounded(isolated.Decoder, path, new ImageDecodeOptions());
+        Assert.Null(image);
+        Assert.Equal($"{path}: truncated or corrupt PNG (invalid (a second IHDR chunk))", error);
+        Assert.True(clock.Elapsed < isolated.Decoder.Timeout, "refused only at the timeout");
+    }
 }
