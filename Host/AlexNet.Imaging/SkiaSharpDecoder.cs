@@ -24,7 +24,7 @@ internal sealed class SkiaSharpDecoder : IImageDecoder
         using (FileStream stream = ImageFiles.Open(path)) length = stream.Length;
         if (length == 0) throw new ImageDecodeException(path, "not an image (empty file)");
 
-        using SKCodec codec = SKCodec.Create(path, out SKCodecResult created) ?? throw NotCreated(path, created);
+        using SKCodec codec = SKCodec.Create(path, out SKCodecResult created) ?? throw NotCreated(path, created, options);
         SKImageInfo stored = codec.Info;
         ImageDecodeException.ThrowIfTooLarge(path, stored.Width, stored.Height, options);
         string format = FormatName(codec.EncodedFormat);
@@ -173,10 +173,10 @@ internal sealed class SkiaSharpDecoder : IImageDecoder
         return best;
     }
 
-    private static ImageDecodeException NotCreated(string path, SKCodecResult result)
+    private static ImageDecodeException NotCreated(string path, SKCodecResult result, ImageDecodeOptions options)
     {
         string? sniffed = ImageFiles.Sniff(path);
-        if (sniffed == "PNG" && PastLibpngLimit(path) is { } limit) return limit;
+        if (sniffed == "PNG" && PastLibpngLimit(path, options) is { } limit) return limit;
         if (sniffed == "TIFF")
             return new ImageDecodeException(path, "TIFF is not read by the skiasharp decoder (the imagesharp decoder reads it)");
         if (sniffed is null || result == SKCodecResult.Unimplemented)
@@ -188,12 +188,13 @@ internal sealed class SkiaSharpDecoder : IImageDecoder
     /// libpng refuses a PNG wider or taller than 1,000,000 pixels (its default user limit) and Skia reports
     /// that as incomplete input; the header says what it really is.
     /// </summary>
-    private static ImageDecodeException? PastLibpngLimit(string path)
+    private static ImageDecodeException? PastLibpngLimit(string path, ImageDecodeOptions options)
     {
         const long limit = 1_000_000;
-        return ImageHeaders.Png(path) is { } png && (png.Width > limit || png.Height > limit)
-            ? new ImageDecodeException(path, $"{png.Width}×{png.Height} PNG is over 1000000 pixels on a side, more than the skiasharp decoder (libpng) reads; the imagesharp decoder reads it")
-            : null;
+        if (ImageHeaders.Png(path) is not { } png || (png.Width <= limit && png.Height <= limit)) return null;
+        // Past the pixel limit as well: that is the reason that matters, whichever decoder reads it.
+        if (png.Width * png.Height > options.MaxPixels) return ImageDecodeException.TooLarge(path, png.Width, png.Height, options.MaxPixels);
+        return new ImageDecodeException(path, $"{png.Width}×{png.Height} PNG is over 1000000 pixels on a side, more than the skiasharp decoder (libpng) reads; the imagesharp decoder reads it");
     }
 
     private static ImageDecodeException Failed(string path, string format, SKCodecResult result) => new(path, result switch

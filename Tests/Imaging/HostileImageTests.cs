@@ -138,4 +138,13 @@ public sealed class HostileImageTests(IsolatedImageSharpFixture isolated) : ICla
         Assert.Equal($"{path}: truncated or corrupt PNG (invalid (a second IHDR chunk))", error);
         Assert.True(clock.Elapsed < isolated.Decoder.Timeout, "refused only at the timeout");
     }
+
+    [Fact]
+    public void APngPastLibpngsSideLimitAndThePixelLimitIsRefusedForThePixelLimit()
+    {
+        string path = Path.Combine(Folder, "png_valid_1000001x1_gray.png");
+        (DecodedImage? image, string? error) = DecodeBounded(ImageDecoders.Create("skiasharp"), path, new ImageDecodeOptions { MaxPixels = 1000 });
+        Assert.Null(image);
+        Assert.Equal($"{path}: 1000001×1 is 1000001 pixels, above the limit of 1000 (raise it with --max-pixels)", error);
+    }
 }
