@@ -30,6 +30,11 @@ internal sealed class ImageSharpDecoder : IImageDecoder
 
     public string Name => "imagesharp " + Version;
 
+    // ImageSharp reads every EXIF value's type through Enum.GetValues(typeof(ExifDataType)), which under
+    // NativeAOT needs the array type compiled in; nothing else in the program makes one, and without it every
+    // TIFF and every JPEG with EXIF failed in the NativeAOT binary ("ExifDataType[] is missing native code").
+    private static readonly ExifDataType[] ExifDataTypesForNativeAot = new ExifDataType[1];
+
     private static Configuration CreateConfiguration()
     {
         Configuration configuration = Configuration.Default.Clone();
@@ -166,17 +171,35 @@ internal sealed class ImageSharpDecoder : IImageDecoder
     private static ImageDecodeException Corrupt(string path, string? format, Exception e)
     {
         string what = format ?? "image";
-        bool fromImageSharp = e.GetType().Namespace?.StartsWith("SixLabors", StringComparison.Ordinal) == true;
         string problem = e switch
         {
             UnknownImageFormatException => "not an image (unknown format)",
             ImageFormatException => $"truncated or corrupt {what} ({Sentence(e.Message)})",
-            NotSupportedException when fromImageSharp || e.Source?.StartsWith("SixLabors", StringComparison.Ordinal) == true
-                => $"cannot be decoded as {what} ({Sentence(e.Message)})",
+            NotSupportedException when ThrownByImageSharp(e) => $"cannot be decoded as {what} ({Sentence(e.Message)})",
             EndOfStreamException => $"truncated or corrupt {what} (the data ends before the image does)",
             _ => $"truncated or corrupt {what} (the imagesharp decoder could not follow its structure)",
         };
         return new ImageDecodeException(path, problem, e);
+    }
+
+    /// <summary>
+    /// Whether ImageSharp itself raised the exception (its "not supported" texts name a feature of the file),
+    /// rather than the runtime under it. <see cref="Exception.Source"/> names the assembly under the JIT but not
+    /// in a NativeAOT binary, where the tiled TIFF got "could not follow its structure"; the first frame of the
+    /// stack trace names the thrower in both.
+    /// </summary>
+    internal static bool ThrownByImageSharp(Exception e)
+    {
+        const string Library = "SixLabors.";
+        if (e.GetType().FullName?.StartsWith(Library, StringComparison.Ordinal) == true
+            || e.Source?.StartsWith(Library.TrimEnd('.'), StringComparison.Ordinal) == true)
+            return true;
+        string? trace = e.StackTrace;
+        if (trace is null)
+            return false;
+        int end = trace.IndexOf('\n');
+        ReadOnlySpan<char> first = (end < 0 ? trace : trace[..end]).AsSpan().TrimStart();
+        return first.StartsWith("at ") && first[3..].StartsWith(Library, StringComparison.Ordinal);
     }
 
     /// <summary>The format as the other decoder and the documentation spell it (ImageSharp says "Webp").</summary>

@@ -129,6 +129,60 @@ public sealed class DecoderTests(ITestOutputHelper output) : IDisposable
         Assert.Equal($"{path}: TIFF is not read by the skiasharp decoder (the imagesharp decoder reads it)", e.Message);
     }
 
+    /// <summary>A 16×16 RGB TIFF stored as one 16×16 tile, little-endian, uncompressed.</summary>
+    private static byte[] TiledTiff()
+    {
+        const int Side = 16, Entries = 11, IfdOffset = 8;
+        int bitsOffset = IfdOffset + 2 + Entries * 12 + 4, tileOffset = bitsOffset + 6, tileBytes = Side * Side * 3;
+        var file = new byte[tileOffset + tileBytes];
+        var w = new BinaryWriter(new MemoryStream(file));
+        w.Write("II"u8); w.Write((ushort)42); w.Write(IfdOffset);
+        w.Write((ushort)Entries);
+        void Entry(ushort tag, ushort type, int count, int value)
+        {
+            w.Write(tag); w.Write(type); w.Write(count);
+            if (type == 3 && count == 1) { w.Write((ushort)value); w.Write((ushort)0); } else w.Write(value);
+        }
+        Entry(256, 3, 1, Side);            // ImageWidth
+        Entry(257, 3, 1, Side);            // ImageLength
+        Entry(258, 3, 3, bitsOffset);      // BitsPerSample 8,8,8
+        Entry(259, 3, 1, 1);               // Compression: none
+        Entry(262, 3, 1, 2);               // PhotometricInterpretation: RGB
+        Entry(277, 3, 1, 3);               // SamplesPerPixel
+        Entry(284, 3, 1, 1);               // PlanarConfiguration: chunky
+        Entry(322, 3, 1, Side);            // TileWidth
+        Entry(323, 3, 1, Side);            // TileLength
+        Entry(324, 4, 1, tileOffset);      // TileOffsets
+        Entry(325, 4, 1, tileBytes);       // TileByteCounts
+        w.Write(0);
+        w.Write((ushort)8); w.Write((ushort)8); w.Write((ushort)8);
+        for (int i = 0; i < tileBytes; i++)
+            file[tileOffset + i] = (byte)(i * 7);
+        return file;
+    }
+
+    [Fact]
+    public void TiledTiffGetsImageSharpsOwnReasonWhereverItsExceptionSourceComesFrom()
+    {
+        string path = _folder.File("tiled.tiff");
+        File.WriteAllBytes(path, TiledTiff());
+        var e = Assert.Throws<ImageDecodeException>(() => Decode("imagesharp", path));
+        Assert.Equal($"{path}: cannot be decoded as TIFF (Tiled images are not supported)", e.Message);
+
+        // A NativeAOT binary does not fill Source with the assembly's name; the first stack frame still names
+        // the thrower.
+        var thrown = Assert.IsType<NotSupportedException>(e.InnerException);
+        thrown.Source = "not the library";
+        Assert.True(ImageSharpDecoder.ThrownByImageSharp(thrown));
+
+        // The runtime's own "not supported" (here thrown by this test) is not taken for the library's.
+        static void RuntimeRefuses() => throw new NotSupportedException("Specified method is not supported.");
+        NotSupportedException own = Assert.Throws<NotSupportedException>(RuntimeRefuses);
+        Assert.False(ImageSharpDecoder.ThrownByImageSharp(own));
+        own.Source = null;
+        Assert.False(ImageSharpDecoder.ThrownByImageSharp(own));
+    }
+
     // ---- what OpenCV's imread does to grey, alpha and 16-bit ----
 
     [Theory]
