@@ -16,7 +16,8 @@
 #   features.txt     `alexnet features` over synthetic full-size weights and three PNGs, all 14 layers, then
 #                    checked by the independent numpy implementation of the reference
 #   classify.txt     `alexnet classify --stats` over PNGs of several sizes (end-to-end, decode-only and
-#                    inference-only rates), then the numpy check of three of the results
+#                    inference-only rates), then the numpy check of three of the results, then the
+#                    crafted files of the test suite through both decoders (one record each, no death)
 # It never stops at a failing step: a failure is evidence to keep. Each step runs under `timeout`, limited
 # to what is left of the run's time budget, and a step with no time left is recorded as skipped. Every
 # engine command runs with --verbose, so an unexpected exception leaves its stack trace in the results.
@@ -196,7 +197,27 @@ PY
   echo "== numpy check of three results" &&
   "$PYTHON" "$REFERENCE" --weights "$WORK/w.npz" --classify-json "$WORK/three.jsonl"
 }
-export -f environment check check_warm bench features pytorch kernels features_numpy classify
+# The crafted files of the test suite through both decoders of the binary (imagesharp in its worker
+# processes, which are this binary too): one record per file, the run ends with status 1 (some files could
+# not be classified), never a death.
+hostile() {
+  local folder="$GPU_SCRIPTS/../../Tests/Fixtures/hostile-images" decoder files rc lines
+  mapfile -t files < <(find "$folder" -maxdepth 1 -type f ! -name '*.txt' ! -name '*.md' | sort)
+  for decoder in skiasharp imagesharp; do
+    echo "== alexnet classify --device $DEVICE --decoder $decoder, ${#files[@]} crafted files"
+    "$EXE" classify --verbose --device "$DEVICE" --weights "$WORK/w.npz" --decoder "$decoder" --format json \
+      "${files[@]}" > "$WORK/hostile-$decoder.jsonl"
+    rc=$?
+    lines=$(wc -l < "$WORK/hostile-$decoder.jsonl")
+    cat "$WORK/hostile-$decoder.jsonl"
+    if [ "$rc" -le 1 ] && [ "$lines" -eq "${#files[@]}" ]; then
+      echo "images: hostile $decoder: $lines records for ${#files[@]} files, exit $rc"
+    else
+      echo "FAIL hostile $decoder: $lines records for ${#files[@]} files, exit $rc"
+    fi
+  done
+}
+export -f environment check check_warm bench features pytorch kernels features_numpy classify hostile
 
 step environment 40 "$out/environment.txt" "$out/environment.txt" environment "versions, alexnet info"
 step check 120 "$out/check.txt" "$out/check.txt" check "alexnet check --device $DEVICE"
@@ -218,5 +239,6 @@ summarize
 step kernels 60 "$out/kernels.txt" "$out/kernels.txt" kernels "alexnet bench kernels --device $DEVICE --warmup 5 --repeats $REPEATS"
 step features-numpy 60 "$out/features.txt" "$out/features.txt" features_numpy "alexnet_numpy.py against the engine's 14 layers"
 step classify 90 "$out/classify.txt" "$out/classify.txt" classify "alexnet classify --device $DEVICE --stats, $IMAGES PNGs; numpy check of 3"
+step hostile 60 "$out/classify.txt" "$out/classify.txt" hostile "alexnet classify, crafted files, both decoders"
 summarize
 cut -f1-3 "$steps" | tr '\t' ' '
