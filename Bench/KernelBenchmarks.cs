@@ -77,7 +77,7 @@ public static class KernelBenchmarks
                 list.Add(ms);
             }
         }
-        Dictionary<string, StepCost> costs = model.Plan.StepCosts(batch).ToDictionary(c => c.Name, StringComparer.Ordinal);
+        Dictionary<string, StepCost> costs = model.StepCosts(batch).ToDictionary(c => c.Name, StringComparer.Ordinal);
         return order.Select(name =>
         {
             StepCost? cost = costs.GetValueOrDefault(name);

@@ -17,6 +17,11 @@
 // the four load/store instructions is strided by 4, and together they use every byte of the cache
 // lines they touch. One Philox call (10 rounds of two 32x32->64-bit products) serves four elements.
 //
+// Fused bias and ReLU: when `features` is not 0, x is a fully connected layer's raw GEMM output [N][features]
+// and each element is first bias_relu_value(x[i], bias[i mod features]) (prelude.h), so fc6/fc7 in training
+// take one pass instead of bias_relu.cu's then this one; the same numbers as the two in turn. `bias` is not
+// read when `features` is 0. (One division per element: a few thousand elements per image.)
+//
 // Launch: 1-D blocks of any size (the host uses 256), grid ceil(blocks / block) with
 // blocks = floor((offset + count - 1)/4) - floor(offset/4) + 1.
 // Cost per element: 4 bytes read + 4 bytes written, 1 FLOP, and a quarter of a Philox call (about
@@ -55,8 +60,8 @@ DEVICE Philox4 philox4x32_10(Philox4 c, uint k0, uint k1)
     return c;
 }
 
-KERNEL void dropout_kernel1(GLOBAL float* __restrict__ x, int count, float keepProb,
-                            uint seedLo, uint seedHi, uint offset)
+KERNEL void dropout_kernel1(GLOBAL float* __restrict__ x, const GLOBAL float* __restrict__ bias, int features,
+                            int count, float keepProb, uint seedLo, uint seedHi, uint offset)
 {
     const ulong block = (ulong)(offset >> 2) + (ulong)(blockIdx.x * blockDim.x + threadIdx.x);
     Philox4 counter;
@@ -74,6 +79,7 @@ KERNEL void dropout_kernel1(GLOBAL float* __restrict__ x, int count, float keepP
         if (e < (ulong)offset || e - (ulong)offset >= (ulong)count) continue;
         const int i = (int)(e - (ulong)offset);
         const float u = (float)(words[w] >> 8) * (1.0f / 16777216.0f);  // 2^-24
-        x[i] = u < keepProb ? x[i] * scale : 0.0f;
+        const float v = features != 0 ? bias_relu_value(x[i], bias[i % features]) : x[i];
+        x[i] = u < keepProb ? v * scale : 0.0f;
     }
 }

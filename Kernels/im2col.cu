@@ -33,13 +33,19 @@
 // (774 KB for conv1), so PoCL's per-work-group cost is paid a few hundred times per call instead of
 // once per 256 elements. Same host guarantees as kernel1.
 //
+// Fused input activation: when `biased` is not 0 the input is the previous convolution's raw GEMM output
+// (conv3's for conv4, conv4's for conv5) and each value copied is bias_relu_value(in, input_bias[ci])
+// (prelude.h); the zero padding stays 0, as it is outside the activated image too. The same numbers as
+// bias_relu.cu then this kernel, one pass over the activation fewer. `input_bias` is not read when
+// `biased` is 0.
+//
 // Cost per element of col: 4 bytes written + at most 4 bytes read (each input value is read about
 // kernelH*kernelW/stride^2 times, mostly from cache), 0 FLOPs: memory-bound. The GEMM that follows
 // reads col once more; its 2*Cout FLOPs per element of col are what the unfolding buys.
 #include "prelude.h"
 
 KERNEL void im2col_kernel1(GLOBAL float* __restrict__ col, const GLOBAL float* __restrict__ in,
-                           int channels, int batch, int height, int width,
+                           const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch, int height, int width,
                            int image0, int images, int kernelH, int kernelW, int stride, int pad,
                            int outH, int outW)
 {
@@ -61,13 +67,15 @@ KERNEL void im2col_kernel1(GLOBAL float* __restrict__ col, const GLOBAL float* _
     const int iy = y * stride - pad + i;
     const int ix = x * stride - pad + j;
     float value = 0.0f;
-    if (iy >= 0 && iy < height && ix >= 0 && ix < width)
+    if (iy >= 0 && iy < height && ix >= 0 && ix < width) {
         value = in[((ci * batch + image0 + m) * height + iy) * width + ix];
+        if (biased != 0) value = bias_relu_value(value, input_bias[ci]);
+    }
     col[k * (images * plane) + m * plane + p] = value;
 }
 
 KERNEL void im2col_kernel2(GLOBAL float* __restrict__ col, const GLOBAL float* __restrict__ in,
-                           int channels, int batch, int height, int width,
+                           const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch, int height, int width,
                            int image0, int images, int kernelH, int kernelW, int stride, int pad,
                            int outH, int outW)
 {
@@ -90,6 +98,7 @@ KERNEL void im2col_kernel2(GLOBAL float* __restrict__ col, const GLOBAL float* _
 
     GLOBAL float* dst = col + k * (images * plane) + m * plane;
     const GLOBAL float* src = in + (ci * batch + image0 + m) * height * width;
+    const float b = biased != 0 ? input_bias[ci] : 0.0f;
     for (int y = 0; y < outH; y++) {
         GLOBAL float* row = dst + y * outW;
         const int iy = y * stride - pad + i;
@@ -100,7 +109,13 @@ KERNEL void im2col_kernel2(GLOBAL float* __restrict__ col, const GLOBAL float* _
         for (int x = 0; x < xBegin; x++) row[x] = 0.0f;
         // src[base + x*stride] for x >= xBegin is inside input row iy.
         const int base = iy * width - pad + j;
-        if (stride == 1) {
+        if (biased != 0) {
+            if (stride == 1) {
+                for (int x = xBegin; x < xEnd; x++) row[x] = bias_relu_value(src[base + x], b);
+            } else {
+                for (int x = xBegin; x < xEnd; x++) row[x] = bias_relu_value(src[base + x * stride], b);
+            }
+        } else if (stride == 1) {
             for (int x = xBegin; x < xEnd; x++) row[x] = src[base + x];
         } else {
             for (int x = xBegin; x < xEnd; x++) row[x] = src[base + x * stride];

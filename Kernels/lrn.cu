@@ -29,13 +29,18 @@
 // loop keeps PoCL's work-item loop scalar), and a run of 1024 floats (4 KB) stays in the L1 cache for
 // the 2*radius + 3 passes over it. Uncoalesced on a GPU, hence CPU only.
 // Launch: 1-D blocks of any size (the host uses 16), grid (ceil(ceil(S / segment) / block), C).
+// Fused input activation: when `biased` is not 0 the input is a convolution's raw GEMM output and every
+// value read is first bias_relu_value(in[c][s], input_bias[c]) (prelude.h), the conv's bias and ReLU, so
+// conv1/conv2 need no pass of their own: the same numbers as bias_relu.cu then this kernel, without writing
+// and reading the activation once more. `input_bias` is not read when `biased` is 0 (any buffer will do).
+//
 // Cost per element: 4 bytes written and 4 bytes read from DRAM (the other 2*radius reads of a window hit
 // the cache: neighbouring channels are read by neighbouring blocks at the same time); about
 // 2*(2*radius + 1) + 6 FLOPs. Memory-bound, as long as the fast path replaces powf.
 #include "prelude.h"
 
 KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
-                        int channels, int inner, int radius, float alpha, float beta, float bias)
+                        const GLOBAL float* __restrict__ input_bias, int biased, int channels, int inner, int radius, float alpha, float beta, float bias)
 {
     const int s = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     if (s >= inner) return;
@@ -47,7 +52,8 @@ KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __re
     const int last = channels - 1 - c > radius ? c + radius : channels - 1;
     float sqrSum = 0.0f;
     for (int cc = first; cc <= last; cc++) {
-        const float v = in[cc * inner + s];
+        float v = in[cc * inner + s];
+        if (biased != 0) v = bias_relu_value(v, input_bias[cc]);
         sqrSum += v * v;
     }
 
@@ -59,11 +65,12 @@ KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __re
     } else {
         factor = powf(base, -beta);
     }
-    out[index] = in[index] * factor;
+    const float x = biased != 0 ? bias_relu_value(in[index], input_bias[c]) : in[index];
+    out[index] = x * factor;
 }
 
 KERNEL void lrn_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
-                        int channels, int inner, int radius, float alpha, float beta, float bias, int segment)
+                        const GLOBAL float* __restrict__ input_bias, int biased, int channels, int inner, int radius, float alpha, float beta, float bias, int segment)
 {
     const int run = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     const int begin = run * segment;
@@ -78,14 +85,28 @@ KERNEL void lrn_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __re
     for (int t = 0; t < count; t++) o[t] = 0.0f;
     for (int cc = first; cc <= last; cc++) {
         const GLOBAL float* w = in + cc * inner + begin;
-        for (int t = 0; t < count; t++) o[t] += w[t] * w[t];
+        if (biased != 0) {
+            const float b = input_bias[cc];
+            for (int t = 0; t < count; t++) {
+                const float v = bias_relu_value(w[t], b);
+                o[t] += v * v;
+            }
+        } else {
+            for (int t = 0; t < count; t++) o[t] += w[t] * w[t];
+        }
     }
+    // The centre value again, activated as in the window (b = 0 and no ReLU when not biased).
+    const float b = biased != 0 ? input_bias[c] : 0.0f;
     if (beta == 0.75f) {
         for (int t = 0; t < count; t++) {
             const float r = rsqrtf(bias + alpha * o[t]);
-            o[t] = x[t] * (r * sqrtf(r));
+            const float v = biased != 0 ? bias_relu_value(x[t], b) : x[t];
+            o[t] = v * (r * sqrtf(r));
         }
     } else {
-        for (int t = 0; t < count; t++) o[t] = x[t] * powf(bias + alpha * o[t], -beta);
+        for (int t = 0; t < count; t++) {
+            const float v = biased != 0 ? bias_relu_value(x[t], b) : x[t];
+            o[t] = v * powf(bias + alpha * o[t], -beta);
+        }
     }
 }

@@ -30,13 +30,19 @@
 // division and vectorises (a strided gather; stride 2 is spelled out so that its loads are two
 // interleaved streams); kernel1's window loop keeps PoCL's work-item loop scalar. Uncoalesced on a GPU.
 // Launch: 1-D blocks of any size (the host uses 16), grid (ceil(N / block), C).
+// Fused input activation: when `biased` is not 0 the input is conv5's raw GEMM output and every value of a
+// window is bias_relu_value(in, input_bias[c]) (prelude.h) before it is compared, so pool5 reads conv5 once
+// and no bias+ReLU pass writes it first. Applied to each value, not to the maximum: the same selection,
+// signed zeros and NaN payloads included, as bias_relu.cu then this kernel. `input_bias` is not read when
+// `biased` is 0.
+//
 // Cost per output: size^2 reads (4 bytes each; with stride < size neighbouring windows share them
 // through the cache, so about stride^2 * 4 bytes from DRAM) + 4 bytes written, size^2 - 1 comparisons:
 // memory-bound.
 #include "prelude.h"
 
 KERNEL void maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
-                            int channels, int batch, int height, int width, int outH, int outW,
+                            const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch, int height, int width, int outH, int outW,
                             int size, int stride, int outStrideC, int outStrideN)
 {
     const int index = (int)(blockIdx.x * blockDim.x + threadIdx.x);  // (n*outH + y)*outW + x
@@ -48,10 +54,12 @@ KERNEL void maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* 
     const int y = row - n * outH;
 
     const GLOBAL float* window = in + ((c * batch + n) * height + y * stride) * width + x * stride;
-    float m = window[0];
+    const float b = biased != 0 ? input_bias[c] : 0.0f;
+    float m = biased != 0 ? bias_relu_value(window[0], b) : window[0];
     for (int i = 0; i < size; i++) {
         for (int j = 0; j < size; j++) {
-            const float v = window[i * width + j];
+            float v = window[i * width + j];
+            if (biased != 0) v = bias_relu_value(v, b);
             if (v > m || v != v) m = v;  // v != v: v is NaN
         }
     }
@@ -59,7 +67,7 @@ KERNEL void maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* 
 }
 
 KERNEL void maxpool_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
-                            int channels, int batch, int height, int width, int outH, int outW,
+                            const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch, int height, int width, int outH, int outW,
                             int size, int stride, int outStrideC, int outStrideN)
 {
     const int n = (int)(blockIdx.x * blockDim.x + threadIdx.x);
@@ -67,6 +75,34 @@ KERNEL void maxpool_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* 
     const int c = (int)blockIdx.y;
     const GLOBAL float* plane = in + (c * batch + n) * height * width;
     GLOBAL float* dst = out + c * outStrideC + n * outStrideN;
+    if (biased != 0) {
+        // The same loops as below, each value activated as it is read.
+        const float b = input_bias[c];
+        for (int y = 0; y < outH; y++) {
+            GLOBAL float* o = dst + y * outW;
+            const GLOBAL float* top = plane + y * stride * width;
+            for (int x = 0; x < outW; x++) o[x] = bias_relu_value(top[x * stride], b);
+            for (int i = 0; i < size; i++) {
+                const GLOBAL float* r = top + i * width;
+                for (int j = i == 0 ? 1 : 0; j < size; j++) {
+                    if (stride == 2) {
+                        for (int x = 0; x < outW; x++) {
+                            const float v = bias_relu_value(r[2 * x + j], b);
+                            const float m = o[x];
+                            o[x] = (v > m || v != v) ? v : m;
+                        }
+                    } else {
+                        for (int x = 0; x < outW; x++) {
+                            const float v = bias_relu_value(r[x * stride + j], b);
+                            const float m = o[x];
+                            o[x] = (v > m || v != v) ? v : m;
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     for (int y = 0; y < outH; y++) {
         GLOBAL float* o = dst + y * outW;
         const GLOBAL float* top = plane + y * stride * width;  // the windows' first row

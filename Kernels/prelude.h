@@ -80,6 +80,16 @@ typedef unsigned long long ulong;
 #define DYNAMIC_SHARED_DECL(type, name)
 #endif
 
+// A convolution's bias and ReLU, applied by the kernel that next reads its output instead of by a pass of
+// their own (lrn.cu, im2col.cu and maxpool.cu take `input_bias` and `biased`): relu(x + bias), the one float
+// addition and the comparison of bias_relu.cu, so the fused result is the unfused one to the last bit, and
+// NaN stays NaN (NaN < 0 is false).
+DEVICE float bias_relu_value(float x, float bias)
+{
+    const float v = x + bias;
+    return v < 0.0f ? 0.0f : v;
+}
+
 // Ceiling division for grid sizes computed on the device side.
 #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 

@@ -97,7 +97,7 @@ internal static class NetworkBench
             }
         }
         double flops = 2.0 * model.Plan.MacsPerImage * batch;
-        Dictionary<string, StepCost> costs = model.Plan.StepCosts(batch).ToDictionary(c => c.Name, StringComparer.Ordinal);
+        Dictionary<string, StepCost> costs = model.StepCosts(batch).ToDictionary(c => c.Name, StringComparer.Ordinal);
         return new NetworkBenchResult(batch, median, min, batch / (median / 1000), flops / (median * 1e6), model.Plan.PeakBytes,
             order.Select(n =>
             {

@@ -129,6 +129,8 @@ public class LayerKernelTests(OpenClFixture fixture)
             using DeviceBuffer<float> buffer = device.Upload<float>(x);
             var args = new KernelArguments();
             args.Add(buffer);
+            args.Add(buffer); // no bias: features 0
+            args.Add(0);
             args.Add(count);
             args.Add(keepProb);
             args.Add(unchecked((uint)seed));

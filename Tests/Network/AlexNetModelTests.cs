@@ -49,9 +49,9 @@ public class AlexNetModelTests(OpenClFixture fixture)
         ComputeDevice device = On(backend);
         AlexNetWeights weights = SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 3);
         float[] images = SyntheticNetwork.Images(2, 4);
-        (long launches, long gemms) Count(float keep)
+        (long launches, long gemms) Count(float keep, bool fused = false)
         {
-            using AlexNetModel model = AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = 2, KeepProbability = keep });
+            using AlexNetModel model = AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = 2, KeepProbability = keep, FuseActivations = fused });
             ComputeStream s = device.DefaultStream;
             long l0 = s.Launches, g0 = s.Gemms;
             model.Forward(images, 2);
@@ -60,10 +60,45 @@ public class AlexNetModelTests(OpenClFixture fixture)
         (long inference, long gemms) = Count(1f);
         (long training, long trainingGemms) = Count(0.5f);
         // input, 5 × (im2col + bias/ReLU), 2 LRN, 3 pools, 2 fc bias/ReLU, softmax = 19 launches; 8 GEMMs.
+        // In training fc6/fc7's bias, ReLU and dropout are one launch each, as their bias and ReLU are in inference.
         Assert.Equal(19, inference);
         Assert.Equal(8, gemms);
-        Assert.Equal(inference + 2, training);
+        Assert.Equal(inference, training);
         Assert.Equal(gemms, trainingGemms);
+        // Fused, the convolutions' bias and ReLU run inside the LRN, im2col and pool kernels: 14 launches.
+        Assert.Equal((14L, 8L), Count(1f, fused: true));
+        Assert.Equal((14L, 8L), Count(0.5f, fused: true));
+    }
+
+    [SkippableTheory]
+    [InlineData("opencl", 1f)]
+    [InlineData("opencl", 0.6f)]
+    [InlineData("cuda", 1f)]
+    [InlineData("cuda", 0.6f)]
+    public void FusedActivationsGiveEveryLayerBitForBitWhatSeparatePassesGive(string backend, float keep)
+    {
+        // The fused kernels apply the same float addition and comparison as bias_relu.cu, so all 14 layers,
+        // the exported conv activations (activated on the way out) included, must be identical, not close.
+        ComputeDevice device = On(backend);
+        AlexNetWeights weights = SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 8);
+        float[] images = SyntheticNetwork.Images(3, 9);
+        images[5] = float.NaN; // a NaN input travels through both forms the same way
+        IReadOnlyDictionary<string, float[]> Layers(bool fused)
+        {
+            using AlexNetModel model = AlexNetModel.Create(device, weights,
+                new AlexNetOptions { MaxBatch = 3, KeepProbability = keep, DropoutSeed = 3, FuseActivations = fused, WorkspaceBytes = 5L << 20 });
+            Assert.Equal(fused, model.FusesActivations);
+            return model.Features(images, 3, AlexNetModel.LayerNames.ToArray());
+        }
+        IReadOnlyDictionary<string, float[]> fusedLayers = Layers(true), separate = Layers(false);
+        foreach (string layer in AlexNetModel.LayerNames)
+        {
+            float[] a = fusedLayers[layer], b = separate[layer];
+            Assert.Equal(b.Length, a.Length);
+            int differ = Enumerable.Range(0, a.Length).Count(i => BitConverter.SingleToInt32Bits(a[i]) != BitConverter.SingleToInt32Bits(b[i]) && !(float.IsNaN(a[i]) && float.IsNaN(b[i])));
+            Assert.True(differ == 0, $"{layer}: {differ} of {a.Length} values differ");
+        }
+        Assert.Contains(separate["conv1"], v => v == 0f); // the ReLU did cut something
     }
 
     [SkippableFact]

@@ -28,21 +28,23 @@ public class EngineVsTorchTests(OpenClFixture fixture)
         return fixture.Device;
     }
 
-    public static TheoryData<string, int, bool> Batches() => new()
+    // Each device runs both forms of the pass: the convolutions' bias and ReLU fused into the next kernels
+    // (the GPU's default) and as separate passes (the CPU's).
+    public static TheoryData<string, int, bool, bool> Batches() => new()
     {
-        { "opencl", 1, false }, { "opencl", 3, false }, { "opencl", 8, false }, { "opencl", 5, true },
-        { "cuda", 1, false }, { "cuda", 3, false }, { "cuda", 8, false }, { "cuda", 5, true },
+        { "opencl", 1, false, false }, { "opencl", 3, false, true }, { "opencl", 8, false, false }, { "opencl", 5, true, true },
+        { "cuda", 1, false, true }, { "cuda", 3, false, false }, { "cuda", 8, false, true }, { "cuda", 5, true, true },
     };
 
     [SkippableTheory]
     [MemberData(nameof(Batches))]
-    public void EveryLayerMatchesTorchSharp(string backend, int batch, bool chunked)
+    public void EveryLayerMatchesTorchSharp(string backend, int batch, bool chunked, bool fused)
     {
         ComputeDevice device = Device(backend);
         TorchReference.Require();
         float[] images = SyntheticWeights.Input(seed: 300 + batch, batch);
         // 9 MiB of workspace lowers conv1 two images at a time and conv2 one at a time: 3 and 5 chunks.
-        var options = new AlexNetOptions { MaxBatch = batch, WorkspaceBytes = chunked ? 9L << 20 : AlexNetOptions.DefaultWorkspaceBytes };
+        var options = new AlexNetOptions { MaxBatch = batch, WorkspaceBytes = chunked ? 9L << 20 : AlexNetOptions.DefaultWorkspaceBytes, FuseActivations = fused };
         using AlexNetModel model = AlexNetModel.Create(device, FullSize.Value, options);
         if (chunked) Assert.All(model.Plan.Convolutions.Take(2), c => Assert.True(c.ChunkImages < batch));
         IReadOnlyDictionary<string, float[]> got = model.Features(images, batch, AlexNetModel.LayerNames.ToArray());

@@ -33,20 +33,32 @@ public class StepCostTests(OpenClFixture fixture)
         Assert.Equal((363.0 * 3025 + 3 * 227 * 227) * 4 * batch, costs.Single(c => c.Name == "conv1 im2col").Bytes);
         // fc6 reads its 9216 × 4096 weights once whatever the batch.
         Assert.Equal((9216.0 * 4096 + (9216 + 4096) * batch) * 4, costs.Single(c => c.Name == "fc6 gemm").Bytes);
+
+        // Without the fused activations each convolution has its own bias+ReLU step, which reads and writes the
+        // output once more: five steps more, and two passes over conv1…conv5's outputs.
+        IReadOnlyList<StepCost> separate = plan.StepCosts(batch, fusedActivations: false);
+        Assert.Equal(costs.Count + 5, separate.Count);
+        Assert.Equal(2.0 * macs * batch, separate.Sum(c => c.Flops));
+        double outputs = (96.0 * 55 * 55 + 256.0 * 27 * 27 + 384.0 * 13 * 13 + 384.0 * 13 * 13 + 256.0 * 13 * 13) * batch;
+        Assert.Equal(2 * outputs * 4, separate.Sum(c => c.Bytes) - costs.Sum(c => c.Bytes), 1e-6 * outputs);
+        Assert.Equal(costs.Single(c => c.Name == "norm1").Bytes, separate.Single(c => c.Name == "norm1").Bytes + 96 * 4);
     }
 
-    [SkippableFact]
-    public void TheCostsNameEveryProfiledStepInOrder()
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void TheCostsNameEveryProfiledStepInOrder(bool fused)
     {
         TestNative.Require(NativeLibraryId.OpenCl);
         // A workspace too small for the batch makes the convolutions run in chunks: a step is named once per chunk.
         using AlexNetModel model = AlexNetModel.Create(fixture.Device, SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 1),
-            new AlexNetOptions { MaxBatch = 3, WorkspaceBytes = 5L << 20 });
+            new AlexNetOptions { MaxBatch = 3, WorkspaceBytes = 5L << 20, FuseActivations = fused });
         Assert.Contains(model.Plan.Convolutions, c => c.ChunkImages < 3);
         using ForwardProfile profile = model.CreateProfile();
         model.Forward(SyntheticNetwork.Images(3, 1), 3);
         model.Run(3, profile);
         string[] profiled = [.. profile.Read().Select(s => s.Name).Distinct()];
-        Assert.Equal(model.Plan.StepCosts(3).Select(c => c.Name), profiled);
+        Assert.Equal(model.StepCosts(3).Select(c => c.Name), profiled);
+        Assert.Equal(fused, !profiled.Contains("conv1 bias+relu"));
     }
 }

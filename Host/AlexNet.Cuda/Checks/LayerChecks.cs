@@ -33,6 +33,14 @@ public static class LayerChecks
             yield return ($"im2col_kernel1 {s}", d => Im2Col(d, s, NetworkKernelTarget.Gpu));
             yield return ($"im2col_kernel2 {s}", d => Im2Col(d, s, NetworkKernelTarget.Cpu));
         }
+        // The fused input activation (the previous convolution's bias and ReLU applied on the way in), on
+        // some of the same shapes: the result must equal bias+ReLU, then the operation.
+        foreach (int i in FusedIm2Col)
+        {
+            Im2ColShape s = Im2ColShapes[i];
+            yield return ($"im2col_kernel1 {s}, input bias+relu fused", d => Im2Col(d, s, NetworkKernelTarget.Gpu, fused: true));
+            yield return ($"im2col_kernel2 {s}, input bias+relu fused", d => Im2Col(d, s, NetworkKernelTarget.Cpu, fused: true));
+        }
         foreach ((int outer, int channels, int inner, bool relu, string note) in BiasReluShapes)
         {
             yield return ($"bias_relu_kernel1 ({outer}, {channels}, {inner}){(relu ? " relu" : "")}{note}",
@@ -46,14 +54,29 @@ public static class LayerChecks
             yield return ($"lrn_kernel1 {channels}x{inner} {p}{note}", d => Lrn(d, channels, inner, p, NetworkKernelTarget.Gpu));
             yield return ($"lrn_kernel2 {channels}x{inner} {p}{note}", d => Lrn(d, channels, inner, p, NetworkKernelTarget.Cpu));
         }
+        foreach (int i in FusedLrn)
+        {
+            (int channels, int inner, LrnParameters p, string note) = LrnShapes[i];
+            yield return ($"lrn_kernel1 {channels}x{inner} {p}{note}, input bias+relu fused", d => Lrn(d, channels, inner, p, NetworkKernelTarget.Gpu, fused: true));
+            yield return ($"lrn_kernel2 {channels}x{inner} {p}{note}, input bias+relu fused", d => Lrn(d, channels, inner, p, NetworkKernelTarget.Cpu, fused: true));
+        }
         foreach (PoolShape s in PoolShapes)
         {
             yield return ($"maxpool_kernel1 {s}", d => MaxPool(d, s, NetworkKernelTarget.Gpu));
             yield return ($"maxpool_kernel2 {s}", d => MaxPool(d, s, NetworkKernelTarget.Cpu));
         }
+        foreach (int i in FusedPool)
+        {
+            PoolShape s = PoolShapes[i];
+            yield return ($"maxpool_kernel1 {s}, input bias+relu fused", d => MaxPool(d, s, NetworkKernelTarget.Gpu, fused: true));
+            yield return ($"maxpool_kernel2 {s}, input bias+relu fused", d => MaxPool(d, s, NetworkKernelTarget.Cpu, fused: true));
+        }
         foreach ((int count, float keepProb, ulong seed, uint offset) in DropoutCases)
             yield return ($"dropout_kernel1 {count} elements keep {keepProb} seed {seed:x} offset {offset}",
                 d => Dropout(d, count, keepProb, seed, offset));
+        foreach ((int rows, int features, float keepProb, uint offset) in FusedDropoutCases)
+            yield return ($"dropout_kernel1 {rows}x{features} keep {keepProb} offset {offset}, bias+relu fused",
+                d => Dropout(d, rows * features, keepProb, 99, offset, features));
         foreach ((int rows, int classes) in SoftmaxShapes)
             yield return ($"softmax_kernel1 {rows}x{classes}", d => Softmax(d, rows, classes));
     }
@@ -88,6 +111,19 @@ public static class LayerChecks
         new(5, 2, 11, 10, 0, 2, 4, 3, 3, 2, " (stride 3, padding cut on the right)"),
         new(1, 2, 1, 1, 1, 1, 1, 1, 1, 0, " (one pixel)"),
     ];
+
+    /// <summary>The shapes checked with the fused input activation too: the layers that use it in the pass
+    /// (conv4/conv5's lowering, norm1/norm2, pool5) and awkward ones (non-square, padding wider than the
+    /// window, partial work-groups, NaN and -inf).</summary>
+    internal static readonly int[] FusedIm2Col = [2, 3, 5, 7], FusedLrn = [0, 3, 5, 9], FusedPool = [3, 4, 5, 6, 9];
+
+    /// <summary>The fused activation's bias for <paramref name="channels"/> channels, and the input as the
+    /// unfused pass would have handed it on: relu(x + bias[c]) for x laid out as [C][inner].</summary>
+    private static (float[] Bias, float[] Activated) FusedInput(float[] input, int channels, int seed)
+    {
+        float[] bias = KernelChecks.TestData(channels, seed: seed);
+        return (bias, LayerReference.BiasRelu(input, bias, 1, channels, input.Length / channels, relu: true));
+    }
 
     internal static readonly (int Outer, int Channels, int Inner, bool Relu, string Note)[] BiasReluShapes =
     [
@@ -159,6 +195,10 @@ public static class LayerChecks
         (1, 0.5f, 0xFFFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF),
     ];
 
+    /// <summary>fc6 at batch 2, and shapes whose rows are not a multiple of Philox's four-element blocks.</summary>
+    internal static readonly (int Rows, int Features, float KeepProb, uint Offset)[] FusedDropoutCases =
+        [(2, 4096, 0.5f, 0), (3, 37, 0.7f, 5), (1, 1, 0.5f, 1u << 31)];
+
     internal static readonly (int Rows, int Classes)[] SoftmaxShapes = [(3, 1000), (2, 1001), (4, 10), (5, 1), (1, 257), (2, 256)];
 
     public static ComparisonResult ConvertInput(ComputeDevice device, int images, int pixels, int channels, NetworkKernelTarget target)
@@ -171,16 +211,18 @@ public static class LayerChecks
         return Comparison.Exact(device.Download(dst), Guarded(LayerReference.ConvertInput(input, images, pixels, channels)));
     }
 
-    public static ComparisonResult Im2Col(ComputeDevice device, Im2ColShape s, NetworkKernelTarget target)
+    public static ComparisonResult Im2Col(ComputeDevice device, Im2ColShape s, NetworkKernelTarget target, bool fused = false)
     {
         float[] input = KernelChecks.TestData(s.Channels * s.Batch * s.Height * s.Width, seed: 13 + s.Height * s.Channels);
-        float[] expected = LayerReference.Im2Col(input, s.Channels, s.Batch, s.Height, s.Width, s.Image0, s.Images,
+        (float[] bias, float[] activated) = fused ? FusedInput(input, s.Channels, 43 + s.Channels) : (null!, input);
+        float[] expected = LayerReference.Im2Col(activated, s.Channels, s.Batch, s.Height, s.Width, s.Image0, s.Images,
             s.KernelH, s.KernelW, s.Stride, s.Pad, s.OutH, s.OutW);
         using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
+        using DeviceBuffer<float>? db = fused ? device.Upload<float>(bias) : null;
         using DeviceBuffer<float> col = NaNFilled(device, expected.Length + Guard);
         kernels.Im2Col(device.DefaultStream, col, src, s.Channels, s.Batch, s.Height, s.Width, s.Image0, s.Images,
-            s.KernelH, s.KernelW, s.Stride, s.Pad, s.OutH, s.OutW);
+            s.KernelH, s.KernelW, s.Stride, s.Pad, s.OutH, s.OutW, db);
         return Comparison.Exact(device.Download(col), Guarded(expected));
     }
 
@@ -198,21 +240,23 @@ public static class LayerChecks
         return SameValues(device.Download(dx), Guarded(expected));
     }
 
-    public static ComparisonResult Lrn(ComputeDevice device, int channels, int inner, LrnParameters p, NetworkKernelTarget target)
+    public static ComparisonResult Lrn(ComputeDevice device, int channels, int inner, LrnParameters p, NetworkKernelTarget target, bool fused = false)
     {
         float[] input = KernelChecks.TestData(channels * inner, seed: 23 + channels);
-        float[] expected = Guarded(LayerReference.Lrn(input, channels, inner, p));
+        (float[] bias, float[] activated) = fused ? FusedInput(input, channels, 47 + channels) : (null!, input);
+        float[] expected = Guarded(LayerReference.Lrn(activated, channels, inner, p));
         using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
+        using DeviceBuffer<float>? db = fused ? device.Upload<float>(bias) : null;
         using DeviceBuffer<float> dst = NaNFilled(device, expected.Length);
-        kernels.Lrn(device.DefaultStream, dst, src, channels, inner, p);
+        kernels.Lrn(device.DefaultStream, dst, src, channels, inner, p, db);
         // Relative to each element; the guard (magnitude 0) must be untouched.
         var magnitude = new double[expected.Length];
         for (int i = 0; i < channels * inner; i++) magnitude[i] = Math.Abs((double)expected[i]);
         return Comparison.AgainstMagnitude(device.Download(dst), expected, magnitude, 0, Tolerances.LrnRtol(p.Radius, p.Beta));
     }
 
-    public static ComparisonResult MaxPool(ComputeDevice device, PoolShape s, NetworkKernelTarget target)
+    public static ComparisonResult MaxPool(ComputeDevice device, PoolShape s, NetworkKernelTarget target, bool fused = false)
     {
         float[] input = KernelChecks.TestData(s.Channels * s.Batch * s.Height * s.Width, seed: 29 + s.Height * s.Channels);
         if (s.Note.Contains("NaN", StringComparison.Ordinal))
@@ -225,23 +269,29 @@ public static class LayerChecks
                 input[plane + i * s.Width + j] = float.NegativeInfinity;
         }
         (int strideC, int strideN) = s.OutputStrides;
-        float[] expected = LayerReference.MaxPool(input, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride,
+        (float[] bias, float[] activated) = fused ? FusedInput(input, s.Channels, 53 + s.Channels) : (null!, input);
+        float[] expected = LayerReference.MaxPool(activated, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride,
             strideC, strideN, s.OutputExtent + Guard, float.NaN);
         using var kernels = new NetworkKernels(device, target);
         using DeviceBuffer<float> src = device.Upload<float>(input);
+        using DeviceBuffer<float>? db = fused ? device.Upload<float>(bias) : null;
         using DeviceBuffer<float> dst = NaNFilled(device, expected.Length);
-        kernels.MaxPool(device.DefaultStream, dst, src, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride, strideC, strideN);
-        // Selection, no arithmetic: bit for bit, the marked NaN's payload included.
-        return Comparison.Exact(device.Download(dst), expected);
+        kernels.MaxPool(device.DefaultStream, dst, src, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride, strideC, strideN, db);
+        // Selection, no arithmetic: bit for bit, the marked NaN's payload included. Fused, the bias addition is
+        // arithmetic: the same values, but a GPU may give any NaN for a NaN input.
+        return fused ? SameValues(device.Download(dst), expected) : Comparison.Exact(device.Download(dst), expected);
     }
 
-    public static ComparisonResult Dropout(ComputeDevice device, int count, float keepProb, ulong seed, uint offset)
+    public static ComparisonResult Dropout(ComputeDevice device, int count, float keepProb, ulong seed, uint offset, int features = 0)
     {
         float[] x = KernelChecks.TestData(count, seed: 31 + count);
-        float[] expected = Guarded(LayerReference.Dropout(x, keepProb, seed, offset));
+        float[] bias = features > 0 ? KernelChecks.TestData(features, seed: 59 + features) : [];
+        float[] activated = features > 0 ? LayerReference.BiasRelu(x, bias, count / features, features, 1, relu: true) : x;
+        float[] expected = Guarded(LayerReference.Dropout(activated, keepProb, seed, offset));
         using var kernels = new NetworkKernels(device);
         using DeviceBuffer<float> dx = device.Upload<float>(Guarded(x));
-        kernels.Dropout(device.DefaultStream, dx, count, keepProb, seed, offset);
+        using DeviceBuffer<float>? db = features > 0 ? device.Upload<float>(bias) : null;
+        kernels.Dropout(device.DefaultStream, dx, count, keepProb, seed, offset, db, features);
         return Comparison.Exact(device.Download(dx), expected);
     }
 

@@ -18,6 +18,14 @@ public static class NetworkChecks
     {
         yield return ("network: narrow AlexNet (the real geometry, 16-40 channels), batch 3, 14 layers vs the reference network",
             d => Compare(d, SyntheticNetwork.Narrow, batch: 3, new AlexNetOptions { MaxBatch = 3 }));
+        // Both forms of the pass on every device: the convolutions' bias and ReLU fused into the kernels that read
+        // their outputs (the GPU's default), and as passes of their own (the CPU's).
+        yield return ("network: narrow AlexNet, batch 3, the convolutions' bias+ReLU fused into the next kernels",
+            d => Compare(d, SyntheticNetwork.Narrow, batch: 3, new AlexNetOptions { MaxBatch = 3, FuseActivations = true }));
+        yield return ("network: narrow AlexNet, batch 3, the convolutions' bias+ReLU as separate passes",
+            d => Compare(d, SyntheticNetwork.Narrow, batch: 3, new AlexNetOptions { MaxBatch = 3, FuseActivations = false }));
+        yield return ("network: narrow AlexNet with dropout (keep 0.6) fused with fc6/fc7's bias+ReLU and the convolutions' fused, batch 2",
+            d => Compare(d, SyntheticNetwork.Narrow, batch: 2, new AlexNetOptions { MaxBatch = 2, KeepProbability = 0.6f, DropoutSeed = 77, FuseActivations = true }));
         yield return ("network: narrow AlexNet, LRN radius 1 alpha 1e-4 beta 0.5 bias 2, batch 2",
             d => Compare(d, SyntheticNetwork.Narrow, batch: 2, new AlexNetOptions { MaxBatch = 2, Lrn = new LrnParameters(1, 1e-4f, 0.5f, 2f) }));
         yield return ("network: narrow AlexNet with dropout (keep 0.6), batch 2, against the reference given the same Philox mask",

@@ -44,6 +44,9 @@ public sealed class AlexNetModel : IDisposable
     private readonly DeviceBuffer<float>[] _arenas;
     private readonly DeviceBuffer<float>[] _weights = new DeviceBuffer<float>[8];
     private readonly DeviceBuffer<float>[] _biases = new DeviceBuffer<float>[8];
+    // conv1…conv5's biases on the host too: their activations leave the pass raw (the next kernel applies the
+    // bias and ReLU), so exporting one applies them on the way out.
+    private readonly float[][] _convolutionBiases = new float[5][];
     private readonly ActivationPlan[] _activations;
     private readonly ActivationPlan _probPlan;
     private int _lastBatch;
@@ -61,6 +64,7 @@ public sealed class AlexNetModel : IDisposable
         {
             _kernels = new NetworkKernels(device);
             owned.Add(_kernels);
+            FusesActivations = options.FuseActivations ?? _kernels.Target == NetworkKernelTarget.Gpu;
             _staging = Track(device.Allocate<float>(plan.StagingFloats), owned);
             _workspace = Track(device.Allocate<float>(Math.Max(1, plan.WorkspaceFloats)), owned);
             _arenas = [Track(device.Allocate<float>(plan.ArenaFloats[0]), owned), Track(device.Allocate<float>(plan.ArenaFloats[1]), owned)];
@@ -70,6 +74,7 @@ public sealed class AlexNetModel : IDisposable
                 float[] converted = i < 5 ? ConvolutionWeights(layer) : i == 5 ? Fc6Weights(layer, plan) : layer.Weight;
                 _weights[i] = Track(device.Upload<float>(converted), owned);
                 _biases[i] = Track(device.Upload<float>(layer.Bias), owned);
+                if (i < 5) _convolutionBiases[i] = (float[])layer.Bias.Clone();
             }
         }
         catch
@@ -114,6 +119,14 @@ public sealed class AlexNetModel : IDisposable
     public AlexNetOptions Options { get; }
 
     /// <summary>The device buffers and their sizes; print it to see the peak bytes.</summary>
+    /// <summary>Whether the convolutions' bias and ReLU run inside the next kernel (see
+    /// <see cref="AlexNetOptions.FuseActivations"/>); <see cref="StepCosts"/> counts the pass accordingly.</summary>
+    public bool FusesActivations { get; }
+
+    /// <summary>The minimum work of each step of this model's pass over <paramref name="batch"/> images
+    /// (<see cref="NetworkPlan.StepCosts"/>, with or without the separate bias+ReLU passes).</summary>
+    public IReadOnlyList<StepCost> StepCosts(int batch) => Plan.StepCosts(batch, FusesActivations);
+
     public NetworkPlan Plan { get; }
 
     public int MaxBatch => Plan.MaxBatch;
@@ -200,7 +213,7 @@ public sealed class AlexNetModel : IDisposable
         [.. Enumerable.Range(1, 5).Select(i => new[] { $"conv{i} im2col", $"conv{i} gemm", $"conv{i} bias+relu" })];
     private static readonly string[] FcGemm = ["fc6 gemm", "fc7 gemm", "fc8 gemm"];
     private static readonly string[] FcBias = ["fc6 bias+relu", "fc7 bias+relu"];
-    private static readonly string[] FcDropout = ["fc6 dropout", "fc7 dropout"];
+    private static readonly string[] FcDropout = ["fc6 bias+relu+dropout", "fc7 bias+relu+dropout"];
 
     private void CheckImages(ReadOnlySpan<float> images, int count)
     {
@@ -228,12 +241,25 @@ public sealed class AlexNetModel : IDisposable
         profile?.Begin(s);
         _kernels.ConvertInput(s, current, _staging, n, InputSize * InputSize, InputChannels);
         profile?.Mark(s, "input");
+        // With FusesActivations a convolution leaves its GEMM's raw output, and its bias and ReLU are applied by
+        // the kernel that reads it next (norm1, norm2, conv4's and conv5's im2col, pool5): a pass over every
+        // conv activation saved. `pending` is the bias that the next reader of `current` must apply, or null.
+        DeviceBuffer<float>? pending = null;
         for (int layer = 0; layer < 5; layer++)
         {
             ConvolutionPlan p = Plan.Convolutions[layer];
             ActivationPlan convPlan = _activations[act++];
             DeviceBuffer<float> output = _arenas[convPlan.Arena];
-            Convolve(s, p, current, output, layer, n, profile);
+            Convolve(s, p, current, output, layer, n, profile, pending);
+            if (FusesActivations)
+            {
+                pending = _biases[layer];
+            }
+            else
+            {
+                _kernels.BiasRelu(s, output, _biases[layer], 1, p.OutputChannels, n * p.OutputPixels, relu: true);
+                profile?.Mark(s, ConvolutionSteps[layer][2]);
+            }
             produced?.Invoke(convPlan, output);
             current = output;
             int size = p.OutputSize, channels = p.OutputChannels;
@@ -241,10 +267,11 @@ public sealed class AlexNetModel : IDisposable
             {
                 ActivationPlan normPlan = _activations[act++];
                 DeviceBuffer<float> normalized = _arenas[normPlan.Arena];
-                _kernels.Lrn(s, normalized, current, channels, n * size * size, Options.Lrn);
+                _kernels.Lrn(s, normalized, current, channels, n * size * size, Options.Lrn, pending);
                 profile?.Mark(s, normPlan.Name);
                 produced?.Invoke(normPlan, normalized);
                 current = normalized;
+                pending = null;
             }
             if (layer is 0 or 1 or 4)
             {
@@ -253,10 +280,11 @@ public sealed class AlexNetModel : IDisposable
                 int outSize = poolPlan.Height, pixels = outSize * outSize;
                 // pool5 writes [N][C][6][6], fc6's input; the others stay channel-major.
                 (int strideC, int strideN) = layer == 4 ? (pixels, channels * pixels) : (n * pixels, pixels);
-                _kernels.MaxPool(s, pooled, current, channels, n, size, size, outSize, outSize, 3, 2, strideC, strideN);
+                _kernels.MaxPool(s, pooled, current, channels, n, size, size, outSize, outSize, 3, 2, strideC, strideN, pending);
                 profile?.Mark(s, poolPlan.Name);
                 produced?.Invoke(poolPlan, pooled);
                 current = pooled;
+                pending = null;
             }
         }
         int inputs = (int)_activations[act - 1].ElementsPerImage;
@@ -269,12 +297,17 @@ public sealed class AlexNetModel : IDisposable
             profile?.Mark(s, FcGemm[layer - 5]);
             if (layer < 7)
             {
-                _kernels.BiasRelu(s, output, _biases[layer], n, outputs, 1, relu: true);
-                profile?.Mark(s, FcBias[layer - 5]);
                 if (Options.KeepProbability < 1f)
                 {
-                    _kernels.Dropout(s, output, n * outputs, Options.KeepProbability, Options.DropoutSeed, layer == 5 ? 0u : Fc7DropoutOffset);
+                    // Bias, ReLU and dropout in one pass.
+                    _kernels.Dropout(s, output, n * outputs, Options.KeepProbability, Options.DropoutSeed, layer == 5 ? 0u : Fc7DropoutOffset,
+                        _biases[layer], outputs);
                     profile?.Mark(s, FcDropout[layer - 5]);
+                }
+                else
+                {
+                    _kernels.BiasRelu(s, output, _biases[layer], n, outputs, 1, relu: true);
+                    profile?.Mark(s, FcBias[layer - 5]);
                 }
                 produced?.Invoke(fcPlan, output);
                 current = output;
@@ -303,17 +336,21 @@ public sealed class AlexNetModel : IDisposable
     internal DeviceBuffer<float> BiasBuffer(int layer) => _biases[layer];
 
     /// <summary>Queues convolution <paramref name="layer"/> (0…4) + bias + ReLU of <paramref name="n"/> images from
-    /// <paramref name="input"/> to <paramref name="output"/>, both <c>[C][N][H][W]</c>, with this model's workspace.</summary>
+    /// <paramref name="input"/> to <paramref name="output"/>, both <c>[C][N][H][W]</c>, with this model's workspace:
+    /// the whole layer as one operation (the forward pass leaves the bias and ReLU to the next kernel).</summary>
     internal void Convolve(int layer, DeviceBuffer<float> input, DeviceBuffer<float> output, int n)
     {
         CheckBatch(n);
-        Convolve(_stream, Plan.Convolutions[layer], input, output, layer, n, null);
+        ConvolutionPlan p = Plan.Convolutions[layer];
+        Convolve(_stream, p, input, output, layer, n, null, null);
+        _kernels.BiasRelu(_stream, output, _biases[layer], 1, p.OutputChannels, n * p.OutputPixels, relu: true);
     }
 
-    /// <summary>One convolution + bias + ReLU: per chunk of images, im2col then one strided-batched GEMM
-    /// over the groups; then one bias+ReLU pass over the whole output.</summary>
+    /// <summary>One convolution without its bias and ReLU: per chunk of images, im2col (applying
+    /// <paramref name="inputBias"/>, the previous convolution's, when its raw output is the input) then one
+    /// strided-batched GEMM over the groups.</summary>
     private void Convolve(ComputeStream s, ConvolutionPlan p, DeviceBuffer<float> input, DeviceBuffer<float> output, int layer, int n,
-        ForwardProfile? profile)
+        ForwardProfile? profile, DeviceBuffer<float>? inputBias)
     {
         string[] steps = ConvolutionSteps[layer];
         int pixels = p.OutputPixels, groupK = p.GroupK, groupOut = p.GroupOutputChannels;
@@ -324,7 +361,7 @@ public sealed class AlexNetModel : IDisposable
             int images = Math.Min(p.ChunkImages, n - image0);
             int columns = images * pixels;
             _kernels.Im2Col(s, _workspace, input, p.InputChannels, n, p.InputSize, p.InputSize, image0, images,
-                p.KernelSize, p.KernelSize, p.Stride, p.Pad, p.OutputSize, p.OutputSize);
+                p.KernelSize, p.KernelSize, p.Stride, p.Pad, p.OutputSize, p.OutputSize, inputBias);
             profile?.Mark(s, steps[0]);
             s.GemmBatched(
                 MatrixView.RowMajor(_weights[layer], groupOut, groupK),
@@ -333,8 +370,6 @@ public sealed class AlexNetModel : IDisposable
                 new GemmBatch(p.Groups, (long)groupOut * groupK, (long)groupK * columns, groupOut * outputRow));
             profile?.Mark(s, steps[1]);
         }
-        _kernels.BiasRelu(s, output, _biases[layer], 1, p.OutputChannels, (int)outputRow, relu: true);
-        profile?.Mark(s, steps[2]);
     }
 
     // ---- results ----
@@ -403,7 +438,9 @@ public sealed class AlexNetModel : IDisposable
         return Export(plan, _arenas[plan.Arena], _lastBatch);
     }
 
-    /// <summary>Copies an activation to the host in the export layout: [C][N][H][W] is permuted to [N][C][H][W].</summary>
+    /// <summary>Copies an activation to the host in the export layout: [C][N][H][W] is permuted to [N][C][H][W].
+    /// With fused activations a convolution's buffer holds its raw GEMM output; its bias and ReLU are applied here, with the float
+    /// addition and comparison of the kernels, so the export is what the fused kernels read.</summary>
     private float[] Export(ActivationPlan plan, DeviceBuffer<float> buffer, int n)
     {
         long count = plan.ElementsPerImage * n;
@@ -411,10 +448,25 @@ public sealed class AlexNetModel : IDisposable
         _stream.CopyToHost(buffer, raw);
         if (plan.Layout != "[C][N][H][W]") return raw;
         int channels = plan.Channels, pixels = plan.Height * plan.Width;
+        int convolution = FusesActivations ? Array.FindIndex(Plan.Convolutions.ToArray(), c => c.Name == plan.Name) : -1;
+        float[]? bias = convolution >= 0 ? _convolutionBiases[convolution] : null;
         var permuted = new float[count];
         for (int c = 0; c < channels; c++)
         for (int image = 0; image < n; image++)
-            Array.Copy(raw, ((long)c * n + image) * pixels, permuted, ((long)image * channels + c) * pixels, pixels);
+        {
+            long from = ((long)c * n + image) * pixels, to = ((long)image * channels + c) * pixels;
+            if (bias is null)
+            {
+                Array.Copy(raw, from, permuted, to, pixels);
+                continue;
+            }
+            float b = bias[c];
+            for (int i = 0; i < pixels; i++)
+            {
+                float v = raw[from + i] + b;
+                permuted[to + i] = v < 0f ? 0f : v; // NaN < 0 is false: NaN stays, as in bias_relu.cu
+            }
+        }
         return permuted;
     }
 

@@ -174,10 +174,11 @@ public sealed class NetworkKernels : IDisposable
     /// Unfolds the convolution windows of images [<paramref name="image0"/>, image0 + images) of
     /// <c>input[channels][batch][height][width]</c> into <c>col[channels·kernelH·kernelW][images·outH·outW]</c>
     /// (zero padding), so the convolution is one GEMM; <paramref name="outH"/>/<paramref name="outW"/> must be
-    /// (height + 2·pad − kernelH)/stride + 1 and likewise for the width.
+    /// (height + 2·pad − kernelH)/stride + 1 and likewise for the width. With <paramref name="inputBias"/> the
+    /// input is a convolution's raw output and each value is unfolded as relu(value + inputBias[channel]).
     /// </summary>
     public void Im2Col(ComputeStream s, DeviceBuffer<float> col, DeviceBuffer<float> input, int channels, int batch, int height, int width,
-        int image0, int images, int kernelH, int kernelW, int stride, int pad, int outH, int outW)
+        int image0, int images, int kernelH, int kernelW, int stride, int pad, int outH, int outW, DeviceBuffer<float>? inputBias = null)
     {
         const string op = "Im2Col";
         Check(s, op);
@@ -198,10 +199,12 @@ public sealed class NetworkKernels : IDisposable
         Distinct(op, col, input);
         Holds(op, "col", col, colCount);
         Holds(op, "input", input, inputCount);
+        InputBias(op, inputBias, channels, col);
 
         var args = new KernelArguments();
         args.Add(col);
         args.Add(input);
+        AddInputBias(ref args, inputBias, input);
         args.Add(channels);
         args.Add(batch);
         args.Add(height);
@@ -259,9 +262,12 @@ public sealed class NetworkKernels : IDisposable
 
     /// <summary>
     /// Local response normalisation across the channels of <c>input[channels][inner]</c> (inner = N·H·W) into
-    /// a different buffer <paramref name="output"/> (each output reads its neighbours' inputs).
+    /// a different buffer <paramref name="output"/> (each output reads its neighbours' inputs). With
+    /// <paramref name="inputBias"/> the input is a convolution's raw output and each value is read as
+    /// relu(value + inputBias[channel]): the convolution's bias and ReLU fused into the normalisation.
     /// </summary>
-    public void Lrn(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int inner, LrnParameters p)
+    public void Lrn(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int inner, LrnParameters p,
+        DeviceBuffer<float>? inputBias = null)
     {
         const string op = "Lrn";
         Check(s, op);
@@ -272,10 +278,12 @@ public sealed class NetworkKernels : IDisposable
         Distinct(op, output, input);
         Holds(op, "output", output, count);
         Holds(op, "input", input, count);
+        InputBias(op, inputBias, channels, output);
 
         var args = new KernelArguments();
         args.Add(output);
         args.Add(input);
+        AddInputBias(ref args, inputBias, input);
         args.Add(channels);
         args.Add(inner);
         args.Add(p.Radius);
@@ -296,10 +304,11 @@ public sealed class NetworkKernels : IDisposable
     /// <summary>
     /// VALID max pooling of <c>input[channels][batch][height][width]</c>; element (c, n, y, x) goes to
     /// <c>c·outStrideC + n·outStrideN + y·outW + x</c>: (N·Ho·Wo, Ho·Wo) gives [C][N][Ho][Wo], (Ho·Wo, C·Ho·Wo)
-    /// gives pool5's [N][C·Ho·Wo] flatten. A window holding NaN gives NaN.
+    /// gives pool5's [N][C·Ho·Wo] flatten. A window holding NaN gives NaN. With <paramref name="inputBias"/> the
+    /// input is a convolution's raw output and each value is compared as relu(value + inputBias[channel]).
     /// </summary>
     public void MaxPool(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int batch, int height, int width,
-        int outH, int outW, int size, int stride, int outStrideC, int outStrideN)
+        int outH, int outW, int size, int stride, int outStrideC, int outStrideN, DeviceBuffer<float>? inputBias = null)
     {
         const string op = "MaxPool";
         Check(s, op);
@@ -314,10 +323,12 @@ public sealed class NetworkKernels : IDisposable
         Distinct(op, output, input);
         Holds(op, "output", output, extent);
         Holds(op, "input", input, inputCount);
+        InputBias(op, inputBias, channels, output);
 
         var args = new KernelArguments();
         args.Add(output);
         args.Add(input);
+        AddInputBias(ref args, inputBias, input);
         args.Add(channels);
         args.Add(batch);
         args.Add(height);
@@ -338,9 +349,12 @@ public sealed class NetworkKernels : IDisposable
     /// Inverted dropout of the first <paramref name="count"/> elements of <paramref name="x"/>, in place: element i
     /// is kept (and scaled by 1/keepProb) when the uniform drawn by Philox-4x32-10 for global index
     /// <paramref name="offset"/> + i under <paramref name="seed"/> is below <paramref name="keepProb"/>, else set
-    /// to 0. The mask depends only on (seed, offset + i); see dropout.cu.
+    /// to 0. The mask depends only on (seed, offset + i); see dropout.cu. With <paramref name="bias"/>, x is
+    /// [rows][<paramref name="features"/>] raw GEMM output and each element is relu(x + bias[feature]) first:
+    /// a fully connected layer's bias, ReLU and dropout in one pass.
     /// </summary>
-    public void Dropout(ComputeStream s, DeviceBuffer<float> x, int count, float keepProb, ulong seed, uint offset)
+    public void Dropout(ComputeStream s, DeviceBuffer<float> x, int count, float keepProb, ulong seed, uint offset,
+        DeviceBuffer<float>? bias = null, int features = 0)
     {
         const string op = "Dropout";
         Check(s, op);
@@ -349,11 +363,24 @@ public sealed class NetworkKernels : IDisposable
             throw Error(op, string.Create(CultureInfo.InvariantCulture,
                 $"keepProb must be in (0, 1], not {keepProb}; use 1 (the identity) for inference"));
         Holds(op, "x", x, count);
+        if (bias is not null)
+        {
+            if (features <= 0 || count % features != 0)
+                throw Error(op, $"with a bias, count ({count}) must be a whole number of rows of features ({features})");
+            Holds(op, "bias", bias, features);
+            Distinct(op, x, bias);
+        }
+        else if (features != 0)
+        {
+            throw Error(op, $"features ({features}) is given without a bias");
+        }
 
         // Philox blocks of four consecutive global indices that the elements touch.
         long blocks = ((long)offset + count - 1) / 4 - offset / 4 + 1;
         var args = new KernelArguments();
         args.Add(x);
+        args.Add(bias ?? x);
+        args.Add(bias is null ? 0 : features);
         args.Add(count);
         args.Add(keepProb);
         args.Add((uint)seed);
@@ -438,6 +465,23 @@ public sealed class NetworkKernels : IDisposable
         ArgumentNullException.ThrowIfNull(b);
         if (ReferenceEquals(a, b))
             throw Error(op, "the output must not be one of the inputs (the kernel reads inputs other elements overwrite); pass separate buffers");
+    }
+
+    /// <summary>A fused input activation's bias: one float per input channel, on this device, not the output.</summary>
+    private void InputBias(string op, DeviceBuffer<float>? inputBias, int channels, DeviceBuffer<float> output)
+    {
+        if (inputBias is null) return;
+        Holds(op, "inputBias", inputBias, channels);
+        if (ReferenceEquals(inputBias, output))
+            throw Error(op, "the input bias must not be the output buffer; pass separate buffers");
+    }
+
+    /// <summary>The kernels' (input_bias, biased) pair: without a bias the input itself stands in for the
+    /// pointer, which the kernel then never reads.</summary>
+    private static void AddInputBias(ref KernelArguments args, DeviceBuffer<float>? inputBias, DeviceBuffer<float> input)
+    {
+        args.Add(inputBias ?? input);
+        args.Add(inputBias is null ? 0 : 1);
     }
 
     /// <summary>The window-count formula of a convolution or pooling: the size must be exactly what it gives.</summary>

@@ -123,31 +123,40 @@ public sealed class NetworkPlan
 
     /// <summary>
     /// The minimum work of each step of a pass over <paramref name="batch"/> images, in the order the pass runs
-    /// them (dropout, off for inference, is not listed): what a benchmark divides by the measured time for
+    /// them (dropout, off for inference, is not listed; each step is one kernel launch, or one GEMM call per
+    /// chunk of images): what a benchmark divides by the measured time for
     /// GFLOP/s and GB/s, and what a roofline bound is computed from (docs/performance.md).
     /// </summary>
-    public IReadOnlyList<StepCost> StepCosts(int batch)
+    public IReadOnlyList<StepCost> StepCosts(int batch, bool fusedActivations = true)
     {
         const double F = sizeof(float);
         var steps = new List<StepCost>();
         double inputFloats = (double)StagingFloats / MaxBatch * batch;
         steps.Add(new StepCost("input", 0, 2 * inputFloats * F));
         double current = inputFloats;
+        // With fused activations a convolution's bias and ReLU are applied by the step that reads its output
+        // next (see AlexNetModel.Run): that step reads the bias too. `pendingBias` is its length, or 0.
+        // Without, each convolution has a bias+relu step of its own.
+        double pendingBias = 0;
         foreach (ConvolutionPlan c in Convolutions)
         {
             double lowered = (double)c.LoweredPerImage * batch, output = (double)c.OutputChannels * c.OutputPixels * batch;
             double chunks = Math.Ceiling(batch / (double)c.ChunkImages), filters = (double)c.OutputChannels * c.GroupK;
-            steps.Add(new StepCost($"{c.Name} im2col", 0, (current + lowered) * F));
+            steps.Add(new StepCost($"{c.Name} im2col", 0, (current + lowered + pendingBias) * F));
             steps.Add(new StepCost($"{c.Name} gemm", 2.0 * c.MacsPerImage * batch, (chunks * filters + lowered + output) * F));
-            steps.Add(new StepCost($"{c.Name} bias+relu", 0, (2 * output + c.OutputChannels) * F));
+            if (fusedActivations)
+                pendingBias = c.OutputChannels;
+            else
+                steps.Add(new StepCost($"{c.Name} bias+relu", 0, (2 * output + c.OutputChannels) * F));
             current = output;
             foreach (string follower in new[] { "norm", "pool" })
             {
                 ActivationPlan? a = Activations.FirstOrDefault(x => x.Name == $"{follower}{c.Name[^1]}");
                 if (a is null) continue;
                 double produced = (double)a.ElementsPerImage * batch;
-                steps.Add(new StepCost(a.Name, 0, (current + produced) * F));
+                steps.Add(new StepCost(a.Name, 0, (current + produced + pendingBias) * F));
                 current = produced;
+                pendingBias = 0;
             }
         }
         double inputs = Activation("pool5").ElementsPerImage;
