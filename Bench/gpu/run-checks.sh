@@ -12,7 +12,8 @@
 #                    the ratio), the logits comparisons, every step's exit status and seconds
 #   environment.txt  machine, driver, toolkit, PyTorch versions, LD_LIBRARY_PATH, the CUDA libraries the
 #                    loader's cache knows (`ldconfig -p`) and those in the probed folders, `alexnet info`
-#   kernels.txt      `alexnet bench kernels` (device-timed medians per kernel and GEMM)
+#   kernels.txt      `alexnet bench kernels` (device-timed medians per kernel and GEMM), then `alexnet bench
+#                    --fuse off`: the pass with each convolution's bias and ReLU as a pass of its own
 #   features.txt     `alexnet features` over synthetic full-size weights and three PNGs, all 14 layers, then
 #                    checked by the independent numpy implementation of the reference
 #   classify.txt     `alexnet classify --stats` over PNGs of several sizes (end-to-end, decode-only and
@@ -167,6 +168,12 @@ pytorch() {
 kernels() {
   "$EXE" bench kernels --verbose --device "$DEVICE" --warmup 5 --repeats "$REPEATS"
 }
+# bench.json has the GPU's default pass, each convolution's bias and ReLU fused into the next kernel; the same
+# pass with them as passes of their own, for the difference the fusion makes.
+bench_unfused() {
+  echo "== alexnet bench --fuse off (bench.json is --fuse auto: fused on a GPU)"
+  "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --fuse off
+}
 # The whole network against the numpy implementation (float64, the weight file's own layouts).
 features_numpy() {
   echo "== numpy implementation of the reference against the engine's layers"
@@ -217,7 +224,7 @@ hostile() {
     fi
   done
 }
-export -f environment check check_warm bench features pytorch kernels features_numpy classify hostile
+export -f environment check check_warm bench features pytorch kernels bench_unfused features_numpy classify hostile
 
 step environment 40 "$out/environment.txt" "$out/environment.txt" environment "versions, alexnet info"
 step check 120 "$out/check.txt" "$out/check.txt" check "alexnet check --device $DEVICE"
@@ -237,6 +244,7 @@ else
 fi
 summarize
 step kernels 60 "$out/kernels.txt" "$out/kernels.txt" kernels "alexnet bench kernels --device $DEVICE --warmup 5 --repeats $REPEATS"
+step bench-unfused 60 "$out/kernels.txt" "$out/kernels.txt" bench_unfused "alexnet bench --fuse off --batch $BATCHES"
 step features-numpy 60 "$out/features.txt" "$out/features.txt" features_numpy "alexnet_numpy.py against the engine's 14 layers"
 step classify 90 "$out/classify.txt" "$out/classify.txt" classify "alexnet classify --device $DEVICE --stats, $IMAGES PNGs; numpy check of 3"
 step hostile 60 "$out/classify.txt" "$out/classify.txt" hostile "alexnet classify, crafted files, both decoders"

@@ -24,6 +24,7 @@ public class NetworkBenchTests(OpenClFixture fixture)
         Assert.Equal("OpenCl", root.GetProperty("backend").GetString());
         Assert.False(string.IsNullOrEmpty(root.GetProperty("versions").GetProperty("compiler").GetString()));
         Assert.StartsWith("synthetic", root.GetProperty("weights").GetString());
+        Assert.False(root.GetProperty("fused_activations").GetBoolean()); // a CPU device's default
         JsonElement result = Assert.Single(root.GetProperty("results").EnumerateArray());
         Assert.Equal(1, result.GetProperty("batch").GetInt32());
         double median = result.GetProperty("median_ms").GetDouble(), min = result.GetProperty("min_ms").GetDouble();
@@ -51,6 +52,25 @@ public class NetworkBenchTests(OpenClFixture fixture)
         Assert.Equal(peerMedian / median, peer.GetProperty("speedup").GetDouble(), 0.01 * peerMedian / median);
         Assert.InRange(peer.GetProperty("max_probability_difference").GetDouble(), 0, 1e-4);
         Assert.Equal(1, peer.GetProperty("top1_agreements").GetInt32());
+    }
+
+    [SkippableTheory]
+    [InlineData("on")]
+    [InlineData("off")]
+    public void FuseChoosesWhetherTheConvolutionsBiasAndReluArePassesOfTheirOwn(string fuse)
+    {
+        _ = fixture.Device;
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", "1", "--iterations", "1", "--warmup", "1", "--peer", "none",
+            "--format", "json", "--fuse", fuse], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        using JsonDocument doc = JsonDocument.Parse(stdout.ToString());
+        Assert.Equal(fuse == "on", doc.RootElement.GetProperty("fused_activations").GetBoolean());
+        string[] names = [.. Assert.Single(doc.RootElement.GetProperty("results").EnumerateArray()).GetProperty("layers").EnumerateArray()
+            .Select(l => l.GetProperty("name").GetString()!)];
+        Assert.Equal(fuse == "on" ? 0 : 5, names.Count(n => n.StartsWith("conv", StringComparison.Ordinal) && n.EndsWith(" bias+relu", StringComparison.Ordinal)));
+        Assert.Equal(fuse == "on" ? 22 : 27, names.Length);
     }
 
     [SkippableFact]

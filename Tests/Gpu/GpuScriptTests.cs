@@ -230,8 +230,8 @@ public class GpuScriptTests(OpenClFixture fixture)
     {
         string[] commands = File.ReadAllLines(Path.Combine(Scripts, "run-checks.sh"))
             .Where(l => l.TrimStart().StartsWith("\"$EXE\" ", StringComparison.Ordinal)).ToArray();
-        // info, check twice, bench, features, bench kernels, classify, classify of the crafted files.
-        Assert.Equal(8, commands.Length);
+        // info, check twice, bench, features, bench kernels, bench --fuse off, classify, classify of the crafted files.
+        Assert.Equal(9, commands.Length);
         Assert.All(commands, c => Assert.Contains(" --verbose", c));
     }
 
