@@ -24,6 +24,7 @@
 #define BACKEND_CUDA 1
 // NVRTC has no standard headers.
 typedef unsigned int uint;
+typedef unsigned short ushort;
 // OpenCL C's name for a 64-bit unsigned integer (Philox's 32x32->64-bit products, 64-bit indices).
 typedef unsigned long long ulong;
 #ifndef FLT_MAX
@@ -32,6 +33,9 @@ typedef unsigned long long ulong;
 #ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)
 #endif
+// A float's bits and back (16-bit storage below).
+#define FLOAT_AS_UINT(f) __float_as_uint(f)
+#define UINT_AS_FLOAT(u) __uint_as_float(u)
 
 #elif defined(__OPENCL_VERSION__)
 
@@ -63,6 +67,8 @@ typedef unsigned long long ulong;
 #define __logf native_log
 #define __powf native_powr
 #define __fdividef native_divide
+#define FLOAT_AS_UINT(f) as_uint(f)
+#define UINT_AS_FLOAT(u) as_float(u)
 
 #else
 #error "prelude.h: compile with NVRTC (__CUDACC__) or an OpenCL C compiler (__OPENCL_VERSION__)"
@@ -89,6 +95,52 @@ DEVICE float bias_relu_value(float x, float bias)
     const float v = x + bias;
     return v < 0.0f ? 0.0f : v;
 }
+
+// 16-bit storage: values kept in 16 bits (GLOBAL ushort buffers), all arithmetic in float. Kernels read
+// with load_half/load_bf16 and write with store_half/store_bf16; nothing else touches the 16-bit bits.
+//
+// bf16 (bfloat16) is a float's top 16 bits. To bf16: round to nearest, ties to even, by integer
+// arithmetic on the bits (so exact on every backend whatever its float rounding or denormal mode): add
+// 0x7FFF plus the lowest kept bit, drop the low 16 bits; a finite value past the largest bf16 rounds to
+// infinity, as IEEE rounding does. A NaN is kept a (quiet) NaN with its sign and top payload bits; the
+// addition would otherwise carry some NaNs into infinity.
+DEVICE float bf16_to_float(ushort h) { return UINT_AS_FLOAT(((uint)h) << 16); }
+
+DEVICE ushort float_to_bf16(float f)
+{
+    const uint u = FLOAT_AS_UINT(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (ushort)((u >> 16) | 0x0040u);
+    return (ushort)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+DEVICE float load_bf16(const GLOBAL ushort* p, int i) { return bf16_to_float(p[i]); }
+
+DEVICE void store_bf16(GLOBAL ushort* p, int i, float v) { p[i] = float_to_bf16(v); }
+
+// fp16 (IEEE binary16): the hardware's own conversions. CUDA: the PTX instructions, cvt.rn.f16.f32 (round
+// to nearest even, overflow to infinity, subnormals kept) and cvt.f32.f16 (exact), as inline assembly, so
+// no header is needed (NVRTC has no standard include path). OpenCL: vload_half and vstore_half_rte, core
+// since OpenCL 1.0 for half pointers even without cl_khr_fp16 (no half arithmetic is needed).
+#if defined(__CUDACC__)
+DEVICE float load_half(const GLOBAL ushort* p, int i)
+{
+    const ushort h = p[i];
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+
+DEVICE void store_half(GLOBAL ushort* p, int i, float v)
+{
+    ushort h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+    p[i] = h;
+}
+#else
+DEVICE float load_half(const GLOBAL ushort* p, int i) { return vload_half(i, (const GLOBAL half*)p); }
+
+DEVICE void store_half(GLOBAL ushort* p, int i, float v) { vstore_half_rte(v, i, (GLOBAL half*)p); }
+#endif
 
 // Ceiling division for grid sizes computed on the device side.
 #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))

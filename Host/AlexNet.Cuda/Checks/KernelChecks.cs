@@ -36,6 +36,7 @@ public static class KernelChecks
         yield return ("sgemm row-major views 10x3x50 (fully connected form)", d => GemmRowMajor(d, 10, 3, 50, batch: 1));
         yield return ("streams: pinned async copies, a slow producer, transpose on a second stream ordered by events", d => Streams(d, 3, 45, 77));
         foreach (var check in LayerChecks.All()) yield return check;
+        foreach (var check in PrecisionChecks.All()) yield return check;
         foreach (var check in NetworkChecks.All()) yield return check;
         // Last, so that their own last check, the corrupt cache entry, is the last of all.
         foreach (var check in DeviceChecks.All()) yield return check;

@@ -18,6 +18,16 @@ public enum NetworkKernelTarget
 
 /// <summary>One kernel the network launches: its file, entry point, the block size of its launches, the
 /// <c>-D</c> defines its module is compiled with (null: none) and the targets that launch it.</summary>
+/// <summary>A 16-bit storage format: values kept in 16 bits, computed in float.</summary>
+public enum SixteenBitFormat
+{
+    /// <summary>IEEE binary16: 5 exponent bits, 10 mantissa bits; finite to 65504, subnormals from 2^-24.</summary>
+    Half,
+
+    /// <summary>bfloat16: a float's top 16 bits: float's range with 7 mantissa bits.</summary>
+    BFloat16,
+}
+
 public sealed record NetworkKernelInfo(string File, string EntryPoint, int BlockSize, IReadOnlyDictionary<string, string>? Defines,
     NetworkKernelTarget? OnlyFor = null)
 {
@@ -56,6 +66,7 @@ public sealed class NetworkKernels : IDisposable
     public const int DropoutBlockSize = 256;
     /// <summary>softmax.cu's BLOCK_SIZE (its shared-memory reduction is sized by it).</summary>
     public const int SoftmaxBlockSize = 256;
+    public const int ConvertBlockSize = 256;
 
     /// <summary>CUDA's limit on a grid's y and z sizes; the kernels put channels, rows, images there.</summary>
     public const int MaxGridYZ = 65535;
@@ -74,6 +85,10 @@ public sealed class NetworkKernels : IDisposable
         new("maxpool.cu", "maxpool_kernel1", MaxPoolBlockSize, null, NetworkKernelTarget.Gpu),
         new("maxpool.cu", "maxpool_kernel2", MaxPoolPlaneBlockSize, null, NetworkKernelTarget.Cpu),
         new("dropout.cu", "dropout_kernel1", DropoutBlockSize, null),
+        new("convert.cu", "float_to_half_kernel1", ConvertBlockSize, null),
+        new("convert.cu", "half_to_float_kernel1", ConvertBlockSize, null),
+        new("convert.cu", "float_to_bf16_kernel1", ConvertBlockSize, null),
+        new("convert.cu", "bf16_to_float_kernel1", ConvertBlockSize, null),
         new("softmax.cu", "softmax_kernel1", SoftmaxBlockSize,
             new Dictionary<string, string> { ["BLOCK_SIZE"] = SoftmaxBlockSize.ToString(CultureInfo.InvariantCulture) }),
     ];
@@ -127,6 +142,45 @@ public sealed class NetworkKernels : IDisposable
         _maxPool = For("maxpool_kernel1", "maxpool_kernel2");
         _dropout = _byEntryPoint["dropout_kernel1"];
         _softmax = _byEntryPoint["softmax_kernel1"];
+    }
+
+    /// <summary>
+    /// Converts the first <paramref name="count"/> floats of <paramref name="input"/> to <paramref name="format"/>'s
+    /// 16-bit storage in <paramref name="output"/>, rounding to nearest, ties to even (a NaN stays NaN).
+    /// </summary>
+    public void ToSixteenBits(ComputeStream s, DeviceBuffer<ushort> output, DeviceBuffer<float> input, int count, SixteenBitFormat format)
+    {
+        const string op = "ToSixteenBits";
+        Check(s, op);
+        Positive(op, ("count", count));
+        ArgumentNullException.ThrowIfNull(output);
+        if (!ReferenceEquals(output.Device, _device)) throw Error(op, $"output belongs to another device ({output.Device.Description})");
+        if (output.Length < count) throw Error(op, $"output holds {output.Length} values but the operation needs {count}");
+        Holds(op, "input", input, count);
+        var args = new KernelArguments();
+        args.Add(output);
+        args.Add(input);
+        args.Add(count);
+        s.Launch(_byEntryPoint[format == SixteenBitFormat.BFloat16 ? "float_to_bf16_kernel1" : "float_to_half_kernel1"],
+            new Dim3(Dim3.CeilDiv(count, ConvertBlockSize)), new Dim3(ConvertBlockSize), args);
+    }
+
+    /// <summary>The floats of the first <paramref name="count"/> 16-bit values of <paramref name="input"/> (exact).</summary>
+    public void FromSixteenBits(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<ushort> input, int count, SixteenBitFormat format)
+    {
+        const string op = "FromSixteenBits";
+        Check(s, op);
+        Positive(op, ("count", count));
+        ArgumentNullException.ThrowIfNull(input);
+        if (!ReferenceEquals(input.Device, _device)) throw Error(op, $"input belongs to another device ({input.Device.Description})");
+        if (input.Length < count) throw Error(op, $"input holds {input.Length} values but the operation needs {count}");
+        Holds(op, "output", output, count);
+        var args = new KernelArguments();
+        args.Add(output);
+        args.Add(input);
+        args.Add(count);
+        s.Launch(_byEntryPoint[format == SixteenBitFormat.BFloat16 ? "bf16_to_float_kernel1" : "half_to_float_kernel1"],
+            new Dim3(Dim3.CeilDiv(count, ConvertBlockSize)), new Dim3(ConvertBlockSize), args);
     }
 
     /// <summary>The launch shapes a device gets by default: <see cref="NetworkKernelTarget.Cpu"/> for an OpenCL
