@@ -85,6 +85,7 @@ public static unsafe partial class OpenCl
     public const uint DeviceMaxWorkGroupSize = 0x1004;
     public const uint DeviceMaxClockFrequency = 0x100C;
     public const uint DeviceMaxMemAllocSize = 0x1010;
+    public const uint DeviceGlobalMemCacheSize = 0x101E;
     public const uint DeviceGlobalMemSize = 0x101F;
     public const uint DeviceLocalMemSize = 0x1023;
     public const uint DeviceName = 0x102B;

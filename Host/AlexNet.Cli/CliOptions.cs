@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using AlexNet.Cuda;
 using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Network;
 
 namespace AlexNet.Cli;
 
@@ -197,6 +198,23 @@ internal static class CliOptions
     internal static bool LooksLikeOption(string token) => token.Length > 1 && token[0] == '-';
 
     // The default is shown by help as "[default: …]" when it is a value; null (absent) shows nothing.
+    /// <summary>--workspace: MiB of device memory for the convolutions' lowered input, or l2 for the size of
+    /// the device's last-level cache; 256 MiB when absent.</summary>
+    public static Option<WorkspaceSize> Workspace() =>
+        Typed<WorkspaceSize>("--workspace", "MiB|l2",
+            "MiB of device memory for the convolutions' lowered input (larger batches run in chunks that fit), or l2: the size of the device's last-level cache",
+            (string text, out WorkspaceSize value) =>
+            {
+                if (text.Equals("l2", StringComparison.OrdinalIgnoreCase))
+                {
+                    value = WorkspaceSize.CacheSized;
+                    return true;
+                }
+                bool ok = TryPositiveInt(text, out int mib);
+                value = new WorkspaceSize((long)mib << 20);
+                return ok;
+            }, "a positive whole number of MiB or l2", new WorkspaceSize(AlexNetOptions.DefaultWorkspaceBytes));
+
     private static Option<T> Typed<T>(string name, string helpName, string description, TryParse<T> parse, string expected, T fallback) =>
         new(name)
         {
@@ -258,5 +276,27 @@ internal readonly record struct ByteSize(long Bytes)
                 return string.Create(CultureInfo.InvariantCulture, $"{Bytes / scale}{Units[unit - 1]}");
         }
         return Bytes.ToString(CultureInfo.InvariantCulture);
+    }
+}
+
+/// <summary>The size <c>--workspace</c> asked for: bytes, or (null) the device's last-level cache.</summary>
+internal readonly record struct WorkspaceSize(long? Bytes)
+{
+    public static WorkspaceSize CacheSized => new(null);
+
+    /// <summary>The workspace in bytes on <paramref name="device"/>.</summary>
+    public long For(ComputeDevice device) => Bytes ?? AlexNetOptions.CacheSizedWorkspaceBytes(device);
+
+    /// <summary>As the command line writes it (the help's default): MiB, or l2.</summary>
+    public override string ToString() => Bytes is long b ? (b >> 20).ToString(CultureInfo.InvariantCulture) : "l2";
+
+    /// <summary>What the run used, for a header line.</summary>
+    public string Describe(ComputeDevice device)
+    {
+        long bytes = For(device);
+        string size = string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MiB");
+        return Bytes is not null ? size
+            : device.CacheBytes > 0 ? $"{size} (--workspace l2: the device's last-level cache is {device.CacheBytes / 1048576.0:0.#} MiB)"
+            : $"{size} (--workspace l2: the device does not say its cache size)";
     }
 }

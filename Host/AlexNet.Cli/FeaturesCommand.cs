@@ -33,8 +33,7 @@ internal static class FeaturesCommand
         var skipBad = new Option<bool>("--skip-bad") { Description = "Write the rows of the images that could be used and leave out the others (named on stderr); without it nothing is written when any image is bad" };
         Option<DeviceChoice?> device = CliOptions.Device();
         Option<int> batch = CliOptions.PositiveInt("--batch", "Images per forward pass", 32);
-        Option<int> workspace = CliOptions.PositiveInt("--workspace", "MiB of device memory for the convolutions' lowered input; larger batches run in chunks that fit",
-            (int)(AlexNetOptions.DefaultWorkspaceBytes >> 20));
+        Option<WorkspaceSize> workspace = CliOptions.Workspace();
         LrnParameters lrnDefault = LrnParameters.Default;
         Option<int> radius = CliOptions.NonNegativeInt("--lrn-radius", "LRN depth radius", lrnDefault.Radius);
         Option<float> alpha = CliOptions.FiniteFloat("--lrn-alpha", "LRN alpha, TensorFlow's", lrnDefault.Alpha, a => a >= 0, "a number of 0 or more");
@@ -73,14 +72,14 @@ internal static class FeaturesCommand
         {
             var lrn = new LrnParameters { Radius = result.GetValue(radius), Alpha = result.GetValue(alpha), Beta = result.GetValue(beta), Bias = result.GetValue(bias) };
             var settings = new Settings(result.GetRequiredValue(weights), [.. result.GetValue(layers)!], result.GetRequiredValue(output), result.GetValue(skipBad),
-                result.GetDevice(device), result.GetValue(batch), (long)result.GetValue(workspace) << 20, lrn, images.Read(result), Program.IsVerbose(result));
+                result.GetDevice(device), result.GetValue(batch), result.GetValue(workspace), lrn, images.Read(result), Program.IsVerbose(result));
             return Run(settings, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
         });
         return command;
     }
 
     private sealed record Settings(string Weights, string[] Layers, string Output, bool SkipBad, DeviceChoice Device, int Batch,
-        long WorkspaceBytes, LrnParameters Lrn, ImageInputSettings Images, bool Verbose);
+        WorkspaceSize Workspace, LrnParameters Lrn, ImageInputSettings Images, bool Verbose);
 
     private static int Run(Settings s, TextWriter stdout, TextWriter stderr)
     {
@@ -95,7 +94,7 @@ internal static class FeaturesCommand
         using Interruption interruption = Interruption.Listen();
         using ImageInput input = s.Images.Open(s.Verbose ? (file, e) => stderr.WriteLine($"{Program.Name}: {file}: {e}") : null);
         using SelectedDevice selected = DeviceSelector.Open(s.Device);
-        var options = new AlexNetOptions { Lrn = s.Lrn, MaxBatch = Math.Max(1, Math.Min(s.Batch, files.Count)), WorkspaceBytes = s.WorkspaceBytes };
+        var options = new AlexNetOptions { Lrn = s.Lrn, MaxBatch = Math.Max(1, Math.Min(s.Batch, files.Count)), WorkspaceBytes = s.Workspace.For(selected.Device) };
         using AlexNetModel model = AlexNetModel.Load(selected.Device, s.Weights, options);
         stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason})");
         stdout.WriteLine($"model: {model.NumClasses} classes, LRN {s.Lrn}; device memory {model.Plan.PeakBytes / 1048576.0:F1} MiB for batches of {model.MaxBatch}; {files.Count} images, {input.Loader.Decoder.Name} decoder");

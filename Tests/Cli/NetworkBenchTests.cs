@@ -1,6 +1,8 @@
 using System.Text.Json;
 using AlexNet.Cli;
+using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Interop;
+using AlexNet.Cuda.Network;
 using AlexNet.Cuda.Tests.Infrastructure;
 
 namespace AlexNet.Cuda.Tests.Cli;
@@ -71,6 +73,40 @@ public class NetworkBenchTests(OpenClFixture fixture)
             .Select(l => l.GetProperty("name").GetString()!)];
         Assert.Equal(fuse == "on" ? 0 : 5, names.Count(n => n.StartsWith("conv", StringComparison.Ordinal) && n.EndsWith(" bias+relu", StringComparison.Ordinal)));
         Assert.Equal(fuse == "on" ? 22 : 27, names.Length);
+    }
+
+    [SkippableTheory]
+    [InlineData("16")]
+    [InlineData("l2")]
+    [InlineData("L2")]
+    public void WorkspaceSetsTheLoweringBufferInMibOrToTheDevicesCache(string workspace)
+    {
+        ComputeDevice device = fixture.Device;
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", "2", "--iterations", "1", "--warmup", "1", "--peer", "none",
+            "--format", "json", "--workspace", workspace], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        using JsonDocument doc = JsonDocument.Parse(stdout.ToString());
+        long expected = workspace == "16" ? 16L << 20 : AlexNetOptions.CacheSizedWorkspaceBytes(device);
+        Assert.Equal(expected, doc.RootElement.GetProperty("workspace_bytes").GetInt64());
+        // The device's cache, but never less than one image's largest lowering (conv2's 1200 × 729 floats).
+        if (workspace != "16")
+            Assert.Equal(device.CacheBytes > 0 ? Math.Max(device.CacheBytes, 1200L * 729 * 4) : AlexNetOptions.DefaultWorkspaceBytes, expected);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-3")]
+    [InlineData("l3")]
+    [InlineData("1.5")]
+    public void AWorkspaceThatDoesNotParseIsAUsageError(string workspace)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--workspace", workspace], stdout, stderr);
+        Assert.Equal(2, code);
+        Assert.Contains($"--workspace takes a positive whole number of MiB or l2, not '{workspace}'", stderr.ToString());
     }
 
     [SkippableFact]

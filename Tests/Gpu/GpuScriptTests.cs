@@ -230,8 +230,9 @@ public class GpuScriptTests(OpenClFixture fixture)
     {
         string[] commands = File.ReadAllLines(Path.Combine(Scripts, "run-checks.sh"))
             .Where(l => l.TrimStart().StartsWith("\"$EXE\" ", StringComparison.Ordinal)).ToArray();
-        // info, check twice, bench, features, bench kernels, bench --fuse off, classify, classify of the crafted files.
-        Assert.Equal(9, commands.Length);
+        // info, check twice, bench, features, bench kernels, bench --fuse off, bench --workspace l2, classify,
+        // classify of the crafted files.
+        Assert.Equal(10, commands.Length);
         Assert.All(commands, c => Assert.Contains(" --verbose", c));
     }
 

@@ -41,6 +41,8 @@ internal sealed unsafe class RecordingDevice : ComputeDevice
 
     public override long TotalMemoryBytes => long.MaxValue;
 
+    public override long CacheBytes => 0;
+
     public override KernelCache Cache { get; } = new(Path.Combine(Path.GetTempPath(), "alexnet-recording-device-unused"));
 
     public override ComputeStream DefaultStream => _stream;

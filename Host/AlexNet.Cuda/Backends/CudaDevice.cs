@@ -32,6 +32,8 @@ public sealed unsafe class CudaDevice : ComputeDevice
         CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int minor, CudaDeviceAttribute.ComputeCapabilityMinor, device));
         CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int sms, CudaDeviceAttribute.MultiprocessorCount, device));
         CudaException.ThrowIfFailed(CudaDriver.cuDeviceTotalMem_v2(out nuint total, device));
+        CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int l2, CudaDeviceAttribute.L2CacheSize, device));
+        CacheBytes = l2;
         ComputeCapability = (major, minor);
         MultiprocessorCount = sms;
         TotalMemoryBytes = (long)total;
@@ -137,13 +139,15 @@ public sealed unsafe class CudaDevice : ComputeDevice
 
     public override long TotalMemoryBytes { get; }
 
+    public override long CacheBytes { get; }
+
     public override KernelCache Cache { get; }
 
     /// <summary>The default stream's CUDA handle (for interop with other CUDA libraries).</summary>
     public IntPtr Stream => _defaultStream.Handle;
 
     public override string Description =>
-        $"cuda:{_ordinal} {Name} (compute capability {ComputeCapability.Major}.{ComputeCapability.Minor}, {MultiprocessorCount} SMs, {Bytes(TotalMemoryBytes)}; {CompilerVersion} -> {Target})";
+        $"cuda:{_ordinal} {Name} (compute capability {ComputeCapability.Major}.{ComputeCapability.Minor}, {MultiprocessorCount} SMs, {Bytes(TotalMemoryBytes)}, {Bytes(CacheBytes)} L2; {CompilerVersion} -> {Target})";
 
     internal static string ReadName(int device)
     {

@@ -10,7 +10,7 @@ namespace AlexNet.Cuda.Backends;
 /// <summary>One OpenCL device as the platform reports it.</summary>
 public sealed record OpenClDeviceInfo(int Index, IntPtr Platform, IntPtr Device, string PlatformName, string PlatformVersion,
     string Name, string Vendor, string Version, string DriverVersion, bool IsGpu, int ComputeUnits, long GlobalMemoryBytes,
-    bool IsCpu = false, bool HostUnifiedMemory = false)
+    bool IsCpu = false, bool HostUnifiedMemory = false, long CacheBytes = 0)
 {
     /// <summary>Whether the device's buffers live in the host's memory, so the host can work on them
     /// through a mapping without a copy: a CPU device (PoCL) or one reporting unified host memory.</summary>
@@ -143,7 +143,8 @@ public sealed unsafe class OpenClDevice : ComputeDevice
                     (int)DeviceValue<uint>(device, OpenCl.DeviceMaxComputeUnits),
                     (long)DeviceValue<ulong>(device, OpenCl.DeviceGlobalMemSize),
                     (DeviceValue<ulong>(device, OpenCl.DeviceType) & OpenCl.DeviceTypeCpu) != 0,
-                    DeviceValue<uint>(device, OpenCl.DeviceHostUnifiedMemory) != 0)); // a cl_bool
+                    DeviceValue<uint>(device, OpenCl.DeviceHostUnifiedMemory) != 0, // a cl_bool
+                    (long)DeviceValue<ulong>(device, OpenCl.DeviceGlobalMemCacheSize)));
             }
         }
         return result;
@@ -200,6 +201,8 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     public override string CompilerVersion => $"{_info.Version} ({_info.PlatformName} {_info.DriverVersion})";
 
     public override long TotalMemoryBytes => _info.GlobalMemoryBytes;
+
+    public override long CacheBytes => _info.CacheBytes;
 
     public override KernelCache Cache { get; }
 

@@ -43,6 +43,11 @@ public abstract class ComputeDevice : IDisposable
 
     public abstract long TotalMemoryBytes { get; }
 
+    /// <summary>The device's last-level data cache in bytes, 0 when it does not say: a GPU's L2
+    /// (<c>CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE</c>: 50 MB on an H100, 60 MB on an H200), or what an OpenCL
+    /// device reports as its global memory cache (<c>CL_DEVICE_GLOBAL_MEM_CACHE_SIZE</c>).</summary>
+    public abstract long CacheBytes { get; }
+
     public abstract KernelCache Cache { get; }
 
     /// <summary>The stream the device's own operations use.</summary>

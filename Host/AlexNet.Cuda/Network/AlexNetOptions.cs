@@ -1,4 +1,5 @@
 using System.Globalization;
+using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Weights;
 
 namespace AlexNet.Cuda.Network;
@@ -40,6 +41,22 @@ public sealed class AlexNetOptions
     /// <summary>256 MiB: conv2 of 38 images at once (6.7 MiB each); fewer chunks than that cost nothing
     /// measurable on the GEMM and it stays small beside an H100's 80 GB.</summary>
     public const long DefaultWorkspaceBytes = 256L << 20;
+
+    /// <summary>
+    /// A workspace the size of <paramref name="device"/>'s last-level cache (<see cref="ComputeDevice.CacheBytes"/>),
+    /// so that each chunk's lowered input can stay in the cache between the im2col that writes it and the GEMM
+    /// that reads it (on an H100 50 MB: conv2 in chunks of 4 images); at least one image's largest lowering
+    /// (conv2's 6.7 MiB) for <paramref name="architecture"/> (BVLC AlexNet's when null), and
+    /// <see cref="DefaultWorkspaceBytes"/> when the device does not say. Whether it is faster than the default
+    /// is for a benchmark to say (<c>alexnet bench --workspace l2</c>).
+    /// </summary>
+    public static long CacheSizedWorkspaceBytes(ComputeDevice device, AlexNetArchitecture? architecture = null)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (device.CacheBytes <= 0) return DefaultWorkspaceBytes;
+        long largest = NetworkPlan.Create(architecture ?? AlexNetArchitecture.Default, 1, long.MaxValue).Convolutions.Max(c => c.LoweredPerImage) * sizeof(float);
+        return Math.Max(device.CacheBytes, largest);
+    }
 
     /// <summary>
     /// Whether a convolution's bias and ReLU run inside the kernel that reads its output next (norm1, norm2,
