@@ -24,11 +24,14 @@ public class AlexNetModelTests(OpenClFixture fixture)
     private ComputeDevice On(string backend) => backend == "cuda" ? TestNative.RequireCuda() : Device;
 
     [SkippableTheory]
-    [InlineData("opencl")]
-    [InlineData("cuda")]
-    public void AForwardPassAllocatesNoManagedMemoryAfterWarmUp(string backend)
+    [InlineData("opencl", false)]
+    [InlineData("opencl", true)]
+    [InlineData("cuda", false)]
+    [InlineData("cuda", true)]
+    public void AForwardPassAllocatesNoManagedMemoryAfterWarmUp(string backend, bool fused)
     {
-        using AlexNetModel model = AlexNetModel.Create(On(backend), SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 1), new AlexNetOptions { MaxBatch = 3, KeepProbability = 0.5f });
+        using AlexNetModel model = AlexNetModel.Create(On(backend), SyntheticNetwork.Weights(SyntheticNetwork.Narrow, 1),
+            new AlexNetOptions { MaxBatch = 3, KeepProbability = 0.5f, FuseActivations = fused });
         float[] images = SyntheticNetwork.Images(3, 2);
         var probabilities = new float[3 * model.NumClasses];
         model.Forward(images, 3); // warm-up: first launches, CLBlast's kernels
