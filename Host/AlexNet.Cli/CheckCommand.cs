@@ -16,18 +16,18 @@ internal static class CheckCommand
         {
             device,
         };
-        command.SetAction(result => Run(result.GetDevice(device), result.InvocationConfiguration.Output));
+        command.SetAction(result => Run(result.GetDevice(device), Program.IsVerbose(result), result.InvocationConfiguration.Output));
         return command;
     }
 
-    private static int Run(DeviceChoice choice, TextWriter stdout)
+    private static int Run(DeviceChoice choice, bool verbose, TextWriter stdout)
     {
         using Interruption interruption = Interruption.Listen();
         using SelectedDevice selected = DeviceSelector.Open(choice);
         stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason}); GEMMs: {selected.Device.GemmProvider}");
         int passed = 0, failed = 0, total = KernelChecks.All().Count();
         // A stop is honoured between checks: each one is seconds at most, and its line is written whole.
-        foreach (CheckResult result in KernelChecks.RunAll(selected.Device))
+        foreach (CheckResult result in KernelChecks.RunAll(selected.Device, stackTraces: verbose))
         {
             if (result.Passed) passed++; else failed++;
             stdout.WriteLine($"{(result.Passed ? "PASS" : "FAIL")} {result.Name}: {result.Detail.ReplaceLineEndings(" | ")} ({result.Time.TotalMilliseconds:F0} ms)");

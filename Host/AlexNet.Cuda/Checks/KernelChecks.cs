@@ -43,9 +43,18 @@ public static class KernelChecks
     }
 
     /// <summary>Runs every check; one that throws is a failure with the error's message, not a crash.</summary>
-    public static IEnumerable<CheckResult> RunAll(ComputeDevice device)
+    public static IEnumerable<CheckResult> RunAll(ComputeDevice device, bool stackTraces = false) => Run(device, All(), stackTraces);
+
+    /// <summary>
+    /// Runs <paramref name="checks"/> in order. A check that throws fails with the reason and the rest still
+    /// run: an <see cref="AlexNetException"/> is its one line; anything else is a bug, named by its type
+    /// (with the stack trace when <paramref name="stackTraces"/>), so one unexpected exception on a new device
+    /// costs one check, not the run. Running out of memory ends the run.
+    /// </summary>
+    internal static IEnumerable<CheckResult> Run(ComputeDevice device, IEnumerable<(string Name, Func<ComputeDevice, ComparisonResult> Run)> checks,
+        bool stackTraces)
     {
-        foreach ((string name, Func<ComputeDevice, ComparisonResult> run) in All())
+        foreach ((string name, Func<ComputeDevice, ComparisonResult> run) in checks)
         {
             var clock = Stopwatch.StartNew();
             CheckResult result;
@@ -57,6 +66,11 @@ public static class KernelChecks
             catch (AlexNetException e)
             {
                 result = new CheckResult(name, false, e.Message, clock.Elapsed);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                string detail = $"unexpected {e.GetType().Name}: {e.Message}";
+                result = new CheckResult(name, false, stackTraces ? $"{detail}\n{e.StackTrace}" : detail, clock.Elapsed);
             }
             yield return result;
         }
