@@ -39,14 +39,11 @@
 // 2*(2*radius + 1) + 6 FLOPs. Memory-bound, as long as the fast path replaces powf.
 #include "prelude.h"
 
-KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
-                        const GLOBAL float* __restrict__ input_bias, int biased, int channels, int inner, int radius, float alpha, float beta, float bias)
+// The normalised value of element (c, s): lrn_kernel1's arithmetic, and lrn_maxpool_kernel1's, which
+// must give the same numbers.
+DEVICE float lrn_value(const GLOBAL float* __restrict__ in, const GLOBAL float* __restrict__ input_bias, int biased,
+                       int channels, int inner, int c, int s, int radius, float alpha, float beta, float bias)
 {
-    const int s = (int)(blockIdx.x * blockDim.x + threadIdx.x);
-    if (s >= inner) return;
-    const int c = (int)blockIdx.y;
-    const int index = c * inner + s;
-
     // The window [first, last], clipped to the channels; written so that a huge radius cannot overflow.
     const int first = c > radius ? c - radius : 0;
     const int last = channels - 1 - c > radius ? c + radius : channels - 1;
@@ -65,8 +62,53 @@ KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __re
     } else {
         factor = powf(base, -beta);
     }
-    const float x = biased != 0 ? bias_relu_value(in[index], input_bias[c]) : in[index];
-    out[index] = x * factor;
+    const float x = biased != 0 ? bias_relu_value(in[c * inner + s], input_bias[c]) : in[c * inner + s];
+    return x * factor;
+}
+
+KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+                        const GLOBAL float* __restrict__ input_bias, int biased, int channels, int inner, int radius, float alpha, float beta, float bias)
+{
+    const int s = (int)(blockIdx.x * blockDim.x + threadIdx.x);
+    if (s >= inner) return;
+    const int c = (int)blockIdx.y;
+    out[c * inner + s] = lrn_value(in, input_bias, biased, channels, inner, c, s, radius, alpha, beta, bias);
+}
+
+// lrn_maxpool_kernel1, for GPUs: the LRN and the VALID max pooling after it in one pass, so the normalised
+// activation (norm1, norm2) is never written: one thread per pool output (c, n, y, x), as maxpool_kernel1
+// lays them out (blockIdx.y = c, the outputs of a channel in (n, y, x) order, written at c*outStrideC +
+// n*outStrideN + y*outW + x), computing lrn_value for each of the size^2 elements of its window and keeping
+// the maximum with maxpool.cu's rules (the first element starts it; a NaN is taken and stays). Windows
+// overlap (3x3, stride 2), so each normalised value is computed about 2.25 times: a few more FLOPs for a
+// write and a read of the whole normalised tensor fewer. The forward pass uses it when nothing asks for the
+// LRN's output (AlexNetModel.Features launches the two kernels, so norm1/norm2 can be read).
+// Launch: 1-D blocks of any size (the host uses 256), grid (ceil(N*Ho*Wo / block), C). The host checks the
+// windows fit, that C*N*H*W and the output extent fit in an int, and that C <= 65535.
+KERNEL void lrn_maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+                                const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch,
+                                int height, int width, int outH, int outW, int size, int stride, int outStrideC,
+                                int outStrideN, int radius, float alpha, float beta, float bias)
+{
+    const int index = (int)(blockIdx.x * blockDim.x + threadIdx.x);  // (n*outH + y)*outW + x
+    if (index >= batch * outH * outW) return;
+    const int c = (int)blockIdx.y;
+    const int row = index / outW;  // n*outH + y
+    const int x = index - row * outW;
+    const int n = row / outH;
+    const int y = row - n * outH;
+    const int inner = batch * height * width;
+    const int origin = (n * height + y * stride) * width + x * stride;  // s of the window's first element
+
+    float m = lrn_value(in, input_bias, biased, channels, inner, c, origin, radius, alpha, beta, bias);
+    for (int i = 0; i < size; i++) {
+        for (int j = 0; j < size; j++) {
+            if (i == 0 && j == 0) continue;
+            const float v = lrn_value(in, input_bias, biased, channels, inner, c, origin + i * width + j, radius, alpha, beta, bias);
+            if (v > m || v != v) m = v;  // v != v: v is NaN
+        }
+    }
+    out[c * outStrideC + n * outStrideN + y * outW + x] = m;
 }
 
 KERNEL void lrn_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,

@@ -35,13 +35,16 @@ public class StepCostTests(OpenClFixture fixture)
         Assert.Equal((9216.0 * 4096 + (9216 + 4096) * batch) * 4, costs.Single(c => c.Name == "fc6 gemm").Bytes);
 
         // Without the fused activations each convolution has its own bias+ReLU step, which reads and writes the
-        // output once more: five steps more, and two passes over conv1…conv5's outputs.
+        // output once more, and the LRNs write norm1 and norm2 for the pools to read: seven steps more, two
+        // passes over conv1…conv5's outputs and over norm1's and norm2's.
         IReadOnlyList<StepCost> separate = plan.StepCosts(batch, fusedActivations: false);
-        Assert.Equal(costs.Count + 5, separate.Count);
+        Assert.Equal(costs.Count + 7, separate.Count);
         Assert.Equal(2.0 * macs * batch, separate.Sum(c => c.Flops));
         double outputs = (96.0 * 55 * 55 + 256.0 * 27 * 27 + 384.0 * 13 * 13 + 384.0 * 13 * 13 + 256.0 * 13 * 13) * batch;
-        Assert.Equal(2 * outputs * 4, separate.Sum(c => c.Bytes) - costs.Sum(c => c.Bytes), 1e-6 * outputs);
-        Assert.Equal(costs.Single(c => c.Name == "norm1").Bytes, separate.Single(c => c.Name == "norm1").Bytes + 96 * 4);
+        double normalised = (96.0 * 55 * 55 + 256.0 * 27 * 27) * batch;
+        Assert.Equal(2 * (outputs + normalised) * 4, separate.Sum(c => c.Bytes) - costs.Sum(c => c.Bytes), 1e-6 * outputs);
+        // norm1+pool1 reads conv1's raw output and its bias, and writes pool1.
+        Assert.Equal((96.0 * 55 * 55 * batch + 96.0 * 27 * 27 * batch + 96) * 4, costs.Single(c => c.Name == "norm1+pool1").Bytes);
     }
 
     [SkippableTheory]

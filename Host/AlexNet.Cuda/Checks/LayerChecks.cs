@@ -71,6 +71,8 @@ public static class LayerChecks
             yield return ($"maxpool_kernel1 {s}, input bias+relu fused", d => MaxPool(d, s, NetworkKernelTarget.Gpu, fused: true));
             yield return ($"maxpool_kernel2 {s}, input bias+relu fused", d => MaxPool(d, s, NetworkKernelTarget.Cpu, fused: true));
         }
+        foreach ((PoolShape s, LrnParameters p, bool fused) in LrnPoolCases)
+            yield return ($"lrn_maxpool_kernel1 {s}, LRN {p}{(fused ? ", input bias+relu fused" : "")}", d => LrnMaxPool(d, s, p, fused));
         foreach ((int count, float keepProb, ulong seed, uint offset) in DropoutCases)
             yield return ($"dropout_kernel1 {count} elements keep {keepProb} seed {seed:x} offset {offset}",
                 d => Dropout(d, count, keepProb, seed, offset));
@@ -186,6 +188,17 @@ public static class LayerChecks
         new(2, 19, 7, 9, 3, 2, PoolLayout.Padded, " (19 images: a second, partial work-group of maxpool_kernel2)"),
     ];
 
+    /// <summary>LRN then max pooling in one kernel: norm1+pool1 and norm2+pool2 at batch 1, and awkward shapes
+    /// and parameters (every layout, a second partial block, the general power, radius 0).</summary>
+    internal static readonly (PoolShape Shape, LrnParameters P, bool Fused)[] LrnPoolCases =
+    [
+        (new(96, 1, 55, 55, 3, 2, PoolLayout.Cnhw, " (norm1+pool1, batch 1)"), LrnParameters.Default, true),
+        (new(256, 1, 27, 27, 3, 2, PoolLayout.Cnhw, " (norm2+pool2, batch 1)"), LrnParameters.Default, false),
+        (new(7, 3, 9, 8, 3, 2, PoolLayout.Padded), new LrnParameters(2, 0.01f, 0.6f, 2f), true),
+        (new(5, 19, 7, 9, 3, 2, PoolLayout.Flatten, " (19 images)"), new LrnParameters(0, 0.02f, 0.75f, 1f), false),
+        (new(3, 2, 6, 5, 2, 1, PoolLayout.Cnhw), new LrnParameters(5, 0.1f, 0.75f, 1f), true),
+    ];
+
     internal static readonly (int Count, float KeepProb, ulong Seed, uint Offset)[] DropoutCases =
     [
         (1000, 0.5f, 0x0123_4567_89AB_CDEF, 0),
@@ -280,6 +293,27 @@ public static class LayerChecks
         // Selection, no arithmetic: bit for bit, the marked NaN's payload included. Fused, the bias addition is
         // arithmetic: the same values, but a GPU may give any NaN for a NaN input.
         return fused ? SameValues(device.Download(dst), expected) : Comparison.Exact(device.Download(dst), expected);
+    }
+
+    public static ComparisonResult LrnMaxPool(ComputeDevice device, PoolShape s, LrnParameters p, bool fused)
+    {
+        int inner = s.Batch * s.Height * s.Width;
+        float[] input = KernelChecks.TestData(s.Channels * inner, seed: 67 + s.Channels);
+        (float[] bias, float[] activated) = fused ? FusedInput(input, s.Channels, 71 + s.Channels) : (null!, input);
+        float[] normalised = LayerReference.Lrn(activated, s.Channels, inner, p);
+        (int strideC, int strideN) = s.OutputStrides;
+        float[] expected = LayerReference.MaxPool(normalised, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride,
+            strideC, strideN, s.OutputExtent + Guard, float.NaN);
+        using var kernels = new NetworkKernels(device);
+        using DeviceBuffer<float> src = device.Upload<float>(input);
+        using DeviceBuffer<float>? db = fused ? device.Upload<float>(bias) : null;
+        using DeviceBuffer<float> dst = NaNFilled(device, expected.Length);
+        kernels.LrnMaxPool(device.DefaultStream, dst, src, s.Channels, s.Batch, s.Height, s.Width, s.OutH, s.OutW, s.Size, s.Stride,
+            strideC, strideN, p, db);
+        // Relative to each element, as the LRN's own check; the gaps and the guard (NaN) must be untouched.
+        var magnitude = new double[expected.Length];
+        for (int i = 0; i < expected.Length; i++) magnitude[i] = float.IsNaN(expected[i]) ? 0 : Math.Abs((double)expected[i]);
+        return Comparison.AgainstMagnitude(device.Download(dst), expected, magnitude, 0, Tolerances.LrnRtol(p.Radius, p.Beta));
     }
 
     public static ComparisonResult Dropout(ComputeDevice device, int count, float keepProb, ulong seed, uint offset, int features = 0)

@@ -26,6 +26,8 @@ public static class NetworkChecks
             d => Compare(d, SyntheticNetwork.Narrow, batch: 3, new AlexNetOptions { MaxBatch = 3, FuseActivations = false }));
         yield return ("network: narrow AlexNet with dropout (keep 0.6) fused with fc6/fc7's bias+ReLU and the convolutions' fused, batch 2",
             d => Compare(d, SyntheticNetwork.Narrow, batch: 2, new AlexNetOptions { MaxBatch = 2, KeepProbability = 0.6f, DropoutSeed = 77, FuseActivations = true }));
+        yield return ("network: narrow AlexNet, batch 3, the fused throughput pass (LRN and pooling one kernel) against the pass that writes every layer",
+            d => ThroughputPassMatchesTheLayerPass(d, SyntheticNetwork.Narrow, batch: 3));
         yield return ("network: narrow AlexNet, LRN radius 1 alpha 1e-4 beta 0.5 bias 2, batch 2",
             d => Compare(d, SyntheticNetwork.Narrow, batch: 2, new AlexNetOptions { MaxBatch = 2, Lrn = new LrnParameters(1, 1e-4f, 0.5f, 2f) }));
         yield return ("network: narrow AlexNet with dropout (keep 0.6), batch 2, against the reference given the same Philox mask",
@@ -49,6 +51,22 @@ public static class NetworkChecks
         };
         Dictionary<string, float[]> expected = ReferenceNetwork.Run(weights, images, batch, referenceOptions);
         return CompareLayers(got, expected, batch, model.NumClasses);
+    }
+
+    /// <summary>
+    /// With fused activations the pass that nothing reads out (<see cref="AlexNetModel.Predict"/>) runs each LRN
+    /// and the pool after it as one kernel, while <see cref="AlexNetModel.Features"/> writes norm1 and norm2: the
+    /// probabilities must agree (the two share the LRN's arithmetic; 1e-6 of the largest allows for a compiler
+    /// that contracts the two kernels differently).
+    /// </summary>
+    public static ComparisonResult ThroughputPassMatchesTheLayerPass(ComputeDevice device, AlexNetArchitecture architecture, int batch)
+    {
+        AlexNetWeights weights = SyntheticNetwork.Weights(architecture, seed: 5 + batch);
+        float[] images = SyntheticNetwork.Images(batch, seed: 6 + batch);
+        using AlexNetModel model = AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = batch, FuseActivations = true });
+        float[] throughput = model.Predict(images, batch);
+        float[] layers = model.Features(images, batch, ["prob"])["prob"];
+        return Comparison.AgainstMax(throughput, layers, 0, 1e-6);
     }
 
     /// <summary>

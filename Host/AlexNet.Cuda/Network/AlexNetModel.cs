@@ -48,7 +48,10 @@ public sealed class AlexNetModel : IDisposable
     // bias and ReLU), so exporting one applies them on the way out.
     private readonly float[][] _convolutionBiases = new float[5][];
     private readonly ActivationPlan[] _activations;
-    private readonly ActivationPlan _probPlan;
+    // Where the last pass left fc8 and the probabilities: the fused pass skips norm1 and norm2, so its
+    // activations alternate between the arenas differently from the plan's.
+    private DeviceBuffer<float>? _fc8Buffer, _probBuffer;
+    private static readonly string[] NormPoolSteps = ["norm1+pool1", "norm2+pool2"];
     private int _lastBatch;
 
     private AlexNetModel(ComputeDevice device, AlexNetWeights weights, AlexNetOptions options, NetworkPlan plan)
@@ -58,7 +61,6 @@ public sealed class AlexNetModel : IDisposable
         Options = options;
         Plan = plan;
         _activations = [.. plan.Activations];
-        _probPlan = plan.Activation("prob");
         var owned = new List<IDisposable>();
         try
         {
@@ -238,6 +240,10 @@ public sealed class AlexNetModel : IDisposable
         ComputeStream s = _stream;
         int act = 0;
         DeviceBuffer<float> current = _arenas[0];
+        // Each activation goes to the arena that does not hold its input (the plan's ping-pong). Reading
+        // layers out needs norm1 and norm2 written; otherwise, with fused activations, LRN and pooling run as
+        // one kernel and the normalised tensors are never written.
+        bool fuseNormPool = FusesActivations && produced is null;
         profile?.Begin(s);
         _kernels.ConvertInput(s, current, _staging, n, InputSize * InputSize, InputChannels);
         profile?.Mark(s, "input");
@@ -249,7 +255,7 @@ public sealed class AlexNetModel : IDisposable
         {
             ConvolutionPlan p = Plan.Convolutions[layer];
             ActivationPlan convPlan = _activations[act++];
-            DeviceBuffer<float> output = _arenas[convPlan.Arena];
+            DeviceBuffer<float> output = Other(current);
             Convolve(s, p, current, output, layer, n, profile, pending);
             if (FusesActivations)
             {
@@ -263,10 +269,22 @@ public sealed class AlexNetModel : IDisposable
             produced?.Invoke(convPlan, output);
             current = output;
             int size = p.OutputSize, channels = p.OutputChannels;
+            if (layer < 2 && fuseNormPool)
+            {
+                act++; // norm1/norm2: not written
+                ActivationPlan poolPlan = _activations[act++];
+                DeviceBuffer<float> pooled = Other(current);
+                int outSize = poolPlan.Height, pixels = outSize * outSize;
+                _kernels.LrnMaxPool(s, pooled, current, channels, n, size, size, outSize, outSize, 3, 2, n * pixels, pixels, Options.Lrn, pending);
+                profile?.Mark(s, NormPoolSteps[layer]);
+                current = pooled;
+                pending = null;
+                continue;
+            }
             if (layer < 2)
             {
                 ActivationPlan normPlan = _activations[act++];
-                DeviceBuffer<float> normalized = _arenas[normPlan.Arena];
+                DeviceBuffer<float> normalized = Other(current);
                 _kernels.Lrn(s, normalized, current, channels, n * size * size, Options.Lrn, pending);
                 profile?.Mark(s, normPlan.Name);
                 produced?.Invoke(normPlan, normalized);
@@ -276,7 +294,7 @@ public sealed class AlexNetModel : IDisposable
             if (layer is 0 or 1 or 4)
             {
                 ActivationPlan poolPlan = _activations[act++];
-                DeviceBuffer<float> pooled = _arenas[poolPlan.Arena];
+                DeviceBuffer<float> pooled = Other(current);
                 int outSize = poolPlan.Height, pixels = outSize * outSize;
                 // pool5 writes [N][C][6][6], fc6's input; the others stay channel-major.
                 (int strideC, int strideN) = layer == 4 ? (pixels, channels * pixels) : (n * pixels, pixels);
@@ -291,7 +309,7 @@ public sealed class AlexNetModel : IDisposable
         for (int layer = 5; layer < 8; layer++)
         {
             ActivationPlan fcPlan = _activations[act++];
-            DeviceBuffer<float> output = _arenas[fcPlan.Arena];
+            DeviceBuffer<float> output = Other(current);
             int outputs = fcPlan.Channels;
             s.Gemm(MatrixView.RowMajor(current, n, inputs), MatrixView.RowMajor(_weights[layer], inputs, outputs), MatrixView.RowMajor(output, n, outputs));
             profile?.Mark(s, FcGemm[layer - 5]);
@@ -318,13 +336,19 @@ public sealed class AlexNetModel : IDisposable
                 ActivationPlan probPlan = _activations[act++];
                 // The softmax kernel adds fc8's bias to the logits in place (that is the exported fc8) and
                 // writes the probabilities.
-                _kernels.Softmax(s, _arenas[probPlan.Arena], output, _biases[layer], n, outputs);
+                DeviceBuffer<float> probabilities = Other(output);
+                _kernels.Softmax(s, probabilities, output, _biases[layer], n, outputs);
+                _fc8Buffer = output;
+                _probBuffer = probabilities;
                 profile?.Mark(s, "softmax");
                 produced?.Invoke(fcPlan, output);
-                produced?.Invoke(probPlan, _arenas[probPlan.Arena]);
+                produced?.Invoke(probPlan, probabilities);
             }
         }
     }
+
+    /// <summary>The arena that is not <paramref name="buffer"/>: where the activation computed from it goes.</summary>
+    private DeviceBuffer<float> Other(DeviceBuffer<float> buffer) => ReferenceEquals(buffer, _arenas[0]) ? _arenas[1] : _arenas[0];
 
     // ---- one operation at a time, as the forward pass queues it (the per-operation benchmarks) ----
 
@@ -380,7 +404,7 @@ public sealed class AlexNetModel : IDisposable
         int count = _lastBatch * NumClasses;
         if (_lastBatch == 0) throw new InvalidOperationException("no forward pass has run yet");
         if (destination.Length < count) throw new ArgumentException($"{_lastBatch} images × {NumClasses} classes need {count} floats, the destination holds {destination.Length}", nameof(destination));
-        _stream.CopyToHost(_arenas[_probPlan.Arena], destination[..count]);
+        _stream.CopyToHost(_probBuffer!, destination[..count]);
     }
 
     /// <summary>
@@ -391,7 +415,7 @@ public sealed class AlexNetModel : IDisposable
     public void CopyProbabilitiesAsync(PinnedHostBuffer<float> destination, long offset = 0)
     {
         if (_lastBatch == 0) throw new InvalidOperationException("no forward pass has run yet");
-        _stream.CopyToHostAsync(_arenas[_probPlan.Arena], 0, destination, offset, (long)_lastBatch * NumClasses);
+        _stream.CopyToHostAsync(_probBuffer!, 0, destination, offset, (long)_lastBatch * NumClasses);
     }
 
     /// <summary>The stream the model's work is queued on (the device's default stream).</summary>
@@ -435,7 +459,7 @@ public sealed class AlexNetModel : IDisposable
         if (_lastBatch == 0) throw new InvalidOperationException("no forward pass has run yet");
         if (layer is not ("fc8" or "prob"))
             throw new AlexNetException($"{layer}'s buffer is reused later in the forward pass; read it with Features");
-        return Export(plan, _arenas[plan.Arena], _lastBatch);
+        return Export(plan, layer == "prob" ? _probBuffer! : _fc8Buffer!, _lastBatch);
     }
 
     /// <summary>Copies an activation to the host in the export layout: [C][N][H][W] is permuted to [N][C][H][W].

@@ -82,6 +82,7 @@ public sealed class NetworkKernels : IDisposable
         new("bias_relu.cu", "bias_relu_kernel2", RunBlockSize, null, NetworkKernelTarget.Cpu),
         new("lrn.cu", "lrn_kernel1", LrnBlockSize, null, NetworkKernelTarget.Gpu),
         new("lrn.cu", "lrn_kernel2", LrnRunBlockSize, null, NetworkKernelTarget.Cpu),
+        new("lrn.cu", "lrn_maxpool_kernel1", LrnBlockSize, null),
         new("maxpool.cu", "maxpool_kernel1", MaxPoolBlockSize, null, NetworkKernelTarget.Gpu),
         new("maxpool.cu", "maxpool_kernel2", MaxPoolPlaneBlockSize, null, NetworkKernelTarget.Cpu),
         new("dropout.cu", "dropout_kernel1", DropoutBlockSize, null),
@@ -353,6 +354,52 @@ public sealed class NetworkKernels : IDisposable
         {
             s.Launch(_lrn, new Dim3(Dim3.CeilDiv(inner, LrnBlockSize), (uint)channels), new Dim3(LrnBlockSize), args);
         }
+    }
+
+    /// <summary>
+    /// Local response normalisation of <c>input[channels][batch][height][width]</c> and the VALID max pooling of
+    /// the result in one pass (<c>lrn_maxpool_kernel1</c>): <see cref="Lrn"/> then <see cref="MaxPool"/>, the same
+    /// numbers, without writing the normalised tensor. Output layout and <paramref name="inputBias"/> as there.
+    /// </summary>
+    public void LrnMaxPool(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int batch, int height, int width,
+        int outH, int outW, int size, int stride, int outStrideC, int outStrideN, LrnParameters p, DeviceBuffer<float>? inputBias = null)
+    {
+        const string op = "LrnMaxPool";
+        Check(s, op);
+        p.Validate();
+        Positive(op, ("channels", channels), ("batch", batch), ("height", height), ("width", width), ("outH", outH), ("outW", outW),
+            ("size", size), ("stride", stride));
+        OutputSize(op, "outH", outH, "height", height, size, stride, pad: 0);
+        OutputSize(op, "outW", outW, "width", width, size, stride, pad: 0);
+        int inputCount = FitsInInt(op, "channels·batch·height·width", (long)channels * batch * height * width);
+        FitsInInt(op, "channels·batch·outH·outW", (long)channels * batch * outH * outW);
+        int extent = FitsInInt(op, "the output's extent", OutputExtent(op, channels, batch, outH * outW, outStrideC, outStrideN));
+        GridLimit(op, "channels", channels);
+        Distinct(op, output, input);
+        Holds(op, "output", output, extent);
+        Holds(op, "input", input, inputCount);
+        InputBias(op, inputBias, channels, output);
+
+        var args = new KernelArguments();
+        args.Add(output);
+        args.Add(input);
+        AddInputBias(ref args, inputBias, input);
+        args.Add(channels);
+        args.Add(batch);
+        args.Add(height);
+        args.Add(width);
+        args.Add(outH);
+        args.Add(outW);
+        args.Add(size);
+        args.Add(stride);
+        args.Add(outStrideC);
+        args.Add(outStrideN);
+        args.Add(p.Radius);
+        args.Add(p.Alpha);
+        args.Add(p.Beta);
+        args.Add(p.Bias);
+        s.Launch(_byEntryPoint["lrn_maxpool_kernel1"], new Dim3(Dim3.CeilDiv((long)batch * outH * outW, LrnBlockSize), (uint)channels),
+            new Dim3(LrnBlockSize), args);
     }
 
     /// <summary>

@@ -135,7 +135,8 @@ public sealed class NetworkPlan
         steps.Add(new StepCost("input", 0, 2 * inputFloats * F));
         double current = inputFloats;
         // With fused activations a convolution's bias and ReLU are applied by the step that reads its output
-        // next (see AlexNetModel.Run): that step reads the bias too. `pendingBias` is its length, or 0.
+        // next (see AlexNetModel.Run): that step reads the bias too. `pendingBias` is its length, or 0. An LRN
+        // and the pool after it are then one step.
         // Without, each convolution has a bias+relu step of its own.
         double pendingBias = 0;
         foreach (ConvolutionPlan c in Convolutions)
@@ -149,6 +150,16 @@ public sealed class NetworkPlan
             else
                 steps.Add(new StepCost($"{c.Name} bias+relu", 0, (2 * output + c.OutputChannels) * F));
             current = output;
+            if (fusedActivations && Activations.Any(x => x.Name == $"norm{c.Name[^1]}"))
+            {
+                // LRN and the pool after it as one kernel: the normalised tensor is neither written nor read.
+                ActivationPlan pool = Activation($"pool{c.Name[^1]}");
+                double pooled = (double)pool.ElementsPerImage * batch;
+                steps.Add(new StepCost($"norm{c.Name[^1]}+pool{c.Name[^1]}", 0, (current + pooled + pendingBias) * F));
+                current = pooled;
+                pendingBias = 0;
+                continue;
+            }
             foreach (string follower in new[] { "norm", "pool" })
             {
                 ActivationPlan? a = Activations.FirstOrDefault(x => x.Name == $"{follower}{c.Name[^1]}");
