@@ -38,7 +38,7 @@ internal static class BenchCommand
             "torchsharp is TorchSharp's AlexNet on the CPU",
             "auto", "torchsharp", "none");
         Option<string?> fuse = CliOptions.Choice("--fuse",
-            "Whether each convolution's bias and ReLU run inside the kernel that reads its output next: auto (the default) on a GPU and not on a CPU device, on, or off (a pass of their own)",
+            "Whether each convolution's bias and ReLU run inside the kernel that reads its output next, and each LRN with the pool after it as one kernel: auto (the default) on a GPU and not on a CPU device, on, or off (passes of their own)",
             "auto", "on", "off");
         Option<WorkspaceSize> workspace = CliOptions.Workspace();
         var bench = new Command("bench", "Time the whole forward pass per batch size, with a per-operation breakdown; 'bench kernels' times each operation at one size")
