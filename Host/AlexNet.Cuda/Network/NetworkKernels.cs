@@ -367,6 +367,20 @@ public sealed class NetworkKernels : IDisposable
         const string op = "LrnMaxPool";
         Check(s, op);
         p.Validate();
+        KernelArguments args = PoolingArguments(op, output, input, channels, batch, height, width, outH, outW, size, stride, outStrideC, outStrideN, inputBias);
+        args.Add(p.Radius);
+        args.Add(p.Alpha);
+        args.Add(p.Beta);
+        args.Add(p.Bias);
+        s.Launch(_byEntryPoint["lrn_maxpool_kernel1"], new Dim3(Dim3.CeilDiv((long)batch * outH * outW, LrnBlockSize), (uint)channels),
+            new Dim3(LrnBlockSize), args);
+    }
+
+    /// <summary>The checks and leading arguments <see cref="MaxPool"/> and <see cref="LrnMaxPool"/> share: the
+    /// windows fit, the sizes fit an int, the planes of the output do not overlap, the buffers are large enough.</summary>
+    private KernelArguments PoolingArguments(string op, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int batch, int height,
+        int width, int outH, int outW, int size, int stride, int outStrideC, int outStrideN, DeviceBuffer<float>? inputBias)
+    {
         Positive(op, ("channels", channels), ("batch", batch), ("height", height), ("width", width), ("outH", outH), ("outW", outW),
             ("size", size), ("stride", stride));
         OutputSize(op, "outH", outH, "height", height, size, stride, pad: 0);
@@ -394,12 +408,7 @@ public sealed class NetworkKernels : IDisposable
         args.Add(stride);
         args.Add(outStrideC);
         args.Add(outStrideN);
-        args.Add(p.Radius);
-        args.Add(p.Alpha);
-        args.Add(p.Beta);
-        args.Add(p.Bias);
-        s.Launch(_byEntryPoint["lrn_maxpool_kernel1"], new Dim3(Dim3.CeilDiv((long)batch * outH * outW, LrnBlockSize), (uint)channels),
-            new Dim3(LrnBlockSize), args);
+        return args;
     }
 
     /// <summary>
@@ -413,33 +422,7 @@ public sealed class NetworkKernels : IDisposable
     {
         const string op = "MaxPool";
         Check(s, op);
-        Positive(op, ("channels", channels), ("batch", batch), ("height", height), ("width", width), ("outH", outH), ("outW", outW),
-            ("size", size), ("stride", stride));
-        OutputSize(op, "outH", outH, "height", height, size, stride, pad: 0);
-        OutputSize(op, "outW", outW, "width", width, size, stride, pad: 0);
-        int inputCount = FitsInInt(op, "channels·batch·height·width", (long)channels * batch * height * width);
-        FitsInInt(op, "channels·batch·outH·outW", (long)channels * batch * outH * outW);
-        int extent = FitsInInt(op, "the output's extent", OutputExtent(op, channels, batch, outH * outW, outStrideC, outStrideN));
-        GridLimit(op, "channels", channels);
-        Distinct(op, output, input);
-        Holds(op, "output", output, extent);
-        Holds(op, "input", input, inputCount);
-        InputBias(op, inputBias, channels, output);
-
-        var args = new KernelArguments();
-        args.Add(output);
-        args.Add(input);
-        AddInputBias(ref args, inputBias, input);
-        args.Add(channels);
-        args.Add(batch);
-        args.Add(height);
-        args.Add(width);
-        args.Add(outH);
-        args.Add(outW);
-        args.Add(size);
-        args.Add(stride);
-        args.Add(outStrideC);
-        args.Add(outStrideN);
+        KernelArguments args = PoolingArguments(op, output, input, channels, batch, height, width, outH, outW, size, stride, outStrideC, outStrideN, inputBias);
         if (Target == NetworkKernelTarget.Cpu)
             s.Launch(_maxPool, new Dim3(Dim3.CeilDiv(batch, MaxPoolPlaneBlockSize), (uint)channels), new Dim3(MaxPoolPlaneBlockSize), args);
         else
