@@ -197,7 +197,6 @@ internal static class CliOptions
     /// <summary>'-x', '--x': what a user means as an option; '-' alone is a name.</summary>
     internal static bool LooksLikeOption(string token) => token.Length > 1 && token[0] == '-';
 
-    // The default is shown by help as "[default: …]" when it is a value; null (absent) shows nothing.
     /// <summary>--workspace: MiB of device memory for the convolutions' lowered input, or l2 for the size of
     /// the device's last-level cache; 256 MiB when absent.</summary>
     public static Option<WorkspaceSize> Workspace() =>
@@ -215,6 +214,7 @@ internal static class CliOptions
                 return ok;
             }, "a positive whole number of MiB or l2", new WorkspaceSize(AlexNetOptions.DefaultWorkspaceBytes));
 
+    // The default is shown by help as "[default: …]" when it is a value; null (absent) shows nothing.
     private static Option<T> Typed<T>(string name, string helpName, string description, TryParse<T> parse, string expected, T fallback) =>
         new(name)
         {

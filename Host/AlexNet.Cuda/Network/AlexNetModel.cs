@@ -120,7 +120,6 @@ public sealed class AlexNetModel : IDisposable
 
     public AlexNetOptions Options { get; }
 
-    /// <summary>The device buffers and their sizes; print it to see the peak bytes.</summary>
     /// <summary>Whether the convolutions' bias and ReLU run inside the next kernel (see
     /// <see cref="AlexNetOptions.FuseActivations"/>); <see cref="StepCosts"/> counts the pass accordingly.</summary>
     public bool FusesActivations { get; }
@@ -129,6 +128,7 @@ public sealed class AlexNetModel : IDisposable
     /// (<see cref="NetworkPlan.StepCosts"/>, with or without the separate bias+ReLU passes).</summary>
     public IReadOnlyList<StepCost> StepCosts(int batch) => Plan.StepCosts(batch, FusesActivations);
 
+    /// <summary>The device buffers and their sizes; print it to see the peak bytes.</summary>
     public NetworkPlan Plan { get; }
 
     public int MaxBatch => Plan.MaxBatch;

@@ -16,8 +16,6 @@ public enum NetworkKernelTarget
     Cpu,
 }
 
-/// <summary>One kernel the network launches: its file, entry point, the block size of its launches, the
-/// <c>-D</c> defines its module is compiled with (null: none) and the targets that launch it.</summary>
 /// <summary>A 16-bit storage format: values kept in 16 bits, computed in float.</summary>
 public enum SixteenBitFormat
 {
@@ -28,6 +26,8 @@ public enum SixteenBitFormat
     BFloat16,
 }
 
+/// <summary>One kernel the network launches: its file, entry point, the block size of its launches, the
+/// <c>-D</c> defines its module is compiled with (null: none) and the targets that launch it.</summary>
 public sealed record NetworkKernelInfo(string File, string EntryPoint, int BlockSize, IReadOnlyDictionary<string, string>? Defines,
     NetworkKernelTarget? OnlyFor = null)
 {
