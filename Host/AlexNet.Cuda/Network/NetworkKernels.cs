@@ -149,39 +149,26 @@ public sealed class NetworkKernels : IDisposable
     /// Converts the first <paramref name="count"/> floats of <paramref name="input"/> to <paramref name="format"/>'s
     /// 16-bit storage in <paramref name="output"/>, rounding to nearest, ties to even (a NaN stays NaN).
     /// </summary>
-    public void ToSixteenBits(ComputeStream s, DeviceBuffer<ushort> output, DeviceBuffer<float> input, int count, SixteenBitFormat format)
+    public void ToSixteenBits(ComputeStream s, DeviceBuffer<ushort> output, DeviceBuffer<float> input, int count, SixteenBitFormat format) =>
+        Convert(s, "ToSixteenBits", format == SixteenBitFormat.BFloat16 ? "float_to_bf16_kernel1" : "float_to_half_kernel1", output, input, count);
+
+    /// <summary>The floats of the first <paramref name="count"/> 16-bit values of <paramref name="input"/> (exact).</summary>
+    public void FromSixteenBits(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<ushort> input, int count, SixteenBitFormat format) =>
+        Convert(s, "FromSixteenBits", format == SixteenBitFormat.BFloat16 ? "bf16_to_float_kernel1" : "half_to_float_kernel1", output, input, count);
+
+    /// <summary>One of convert.cu's element-by-element kernels over the first <paramref name="count"/> values.</summary>
+    private void Convert<TOut, TIn>(ComputeStream s, string op, string entryPoint, DeviceBuffer<TOut> output, DeviceBuffer<TIn> input, int count)
+        where TOut : unmanaged where TIn : unmanaged
     {
-        const string op = "ToSixteenBits";
         Check(s, op);
         Positive(op, ("count", count));
-        ArgumentNullException.ThrowIfNull(output);
-        if (!ReferenceEquals(output.Device, _device)) throw Error(op, $"output belongs to another device ({output.Device.Description})");
-        if (output.Length < count) throw Error(op, $"output holds {output.Length} values but the operation needs {count}");
+        Holds(op, "output", output, count);
         Holds(op, "input", input, count);
         var args = new KernelArguments();
         args.Add(output);
         args.Add(input);
         args.Add(count);
-        s.Launch(_byEntryPoint[format == SixteenBitFormat.BFloat16 ? "float_to_bf16_kernel1" : "float_to_half_kernel1"],
-            new Dim3(Dim3.CeilDiv(count, ConvertBlockSize)), new Dim3(ConvertBlockSize), args);
-    }
-
-    /// <summary>The floats of the first <paramref name="count"/> 16-bit values of <paramref name="input"/> (exact).</summary>
-    public void FromSixteenBits(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<ushort> input, int count, SixteenBitFormat format)
-    {
-        const string op = "FromSixteenBits";
-        Check(s, op);
-        Positive(op, ("count", count));
-        ArgumentNullException.ThrowIfNull(input);
-        if (!ReferenceEquals(input.Device, _device)) throw Error(op, $"input belongs to another device ({input.Device.Description})");
-        if (input.Length < count) throw Error(op, $"input holds {input.Length} values but the operation needs {count}");
-        Holds(op, "output", output, count);
-        var args = new KernelArguments();
-        args.Add(output);
-        args.Add(input);
-        args.Add(count);
-        s.Launch(_byEntryPoint[format == SixteenBitFormat.BFloat16 ? "bf16_to_float_kernel1" : "half_to_float_kernel1"],
-            new Dim3(Dim3.CeilDiv(count, ConvertBlockSize)), new Dim3(ConvertBlockSize), args);
+        s.Launch(_byEntryPoint[entryPoint], new Dim3(Dim3.CeilDiv(count, ConvertBlockSize)), new Dim3(ConvertBlockSize), args);
     }
 
     /// <summary>The launch shapes a device gets by default: <see cref="NetworkKernelTarget.Cpu"/> for an OpenCL
@@ -534,13 +521,13 @@ public sealed class NetworkKernels : IDisposable
             throw Error(op, $"{name} = {value} exceeds {MaxGridYZ}, the grid's y/z limit that the launch puts it in; split the call");
     }
 
-    private void Holds(string op, string name, DeviceBuffer<float> buffer, long needed)
+    private void Holds<T>(string op, string name, DeviceBuffer<T> buffer, long needed) where T : unmanaged
     {
         ArgumentNullException.ThrowIfNull(buffer, name);
         if (!ReferenceEquals(buffer.Device, _device))
             throw Error(op, $"{name} belongs to another device ({buffer.Device.Description})");
         if (buffer.Length < needed)
-            throw Error(op, $"{name} holds {buffer.Length} floats but the operation needs {needed}");
+            throw Error(op, $"{name} holds {buffer.Length} {(typeof(T) == typeof(float) ? "floats" : "values")} but the operation needs {needed}");
     }
 
     private static void Distinct(string op, DeviceBuffer<float> a, DeviceBuffer<float> b)
