@@ -66,7 +66,8 @@ internal static class BenchCommand
             "auto" when device.IsCpu && BenchPeers.HasTorchSharp => BenchPeers.TorchSharp(),
             _ => null,
         };
-        bool fused = fuse ?? NetworkKernels.TargetOf(device) == NetworkKernelTarget.Gpu;
+        bool fused = fuse ?? AlexNetOptions.FusesActivationsByDefault(device);
+        long workspaceBytes = workspace.For(device);
         IReadOnlyList<int> sizes = requested ?? (device.Backend == DeviceBackend.Cuda ? [1, 8, 64, 256] : [1, 8, 32]);
         AlexNet.Cuda.Weights.AlexNetWeights w = weightFile is null
             ? AlexNet.Cuda.Checks.SyntheticNetwork.Weights(AlexNet.Cuda.Weights.AlexNetArchitecture.Default, seed: 1)
@@ -81,13 +82,13 @@ internal static class BenchCommand
         };
         if (!json)
             NetworkBench.WriteTextHeader(stdout,
-                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(device)}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
+                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(workspaceBytes, device)}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
                 peer);
         var results = new List<NetworkBenchResult>();
         try
         {
             // Text rows go out as each batch size is done, so a long run shows its progress in a pipe or a file.
-            NetworkBench.Run(device, w, sizes, warmup, iterations, peer, fused, workspace.For(device), step, result =>
+            NetworkBench.Run(device, w, sizes, warmup, iterations, peer, fused, workspaceBytes, step, result =>
             {
                 results.Add(result);
                 progress?.Clear();
@@ -98,7 +99,7 @@ internal static class BenchCommand
         {
             progress?.Clear();
             // The batch sizes measured before a failure or an interruption are reported whole.
-            if (json) NetworkBench.WriteJson(stdout, device, weights, fused, workspace.For(device), results, peer);
+            if (json) NetworkBench.WriteJson(stdout, device, weights, fused, workspaceBytes, results, peer);
             else NetworkBench.WriteTextFooter(stdout, results, peer);
         }
         if (results.All(r => r.Skipped is not null))

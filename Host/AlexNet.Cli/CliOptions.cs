@@ -290,10 +290,9 @@ internal readonly record struct WorkspaceSize(long? Bytes)
     /// <summary>As the command line writes it (the help's default): MiB, or l2.</summary>
     public override string ToString() => Bytes is long b ? (b >> 20).ToString(CultureInfo.InvariantCulture) : "l2";
 
-    /// <summary>What the run used, for a header line.</summary>
-    public string Describe(ComputeDevice device)
+    /// <summary>What the run used (<paramref name="bytes"/>, as <see cref="For"/> gave it), for a header line.</summary>
+    public string Describe(long bytes, ComputeDevice device)
     {
-        long bytes = For(device);
         string size = string.Create(CultureInfo.InvariantCulture, $"{bytes / 1048576.0:0.#} MiB");
         return Bytes is not null ? size
             : device.CacheBytes > 0 ? $"{size} (--workspace l2: the device's last-level cache is {device.CacheBytes / 1048576.0:0.#} MiB)"

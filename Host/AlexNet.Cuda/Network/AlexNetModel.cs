@@ -66,7 +66,7 @@ public sealed class AlexNetModel : IDisposable
         {
             _kernels = new NetworkKernels(device);
             owned.Add(_kernels);
-            FusesActivations = options.FuseActivations ?? _kernels.Target == NetworkKernelTarget.Gpu;
+            FusesActivations = options.FuseActivations ?? AlexNetOptions.FusesActivationsByDefault(device);
             _staging = Track(device.Allocate<float>(plan.StagingFloats), owned);
             _workspace = Track(device.Allocate<float>(Math.Max(1, plan.WorkspaceFloats)), owned);
             _arenas = [Track(device.Allocate<float>(plan.ArenaFloats[0]), owned), Track(device.Allocate<float>(plan.ArenaFloats[1]), owned)];

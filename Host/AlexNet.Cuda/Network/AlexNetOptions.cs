@@ -68,6 +68,10 @@ public sealed class AlexNetOptions
     /// </summary>
     public bool? FuseActivations { get; init; }
 
+    /// <summary>What a null <see cref="FuseActivations"/> means on <paramref name="device"/>: fused where the
+    /// network's GPU kernels run, separate where its CPU variants do.</summary>
+    public static bool FusesActivationsByDefault(ComputeDevice device) => NetworkKernels.TargetOf(device) == NetworkKernelTarget.Gpu;
+
     /// <summary>The weight loader's options these imply.</summary>
     public WeightLoadOptions WeightLoadOptions => new() { NumClasses = NumClasses, SkipLayers = SkipLayers, Seed = InitSeed, Architecture = Architecture };
 
