@@ -46,7 +46,7 @@ public sealed class AlexNetModel : IDisposable
     private readonly DeviceBuffer<float>[] _biases = new DeviceBuffer<float>[8];
     // conv1…conv5's biases on the host too: their activations leave the pass raw (the next kernel applies the
     // bias and ReLU), so exporting one applies them on the way out.
-    private readonly float[][] _convolutionBiases = new float[5][];
+    private readonly Dictionary<string, float[]> _convolutionBiases = new(StringComparer.Ordinal);
     private readonly ActivationPlan[] _activations;
     // Where the last pass left fc8 and the probabilities: the fused pass skips norm1 and norm2, so its
     // activations alternate between the arenas differently from the plan's.
@@ -76,7 +76,7 @@ public sealed class AlexNetModel : IDisposable
                 float[] converted = i < 5 ? ConvolutionWeights(layer) : i == 5 ? Fc6Weights(layer, plan) : layer.Weight;
                 _weights[i] = Track(device.Upload<float>(converted), owned);
                 _biases[i] = Track(device.Upload<float>(layer.Bias), owned);
-                if (i < 5) _convolutionBiases[i] = (float[])layer.Bias.Clone();
+                if (i < 5) _convolutionBiases[plan.Convolutions[i].Name] = (float[])layer.Bias.Clone();
             }
         }
         catch
@@ -472,8 +472,7 @@ public sealed class AlexNetModel : IDisposable
         _stream.CopyToHost(buffer, raw);
         if (plan.Layout != "[C][N][H][W]") return raw;
         int channels = plan.Channels, pixels = plan.Height * plan.Width;
-        int convolution = FusesActivations ? Array.FindIndex(Plan.Convolutions.ToArray(), c => c.Name == plan.Name) : -1;
-        float[]? bias = convolution >= 0 ? _convolutionBiases[convolution] : null;
+        float[]? bias = FusesActivations ? _convolutionBiases.GetValueOrDefault(plan.Name) : null;
         var permuted = new float[count];
         for (int c = 0; c < channels; c++)
         for (int image = 0; image < n; image++)

@@ -135,9 +135,8 @@ public sealed class NetworkPlan
         steps.Add(new StepCost("input", 0, 2 * inputFloats * F));
         double current = inputFloats;
         // With fused activations a convolution's bias and ReLU are applied by the step that reads its output
-        // next (see AlexNetModel.Run): that step reads the bias too. `pendingBias` is its length, or 0. An LRN
-        // and the pool after it are then one step.
-        // Without, each convolution has a bias+relu step of its own.
+        // next (see AlexNetModel.Run), which reads the bias too (`pendingBias` is its length, or 0), and an LRN
+        // and the pool after it are one step. Without, each convolution has a bias+relu step of its own.
         double pendingBias = 0;
         foreach (ConvolutionPlan c in Convolutions)
         {
