@@ -56,18 +56,25 @@ public class NetworkBenchTests(OpenClFixture fixture)
         Assert.Equal(1, peer.GetProperty("top1_agreements").GetInt32());
     }
 
+    /// <summary>`bench --format json` on OpenCL with one timed pass at <paramref name="batch"/>, no peer, and
+    /// <paramref name="options"/>; it must succeed.</summary>
+    private static JsonDocument QuickBenchJson(int batch, params string[] options)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", batch.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--iterations", "1", "--warmup", "1", "--peer", "none", "--format", "json", .. options], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        return JsonDocument.Parse(stdout.ToString());
+    }
+
     [SkippableTheory]
     [InlineData("on")]
     [InlineData("off")]
     public void FuseChoosesWhetherTheConvolutionsBiasAndReluArePassesOfTheirOwn(string fuse)
     {
         _ = fixture.Device;
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(["bench", "--device", "opencl", "--batch", "1", "--iterations", "1", "--warmup", "1", "--peer", "none",
-            "--format", "json", "--fuse", fuse], stdout, stderr);
-        Assert.True(code == 0, stderr.ToString());
-        using JsonDocument doc = JsonDocument.Parse(stdout.ToString());
+        using JsonDocument doc = QuickBenchJson(batch: 1, "--fuse", fuse);
         Assert.Equal(fuse == "on", doc.RootElement.GetProperty("fused_activations").GetBoolean());
         string[] names = [.. Assert.Single(doc.RootElement.GetProperty("results").EnumerateArray()).GetProperty("layers").EnumerateArray()
             .Select(l => l.GetProperty("name").GetString()!)];
@@ -84,12 +91,7 @@ public class NetworkBenchTests(OpenClFixture fixture)
     public void WorkspaceSetsTheLoweringBufferInMibOrToTheDevicesCache(string workspace)
     {
         ComputeDevice device = fixture.Device;
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        int code = Program.Run(["bench", "--device", "opencl", "--batch", "2", "--iterations", "1", "--warmup", "1", "--peer", "none",
-            "--format", "json", "--workspace", workspace], stdout, stderr);
-        Assert.True(code == 0, stderr.ToString());
-        using JsonDocument doc = JsonDocument.Parse(stdout.ToString());
+        using JsonDocument doc = QuickBenchJson(batch: 2, "--workspace", workspace);
         long expected = workspace == "16" ? 16L << 20 : AlexNetOptions.CacheSizedWorkspaceBytes(device);
         Assert.Equal(expected, doc.RootElement.GetProperty("workspace_bytes").GetInt64());
         // The device's cache, but never less than one image's largest lowering (conv2's 1200 × 729 floats).
