@@ -41,23 +41,25 @@ internal static class BenchCommand
             "Whether each convolution's bias and ReLU run inside the kernel that reads its output next, and each LRN with the pool after it as one kernel: auto (the default) on a GPU and not on a CPU device, on, or off (passes of their own)",
             "auto", "on", "off");
         Option<WorkspaceSize> workspace = CliOptions.Workspace();
+        Option<PrecisionChoice> precision = CliOptions.Precision();
         var bench = new Command("bench", "Time the whole forward pass per batch size, with a per-operation breakdown; 'bench kernels' times each operation at one size")
         {
-            netDevice, weights, batches, iterations, netWarmup, format, peer, fuse, workspace, kernels,
+            netDevice, weights, batches, iterations, netWarmup, format, peer, fuse, workspace, precision, kernels,
         };
         bench.SetAction(result => RunNetwork(result.GetDevice(netDevice), result.GetValue(weights), result.GetValue(batches),
             result.GetValue(iterations), result.GetValue(netWarmup), result.GetValue(format) == "json", result.GetValue(peer) ?? "auto",
-            result.GetValue(fuse) switch { "on" => true, "off" => false, _ => null }, result.GetValue(workspace),
+            result.GetValue(fuse) switch { "on" => true, "off" => false, _ => null }, result.GetValue(workspace), result.GetValue(precision),
             result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
         return bench;
     }
 
     private static int RunNetwork(DeviceChoice choice, string? weightFile, IReadOnlyList<int>? requested, int iterations, int warmup, bool json,
-        string peerChoice, bool? fuse, WorkspaceSize workspace, TextWriter stdout, TextWriter stderr)
+        string peerChoice, bool? fuse, WorkspaceSize workspace, PrecisionChoice precision, TextWriter stdout, TextWriter stderr)
     {
         using Interruption interruption = Interruption.Listen();
         using SelectedDevice selected = DeviceSelector.Open(choice);
         ComputeDevice device = selected.Device;
+        precision.RequireOn(device);
         // TorchSharp is a CPU library: the peer of a CPU device. On a GPU the peer is PyTorch on the same GPU
         // (Bench/gpu), since TorchSharp's CUDA build is not available to this project.
         using IBenchPeer? peer = peerChoice switch
@@ -82,13 +84,13 @@ internal static class BenchCommand
         };
         if (!json)
             NetworkBench.WriteTextHeader(stdout,
-                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(workspaceBytes, device)}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
+                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(workspaceBytes, device)}\nprecision: {precision.Describe()}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
                 peer);
         var results = new List<NetworkBenchResult>();
         try
         {
             // Text rows go out as each batch size is done, so a long run shows its progress in a pipe or a file.
-            NetworkBench.Run(device, w, sizes, warmup, iterations, peer, fused, workspaceBytes, step, result =>
+            NetworkBench.Run(device, w, sizes, warmup, iterations, peer, fused, workspaceBytes, precision.Value, step, result =>
             {
                 results.Add(result);
                 progress?.Clear();
@@ -99,7 +101,7 @@ internal static class BenchCommand
         {
             progress?.Clear();
             // The batch sizes measured before a failure or an interruption are reported whole.
-            if (json) NetworkBench.WriteJson(stdout, device, weights, fused, workspaceBytes, results, peer);
+            if (json) NetworkBench.WriteJson(stdout, device, weights, fused, workspaceBytes, precision.Value, results, peer);
             else NetworkBench.WriteTextFooter(stdout, results, peer);
         }
         if (results.All(r => r.Skipped is not null))

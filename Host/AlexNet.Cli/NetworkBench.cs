@@ -33,14 +33,15 @@ internal static class NetworkBench
     /// the reason in its result.
     /// </summary>
     public static IReadOnlyList<NetworkBenchResult> Run(ComputeDevice device, AlexNetWeights weights, IReadOnlyList<int> batches,
-        int warmup, int iterations, IBenchPeer? peer, bool fuseActivations, long workspaceBytes, Action<string> step, Action<NetworkBenchResult>? measured = null)
+        int warmup, int iterations, IBenchPeer? peer, bool fuseActivations, long workspaceBytes, Precision precision, Action<string> step,
+        Action<NetworkBenchResult>? measured = null)
     {
         var results = new List<NetworkBenchResult>();
         foreach (int batch in batches)
         {
             step($"batch {batch}: building the model");
             NetworkBenchResult result;
-            AlexNetModel? model = TryCreate(device, weights, batch, fuseActivations, workspaceBytes, out string? skipped);
+            AlexNetModel? model = TryCreate(device, weights, batch, fuseActivations, workspaceBytes, precision, out string? skipped);
             if (model is null)
             {
                 result = new NetworkBenchResult(batch, 0, 0, 0, 0, 0, [], skipped);
@@ -56,12 +57,14 @@ internal static class NetworkBench
     }
 
     /// <summary>The model for <paramref name="batch"/>, or null with the reason when the device cannot hold it.</summary>
-    private static AlexNetModel? TryCreate(ComputeDevice device, AlexNetWeights weights, int batch, bool fuseActivations, long workspaceBytes, out string? skipped)
+    private static AlexNetModel? TryCreate(ComputeDevice device, AlexNetWeights weights, int batch, bool fuseActivations, long workspaceBytes,
+        Precision precision, out string? skipped)
     {
         skipped = null;
         try
         {
-            return AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = batch, FuseActivations = fuseActivations, WorkspaceBytes = workspaceBytes });
+            return AlexNetModel.Create(device, weights,
+                new AlexNetOptions { MaxBatch = batch, FuseActivations = fuseActivations, WorkspaceBytes = workspaceBytes, Precision = precision });
         }
         catch (AlexNetException e) when (e.Message.StartsWith("out of", StringComparison.Ordinal))
         {
@@ -149,7 +152,8 @@ internal static class NetworkBench
         }
     }
 
-    public static void WriteJson(TextWriter o, ComputeDevice device, string weights, bool fusedActivations, long workspaceBytes, IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer)
+    public static void WriteJson(TextWriter o, ComputeDevice device, string weights, bool fusedActivations, long workspaceBytes, Precision precision,
+        IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer)
     {
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -167,6 +171,7 @@ internal static class NetworkBench
             w.WriteEndObject();
             w.WriteString("weights", weights);
             w.WriteBoolean("fused_activations", fusedActivations);
+            w.WriteString("precision", Precisions.Name(precision));
             w.WriteNumber("workspace_bytes", workspaceBytes);
             if (peer is not null) w.WriteString("peer", peer.Name);
             w.WriteStartArray("results");
