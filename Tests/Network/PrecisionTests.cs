@@ -185,3 +185,28 @@ public class PrecisionTests(OpenClFixture fixture)
         Assert.Equal(all.Length - 6, fp16.Length);
     }
 }
+
+/// <summary>
+/// Each reduced precision over the full-size network with synthetic weights against FP32, images in batches of
+/// 32: within <see cref="Precisions.Tolerance"/>, with every layer's error printed. CI runs 32 images; set
+/// ALEXNET_ACCURACY_IMAGES=256 for the measurement docs/performance.md records.
+/// </summary>
+[Collection(OpenClCollection.Name)]
+public class PrecisionAccuracyTests(OpenClFixture fixture, Xunit.Abstractions.ITestOutputHelper output)
+{
+    [SkippableTheory]
+    [InlineData("tf32")]
+    [InlineData("fp16")]
+    [InlineData("bf16")]
+    public void TheFullNetworkInAReducedPrecisionStaysWithinItsToleranceOfFp32(string name)
+    {
+        Precision precision = Precisions.Parse(name)!.Value;
+        int images = int.TryParse(Environment.GetEnvironmentVariable("ALEXNET_ACCURACY_IMAGES"), out int n) && n > 0 ? n : 32;
+        PrecisionAccuracy accuracy = PrecisionNetworkChecks.Measure(fixture.Device, precision, images, layers: true);
+        output.WriteLine($"{name}: {accuracy}");
+        Assert.True(accuracy.WithinTolerance, accuracy.ToString());
+        Assert.Equal(AlexNetModel.LayerNames.Count, accuracy.LayerErrors.Count);
+        // Not FP32 in disguise: every layer differs from FP32 by at least a rounding of the format's inputs.
+        Assert.All(accuracy.LayerErrors, e => Assert.True(e.Value > 1e-6, $"{e.Key}: {e.Value}"));
+    }
+}
