@@ -1,6 +1,7 @@
 using AlexNet.Cuda.Checks;
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Network;
+using AlexNet.Cuda.Reference;
 
 namespace AlexNet.Cuda.Tests.Network;
 
@@ -275,6 +276,31 @@ public class ForwardGraphsTests
         var e = Assert.Throws<AlexNetException>(() => Model(plain, useGraphs: true));
         Assert.Equal("graphs were asked for (UseGraphs = true), but recording device cannot capture its work into a graph", e.Message);
         Assert.Equal(0, plain.LiveResources);
+    }
+
+    // ---- the check that alexnet check runs on a GPU, driven here through its graph branch ----
+
+    [Fact]
+    public void TheGraphCheckCapturesEachSizeOnceAndComparesAReplayAtEachStep()
+    {
+        // The recording device computes nothing, so the comparison itself is trivial here: what this shows is
+        // the sequence (capture at a size's first pass, replays after, a size seen before replayed at once).
+        using var device = new RecordingDevice { CapturesGraphs = true };
+        ComparisonResult result = GraphChecks.ReplayMatchesTheStreamPass(device, SyntheticNetwork.Narrow, [3, 1, 3], new AlexNetOptions { MaxBatch = 3 });
+        Assert.True(result.Passed, result.Detail);
+        Assert.Equal(2, device.CapturesBegun);
+        Assert.Equal(3, device.GraphLaunches);
+        Assert.StartsWith("batch 3, 1, 3 again: the replayed graph's fc8 and probabilities bit-identical to RunStream's (", result.Detail);
+        Assert.EndsWith("; graphs on (a graph per batch size, at most 8): batch 1, 3 captured, 3 replays", result.Detail);
+    }
+
+    [Fact]
+    public void TheGraphCheckFailsWithTheReasonWhenACaptureFails()
+    {
+        using var device = new RecordingDevice { CapturesGraphs = true, CaptureFailure = "cuStreamEndCapture(stream, out graph) failed: CUDA_ERROR_STREAM_CAPTURE_INVALIDATED (901)" };
+        ComparisonResult result = GraphChecks.ReplayMatchesTheStreamPass(device, SyntheticNetwork.Narrow, [3, 1], new AlexNetOptions { MaxBatch = 3 });
+        Assert.False(result.Passed);
+        Assert.Equal("batch 3 was not captured: cuStreamEndCapture(stream, out graph) failed: CUDA_ERROR_STREAM_CAPTURE_INVALIDATED (901)", result.Detail);
     }
 
     [Fact]

@@ -546,6 +546,13 @@ public sealed class AlexNetModel : IDisposable
         : device.GraphsUnsupportedReason is string reason ? $"{reason}: the stream path runs"
         : null;
 
+    /// <summary>Queues filling both activation arenas with NaN, so that an output a later pass fails to write
+    /// shows (the graph check poisons them before a replay).</summary>
+    internal void PoisonActivations()
+    {
+        foreach (DeviceBuffer<float> arena in _arenas) _stream.Fill(arena, float.NaN);
+    }
+
     /// <summary>True when <see cref="Run(int)"/> captures and replays graphs (<see cref="AlexNetOptions.UseGraphs"/>
     /// and the device allow it).</summary>
     public bool UsesGraphs => _graphs is not null;
