@@ -30,7 +30,7 @@
 // Cost per element: 4 bytes read + 4 bytes written (+ the bias, from cache), 1-2 FLOPs: memory-bound.
 #include "prelude.h"
 
-KERNEL void bias_relu_kernel1(GLOBAL float* __restrict__ x, const GLOBAL float* __restrict__ bias,
+KERNEL void bias_relu_kernel1(GLOBAL act_t* __restrict__ x, const GLOBAL float* __restrict__ bias,
                               int outer, int channels, int inner, int relu)
 {
     const int t = (int)(blockIdx.x * blockDim.x + threadIdx.x);
@@ -47,12 +47,12 @@ KERNEL void bias_relu_kernel1(GLOBAL float* __restrict__ x, const GLOBAL float* 
         if (s >= inner) return;
     }
     const int index = (o * channels + c) * inner + s;
-    float value = x[index] + bias[c];
+    float value = LOAD_ACT(x, index) + bias[c];
     if (relu != 0 && value < 0.0f) value = 0.0f;
-    x[index] = value;
+    STORE_ACT(x, index, value);
 }
 
-KERNEL void bias_relu_kernel2(GLOBAL float* __restrict__ x, const GLOBAL float* __restrict__ bias,
+KERNEL void bias_relu_kernel2(GLOBAL act_t* __restrict__ x, const GLOBAL float* __restrict__ bias,
                               int outer, int channels, int inner, int relu, int segment)
 {
     const int run = (int)(blockIdx.x * blockDim.x + threadIdx.x);
@@ -61,14 +61,14 @@ KERNEL void bias_relu_kernel2(GLOBAL float* __restrict__ x, const GLOBAL float* 
     const int count = inner - begin < segment ? inner - begin : segment;
     const int c = (int)blockIdx.y;
     const int o = (int)blockIdx.z;
-    GLOBAL float* p = x + (o * channels + c) * inner + begin;
+    GLOBAL act_t* p = x + (o * channels + c) * inner + begin;
     const float b = bias[c];
     if (relu != 0) {
         for (int t = 0; t < count; t++) {
-            const float value = p[t] + b;
-            p[t] = value < 0.0f ? 0.0f : value;  // NaN < 0 is false: NaN stays
+            const float value = LOAD_ACT(p, t) + b;
+            STORE_ACT(p, t, value < 0.0f ? 0.0f : value);  // NaN < 0 is false: NaN stays
         }
     } else {
-        for (int t = 0; t < count; t++) p[t] += b;
+        for (int t = 0; t < count; t++) STORE_ACT(p, t, LOAD_ACT(p, t) + b);
     }
 }

@@ -60,7 +60,7 @@ DEVICE Philox4 philox4x32_10(Philox4 c, uint k0, uint k1)
     return c;
 }
 
-KERNEL void dropout_kernel1(GLOBAL float* __restrict__ x, const GLOBAL float* __restrict__ bias, int features,
+KERNEL void dropout_kernel1(GLOBAL act_t* __restrict__ x, const GLOBAL float* __restrict__ bias, int features,
                             int count, float keepProb, uint seedLo, uint seedHi, uint offset)
 {
     const ulong block = (ulong)(offset >> 2) + (ulong)(blockIdx.x * blockDim.x + threadIdx.x);
@@ -79,7 +79,8 @@ KERNEL void dropout_kernel1(GLOBAL float* __restrict__ x, const GLOBAL float* __
         if (e < (ulong)offset || e - (ulong)offset >= (ulong)count) continue;
         const int i = (int)(e - (ulong)offset);
         const float u = (float)(words[w] >> 8) * (1.0f / 16777216.0f);  // 2^-24
-        const float v = features != 0 ? bias_relu_value(x[i], bias[i % features]) : x[i];
-        x[i] = u < keepProb ? v * scale : 0.0f;
+        const float x_i = LOAD_ACT(x, i);
+        const float v = features != 0 ? bias_relu_value(x_i, bias[i % features]) : x_i;
+        STORE_ACT(x, i, u < keepProb ? v * scale : 0.0f);
     }
 }

@@ -44,7 +44,7 @@
 // reads col once more; its 2*Cout FLOPs per element of col are what the unfolding buys.
 #include "prelude.h"
 
-KERNEL void im2col_kernel1(GLOBAL float* __restrict__ col, const GLOBAL float* __restrict__ in,
+KERNEL void im2col_kernel1(GLOBAL act_t* __restrict__ col, const GLOBAL act_t* __restrict__ in,
                            const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch, int height, int width,
                            int image0, int images, int kernelH, int kernelW, int stride, int pad,
                            int outH, int outW)
@@ -68,13 +68,13 @@ KERNEL void im2col_kernel1(GLOBAL float* __restrict__ col, const GLOBAL float* _
     const int ix = x * stride - pad + j;
     float value = 0.0f;
     if (iy >= 0 && iy < height && ix >= 0 && ix < width) {
-        value = in[((ci * batch + image0 + m) * height + iy) * width + ix];
+        value = LOAD_ACT(in, ((ci * batch + image0 + m) * height + iy) * width + ix);
         if (biased != 0) value = bias_relu_value(value, input_bias[ci]);
     }
-    col[k * (images * plane) + m * plane + p] = value;
+    STORE_ACT(col, k * (images * plane) + m * plane + p, value);
 }
 
-KERNEL void im2col_kernel2(GLOBAL float* __restrict__ col, const GLOBAL float* __restrict__ in,
+KERNEL void im2col_kernel2(GLOBAL act_t* __restrict__ col, const GLOBAL act_t* __restrict__ in,
                            const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch, int height, int width,
                            int image0, int images, int kernelH, int kernelW, int stride, int pad,
                            int outH, int outW)
@@ -96,30 +96,30 @@ KERNEL void im2col_kernel2(GLOBAL float* __restrict__ col, const GLOBAL float* _
     if (xEnd > outW) xEnd = outW;
     if (xEnd < xBegin) xEnd = xBegin;
 
-    GLOBAL float* dst = col + k * (images * plane) + m * plane;
-    const GLOBAL float* src = in + (ci * batch + image0 + m) * height * width;
+    GLOBAL act_t* dst = col + k * (images * plane) + m * plane;
+    const GLOBAL act_t* src = in + (ci * batch + image0 + m) * height * width;
     const float b = biased != 0 ? input_bias[ci] : 0.0f;
     for (int y = 0; y < outH; y++) {
-        GLOBAL float* row = dst + y * outW;
+        GLOBAL act_t* row = dst + y * outW;
         const int iy = y * stride - pad + i;
         if (iy < 0 || iy >= height) {
-            for (int x = 0; x < outW; x++) row[x] = 0.0f;
+            for (int x = 0; x < outW; x++) STORE_ACT(row, x, 0.0f);
             continue;
         }
-        for (int x = 0; x < xBegin; x++) row[x] = 0.0f;
+        for (int x = 0; x < xBegin; x++) STORE_ACT(row, x, 0.0f);
         // src[base + x*stride] for x >= xBegin is inside input row iy.
         const int base = iy * width - pad + j;
         if (biased != 0) {
             if (stride == 1) {
-                for (int x = xBegin; x < xEnd; x++) row[x] = bias_relu_value(src[base + x], b);
+                for (int x = xBegin; x < xEnd; x++) STORE_ACT(row, x, bias_relu_value(LOAD_ACT(src, base + x), b));
             } else {
-                for (int x = xBegin; x < xEnd; x++) row[x] = bias_relu_value(src[base + x * stride], b);
+                for (int x = xBegin; x < xEnd; x++) STORE_ACT(row, x, bias_relu_value(LOAD_ACT(src, base + x * stride), b));
             }
         } else if (stride == 1) {
-            for (int x = xBegin; x < xEnd; x++) row[x] = src[base + x];
+            for (int x = xBegin; x < xEnd; x++) STORE_ACT(row, x, LOAD_ACT(src, base + x));
         } else {
-            for (int x = xBegin; x < xEnd; x++) row[x] = src[base + x * stride];
+            for (int x = xBegin; x < xEnd; x++) STORE_ACT(row, x, LOAD_ACT(src, base + x * stride));
         }
-        for (int x = xEnd; x < outW; x++) row[x] = 0.0f;
+        for (int x = xEnd; x < outW; x++) STORE_ACT(row, x, 0.0f);
     }
 }

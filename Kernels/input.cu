@@ -22,7 +22,7 @@
 // Cost per element: 4 bytes read + 4 bytes written, 0 FLOPs: memory-bound (bytes moved = 8*N*P*C).
 #include "prelude.h"
 
-KERNEL void input_nhwc_to_cnhw(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+KERNEL void input_nhwc_to_cnhw(GLOBAL act_t* __restrict__ out, const GLOBAL float* __restrict__ in,
                                int images, int pixels, int channels)
 {
     const int total = images * pixels;                              // pixels of the whole batch
@@ -32,16 +32,16 @@ KERNEL void input_nhwc_to_cnhw(GLOBAL float* __restrict__ out, const GLOBAL floa
     if (channels == 3) {
         // AlexNet's BGR input, spelled out: straight-line code the OpenCL compiler vectorises across
         // work-items (a loop inside each work-item stops it).
-        out[pixel] = src[0];
-        out[total + pixel] = src[1];
-        out[2 * total + pixel] = src[2];
+        STORE_ACT(out, pixel, src[0]);
+        STORE_ACT(out, total + pixel, src[1]);
+        STORE_ACT(out, 2 * total + pixel, src[2]);
     } else {
         for (int c = 0; c < channels; c++)
-            out[c * total + pixel] = src[c];
+            STORE_ACT(out, c * total + pixel, src[c]);
     }
 }
 
-KERNEL void input_nhwc_to_cnhw2(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+KERNEL void input_nhwc_to_cnhw2(GLOBAL act_t* __restrict__ out, const GLOBAL float* __restrict__ in,
                                 int images, int pixels, int channels, int segment)
 {
     const int total = images * pixels;
@@ -52,13 +52,13 @@ KERNEL void input_nhwc_to_cnhw2(GLOBAL float* __restrict__ out, const GLOBAL flo
     if (channels == 3) {
         // One pass, each pixel's three values read together.
         for (int pixel = begin; pixel < end; pixel++) {
-            out[pixel] = in[3 * pixel];
-            out[total + pixel] = in[3 * pixel + 1];
-            out[2 * total + pixel] = in[3 * pixel + 2];
+            STORE_ACT(out, pixel, in[3 * pixel]);
+            STORE_ACT(out, total + pixel, in[3 * pixel + 1]);
+            STORE_ACT(out, 2 * total + pixel, in[3 * pixel + 2]);
         }
     } else {
         for (int c = 0; c < channels; c++)
             for (int pixel = begin; pixel < end; pixel++)
-                out[c * total + pixel] = in[pixel * channels + c];
+                STORE_ACT(out, c * total + pixel, in[pixel * channels + c]);
     }
 }

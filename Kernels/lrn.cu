@@ -41,7 +41,7 @@
 
 // The normalised value of element (c, s): lrn_kernel1's arithmetic, and lrn_maxpool_kernel1's, which
 // must give the same numbers.
-DEVICE float lrn_value(const GLOBAL float* __restrict__ in, const GLOBAL float* __restrict__ input_bias, int biased,
+DEVICE float lrn_value(const GLOBAL act_t* __restrict__ in, const GLOBAL float* __restrict__ input_bias, int biased,
                        int channels, int inner, int c, int s, int radius, float alpha, float beta, float bias)
 {
     // The window [first, last], clipped to the channels; written so that a huge radius cannot overflow.
@@ -49,7 +49,7 @@ DEVICE float lrn_value(const GLOBAL float* __restrict__ in, const GLOBAL float* 
     const int last = channels - 1 - c > radius ? c + radius : channels - 1;
     float sqrSum = 0.0f;
     for (int cc = first; cc <= last; cc++) {
-        float v = in[cc * inner + s];
+        float v = LOAD_ACT(in, cc * inner + s);
         if (biased != 0) v = bias_relu_value(v, input_bias[cc]);
         sqrSum += v * v;
     }
@@ -62,17 +62,17 @@ DEVICE float lrn_value(const GLOBAL float* __restrict__ in, const GLOBAL float* 
     } else {
         factor = powf(base, -beta);
     }
-    const float x = biased != 0 ? bias_relu_value(in[c * inner + s], input_bias[c]) : in[c * inner + s];
+    const float x = biased != 0 ? bias_relu_value(LOAD_ACT(in, c * inner + s), input_bias[c]) : LOAD_ACT(in, c * inner + s);
     return x * factor;
 }
 
-KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+KERNEL void lrn_kernel1(GLOBAL act_t* __restrict__ out, const GLOBAL act_t* __restrict__ in,
                         const GLOBAL float* __restrict__ input_bias, int biased, int channels, int inner, int radius, float alpha, float beta, float bias)
 {
     const int s = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     if (s >= inner) return;
     const int c = (int)blockIdx.y;
-    out[c * inner + s] = lrn_value(in, input_bias, biased, channels, inner, c, s, radius, alpha, beta, bias);
+    STORE_ACT(out, c * inner + s, lrn_value(in, input_bias, biased, channels, inner, c, s, radius, alpha, beta, bias));
 }
 
 // lrn_maxpool_kernel1, for GPUs: the LRN and the VALID max pooling after it in one pass, so the normalised
@@ -85,7 +85,7 @@ KERNEL void lrn_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __re
 // LRN's output (AlexNetModel.Features launches the two kernels, so norm1/norm2 can be read).
 // Launch: 1-D blocks of any size (the host uses 256), grid (ceil(N*Ho*Wo / block), C). The host checks the
 // windows fit, that C*N*H*W and the output extent fit in an int, and that C <= 65535.
-KERNEL void lrn_maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+KERNEL void lrn_maxpool_kernel1(GLOBAL act_t* __restrict__ out, const GLOBAL act_t* __restrict__ in,
                                 const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch,
                                 int height, int width, int outH, int outW, int size, int stride, int outStrideC,
                                 int outStrideN, int radius, float alpha, float beta, float bias)
@@ -108,10 +108,10 @@ KERNEL void lrn_maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL flo
             if (v > m || v != v) m = v;  // v != v: v is NaN
         }
     }
-    out[c * outStrideC + n * outStrideN + y * outW + x] = m;
+    STORE_ACT(out, c * outStrideC + n * outStrideN + y * outW + x, m);
 }
 
-KERNEL void lrn_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+KERNEL void lrn_kernel2(GLOBAL act_t* __restrict__ out, const GLOBAL act_t* __restrict__ in,
                         const GLOBAL float* __restrict__ input_bias, int biased, int channels, int inner, int radius, float alpha, float beta, float bias, int segment)
 {
     const int run = (int)(blockIdx.x * blockDim.x + threadIdx.x);
@@ -119,6 +119,12 @@ KERNEL void lrn_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __re
     if (begin >= inner) return;
     const int count = inner - begin < segment ? inner - begin : segment;
     const int c = (int)blockIdx.y;
+#if !ACT_FLOAT
+    // 16-bit storage: the output cannot hold the running sums of squares (they would be rounded at every
+    // step), so each element is computed whole, as lrn_kernel1 does.
+    for (int t = 0; t < count; t++)
+        STORE_ACT(out, c * inner + begin + t, lrn_value(in, input_bias, biased, channels, inner, c, begin + t, radius, alpha, beta, bias));
+#else
     GLOBAL float* o = out + c * inner + begin;
     const GLOBAL float* x = in + c * inner + begin;
 
@@ -151,4 +157,5 @@ KERNEL void lrn_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __re
             o[t] = v * powf(bias + alpha * o[t], -beta);
         }
     }
+#endif
 }

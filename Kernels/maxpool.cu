@@ -41,7 +41,7 @@
 // memory-bound.
 #include "prelude.h"
 
-KERNEL void maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+KERNEL void maxpool_kernel1(GLOBAL act_t* __restrict__ out, const GLOBAL act_t* __restrict__ in,
                             const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch, int height, int width, int outH, int outW,
                             int size, int stride, int outStrideC, int outStrideN)
 {
@@ -53,49 +53,49 @@ KERNEL void maxpool_kernel1(GLOBAL float* __restrict__ out, const GLOBAL float* 
     const int n = row / outH;
     const int y = row - n * outH;
 
-    const GLOBAL float* window = in + ((c * batch + n) * height + y * stride) * width + x * stride;
+    const GLOBAL act_t* window = in + ((c * batch + n) * height + y * stride) * width + x * stride;
     const float b = biased != 0 ? input_bias[c] : 0.0f;
-    float m = biased != 0 ? bias_relu_value(window[0], b) : window[0];
+    float m = biased != 0 ? bias_relu_value(LOAD_ACT(window, 0), b) : LOAD_ACT(window, 0);
     for (int i = 0; i < size; i++) {
         for (int j = 0; j < size; j++) {
-            float v = window[i * width + j];
+            float v = LOAD_ACT(window, i * width + j);
             if (biased != 0) v = bias_relu_value(v, b);
             if (v > m || v != v) m = v;  // v != v: v is NaN
         }
     }
-    out[c * outStrideC + n * outStrideN + y * outW + x] = m;
+    STORE_ACT(out, c * outStrideC + n * outStrideN + y * outW + x, m);
 }
 
-KERNEL void maxpool_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* __restrict__ in,
+KERNEL void maxpool_kernel2(GLOBAL act_t* __restrict__ out, const GLOBAL act_t* __restrict__ in,
                             const GLOBAL float* __restrict__ input_bias, int biased, int channels, int batch, int height, int width, int outH, int outW,
                             int size, int stride, int outStrideC, int outStrideN)
 {
     const int n = (int)(blockIdx.x * blockDim.x + threadIdx.x);
     if (n >= batch) return;
     const int c = (int)blockIdx.y;
-    const GLOBAL float* plane = in + (c * batch + n) * height * width;
-    GLOBAL float* dst = out + c * outStrideC + n * outStrideN;
+    const GLOBAL act_t* plane = in + (c * batch + n) * height * width;
+    GLOBAL act_t* dst = out + c * outStrideC + n * outStrideN;
     if (biased != 0) {
         // The same loops as below, each value activated as it is read.
         const float b = input_bias[c];
         for (int y = 0; y < outH; y++) {
-            GLOBAL float* o = dst + y * outW;
-            const GLOBAL float* top = plane + y * stride * width;
-            for (int x = 0; x < outW; x++) o[x] = bias_relu_value(top[x * stride], b);
+            GLOBAL act_t* o = dst + y * outW;
+            const GLOBAL act_t* top = plane + y * stride * width;
+            for (int x = 0; x < outW; x++) STORE_ACT(o, x, bias_relu_value(LOAD_ACT(top, x * stride), b));
             for (int i = 0; i < size; i++) {
-                const GLOBAL float* r = top + i * width;
+                const GLOBAL act_t* r = top + i * width;
                 for (int j = i == 0 ? 1 : 0; j < size; j++) {
                     if (stride == 2) {
                         for (int x = 0; x < outW; x++) {
-                            const float v = bias_relu_value(r[2 * x + j], b);
-                            const float m = o[x];
-                            o[x] = (v > m || v != v) ? v : m;
+                            const float v = bias_relu_value(LOAD_ACT(r, 2 * x + j), b);
+                            const float m = LOAD_ACT(o, x);
+                            STORE_ACT(o, x, (v > m || v != v) ? v : m);
                         }
                     } else {
                         for (int x = 0; x < outW; x++) {
-                            const float v = bias_relu_value(r[x * stride + j], b);
-                            const float m = o[x];
-                            o[x] = (v > m || v != v) ? v : m;
+                            const float v = bias_relu_value(LOAD_ACT(r, x * stride + j), b);
+                            const float m = LOAD_ACT(o, x);
+                            STORE_ACT(o, x, (v > m || v != v) ? v : m);
                         }
                     }
                 }
@@ -104,27 +104,27 @@ KERNEL void maxpool_kernel2(GLOBAL float* __restrict__ out, const GLOBAL float* 
         return;
     }
     for (int y = 0; y < outH; y++) {
-        GLOBAL float* o = dst + y * outW;
-        const GLOBAL float* top = plane + y * stride * width;  // the windows' first row
+        GLOBAL act_t* o = dst + y * outW;
+        const GLOBAL act_t* top = plane + y * stride * width;  // the windows' first row
         if (stride == 2) {
-            for (int x = 0; x < outW; x++) o[x] = top[2 * x];
+            for (int x = 0; x < outW; x++) STORE_ACT(o, x, LOAD_ACT(top, 2 * x));
         } else {
-            for (int x = 0; x < outW; x++) o[x] = top[x * stride];
+            for (int x = 0; x < outW; x++) STORE_ACT(o, x, LOAD_ACT(top, x * stride));
         }
         for (int i = 0; i < size; i++) {
-            const GLOBAL float* r = top + i * width;
+            const GLOBAL act_t* r = top + i * width;
             for (int j = i == 0 ? 1 : 0; j < size; j++) {
                 if (stride == 2) {
                     for (int x = 0; x < outW; x++) {
-                        const float v = r[2 * x + j];
-                        const float m = o[x];
-                        o[x] = (v > m || v != v) ? v : m;  // v != v: v is NaN
+                        const float v = LOAD_ACT(r, 2 * x + j);
+                        const float m = LOAD_ACT(o, x);
+                        STORE_ACT(o, x, (v > m || v != v) ? v : m);  // v != v: v is NaN
                     }
                 } else {
                     for (int x = 0; x < outW; x++) {
-                        const float v = r[x * stride + j];
-                        const float m = o[x];
-                        o[x] = (v > m || v != v) ? v : m;
+                        const float v = LOAD_ACT(r, x * stride + j);
+                        const float m = LOAD_ACT(o, x);
+                        STORE_ACT(o, x, (v > m || v != v) ? v : m);
                     }
                 }
             }

@@ -11,7 +11,8 @@
 //   - helpers are DEVICE functions (a plain inline function is host code to NVRTC);
 //   - shared memory is a fixed-size __shared__ array at kernel scope, sized by a -D tunable
 //     (OpenCL has no `extern __shared__`, and __local arrays only at kernel scope);
-//   - no templates, warp shuffles, half arithmetic or float atomics; __restrict__, not restrict.
+//   - no templates, warp shuffles, half arithmetic or float atomics; __restrict__, not restrict;
+//   - activations are act_t, read with LOAD_ACT and written with STORE_ACT (below), never indexed directly.
 #ifndef ALEXNET_PRELUDE_H
 #define ALEXNET_PRELUDE_H
 
@@ -140,6 +141,32 @@ DEVICE void store_half(GLOBAL ushort* p, int i, float v)
 DEVICE float load_half(const GLOBAL ushort* p, int i) { return vload_half(i, (const GLOBAL half*)p); }
 
 DEVICE void store_half(GLOBAL ushort* p, int i, float v) { vstore_half_rte(v, i, (GLOBAL half*)p); }
+#endif
+
+// The activations' storage, chosen per module at compile time (NetworkKernels passes the define): act_t is
+// what a GLOBAL activation pointer points to, LOAD_ACT reads element i as a float and STORE_ACT writes a float
+// to it, rounded once. Without a define, plain floats: the FP32 kernels are the 16-bit ones with identity
+// loads and stores, so one text serves every precision and FP32 stays bit for bit what it was.
+//   -DACT_HALF  fp16 bits in ushort (load_half/store_half)
+//   -DACT_BF16  bf16 bits in ushort (load_bf16/store_bf16)
+// ACT_FLOAT is 1 when activations are floats (kernels that use their output as a float accumulator test it).
+#if defined(ACT_HALF) && defined(ACT_BF16)
+#error "prelude.h: define at most one of ACT_HALF and ACT_BF16"
+#elif defined(ACT_HALF)
+typedef ushort act_t;
+#define ACT_FLOAT 0
+#define LOAD_ACT(p, i) load_half((p), (i))
+#define STORE_ACT(p, i, v) store_half((p), (i), (v))
+#elif defined(ACT_BF16)
+typedef ushort act_t;
+#define ACT_FLOAT 0
+#define LOAD_ACT(p, i) load_bf16((p), (i))
+#define STORE_ACT(p, i, v) store_bf16((p), (i), (v))
+#else
+typedef float act_t;
+#define ACT_FLOAT 1
+#define LOAD_ACT(p, i) ((p)[i])
+#define STORE_ACT(p, i, v) ((p)[i] = (v))
 #endif
 
 // Ceiling division for grid sizes computed on the device side.

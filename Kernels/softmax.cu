@@ -28,21 +28,21 @@
 #error "softmax.cu: BLOCK_SIZE must be a power of two (the tree reduction halves it)"
 #endif
 
-KERNEL void softmax_kernel1(GLOBAL float* __restrict__ prob, GLOBAL float* __restrict__ logits,
+KERNEL void softmax_kernel1(GLOBAL float* __restrict__ prob, GLOBAL act_t* __restrict__ logits,
                             const GLOBAL float* __restrict__ bias, int rows, int classes)
 {
     __shared__ float partial[BLOCK_SIZE];
     const int tid = (int)threadIdx.x;
     const int row = (int)blockIdx.x;
-    GLOBAL float* z = logits + row * classes;
+    GLOBAL act_t* z = logits + row * classes;
     GLOBAL float* p = prob + row * classes;
 
     // 1. z = logits + bias, and the row maximum.
     float localMax = -INFINITY;
     for (int k = tid; k < classes; k += BLOCK_SIZE) {
-        const float v = z[k] + bias[k];
-        z[k] = v;
-        localMax = fmaxf(localMax, v);
+        STORE_ACT(z, k, LOAD_ACT(z, k) + bias[k]);
+        // The logit as stored (rounded once in 16 bits): the exported fc8 and what the softmax is of.
+        localMax = fmaxf(localMax, LOAD_ACT(z, k));
     }
     partial[tid] = localMax;
     __syncthreads();
@@ -56,7 +56,7 @@ KERNEL void softmax_kernel1(GLOBAL float* __restrict__ prob, GLOBAL float* __res
     // 2. The exponentials and their sum.
     float localSum = 0.0f;
     for (int k = tid; k < classes; k += BLOCK_SIZE) {
-        const float e = expf(z[k] - rowMax);
+        const float e = expf(LOAD_ACT(z, k) - rowMax);
         p[k] = e;
         localSum += e;
     }

@@ -109,7 +109,7 @@ public class OperationBenchmarks
     private void FullyConnected(int index)
     {
         int n = Batch, inputs = _f.FcSizes[index], outputs = _f.FcSizes[index + 1];
-        _f.Stream.Gemm(MatrixView.RowMajor(_f.FcInputs[index], n, inputs), MatrixView.RowMajor(_f.Model.WeightBuffer(5 + index), inputs, outputs),
+        _f.Stream.Gemm(MatrixView.RowMajor(_f.FcInputs[index], n, inputs), MatrixView.RowMajor(_f.Model.WeightBuffer(5 + index), ElementFormat.Float32, inputs, outputs),
             MatrixView.RowMajor(_f.FcOutputs[index], n, outputs));
         if (index < 2) _f.Kernels.BiasRelu(_f.Stream, _f.FcOutputs[index], _f.Model.BiasBuffer(5 + index), n, outputs, 1, relu: true);
         _f.Stream.Synchronize();

@@ -1,4 +1,5 @@
 using AlexNet.Cuda.Compilation;
+using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Interop;
 using AlexNet.Cuda.Network;
 using AlexNet.Cuda.Tests.Infrastructure;
@@ -14,25 +15,32 @@ namespace AlexNet.Cuda.Tests.Kernels;
 /// </summary>
 public class KernelResourceTests(ITestOutputHelper output)
 {
-    public static TheoryData<string, int> NetworkKernelsAndArchitectures()
+    public static TheoryData<string, int, string> NetworkKernelsAndArchitectures()
     {
-        var data = new TheoryData<string, int>();
+        var data = new TheoryData<string, int, string>();
         foreach (NetworkKernelInfo kernel in NetworkKernels.Kernels)
         foreach (int arch in new[] { 80, 90 })
-            data.Add(kernel.EntryPoint, arch);
+        foreach (ElementFormat storage in new[] { ElementFormat.Float32, ElementFormat.Half, ElementFormat.BFloat16 })
+        {
+            // convert.cu takes no storage define: one build serves every precision.
+            if (kernel.File == "convert.cu" && storage != ElementFormat.Float32) continue;
+            data.Add(kernel.EntryPoint, arch, ElementFormats.Name(storage));
+        }
         return data;
     }
 
     [SkippableTheory]
     [MemberData(nameof(NetworkKernelsAndArchitectures))]
-    public void NoSpillsAndAtLeastHalfOccupancyAtTheLaunchBlockSize(string entryPoint, int architecture)
+    public void NoSpillsAndAtLeastHalfOccupancyAtTheLaunchBlockSize(string entryPoint, int architecture, string storage)
     {
         TestNative.Require(NativeLibraryId.Nvrtc);
         NetworkKernelInfo info = NetworkKernels.Kernels.Single(k => k.EntryPoint == entryPoint);
-        KernelResourceUsage usage = KernelResources.Measure(KernelSource.FromEmbedded(info.File), NvrtcTarget.Sm(architecture), info.Defines)
+        ElementFormat format = storage switch { "fp16" => ElementFormat.Half, "bf16" => ElementFormat.BFloat16, _ => ElementFormat.Float32 };
+        KernelResourceUsage usage = KernelResources.Measure(KernelSource.FromEmbedded(info.File), NvrtcTarget.Sm(architecture),
+                NetworkKernels.ModuleDefines(info, format))
             .Single(u => u.Kernel == entryPoint);
         KernelOccupancy occupancy = KernelResources.Occupancy(usage, info.BlockSize, SmLimits.For(architecture));
-        output.WriteLine($"| {entryPoint} | sm_{architecture} | {info.BlockSize} | {usage.Registers} | {usage.SharedMemoryBytes} | " +
+        output.WriteLine($"| {entryPoint} | {storage} | sm_{architecture} | {info.BlockSize} | {usage.Registers} | {usage.SharedMemoryBytes} | " +
             $"{usage.StackFrameBytes} | {usage.SpillStoreBytes}/{usage.SpillLoadBytes} | {occupancy.BlocksPerSm} | " +
             $"{occupancy.Fraction:P0} ({occupancy.Limiter}) |");
 

@@ -124,6 +124,22 @@ public sealed unsafe class CudaDevice : ComputeDevice
 
     public override DeviceBackend Backend => DeviceBackend.Cuda;
 
+    /// <summary>cuBLAS's mixed-precision GEMMs need tensor cores for TF32 and bf16 (compute capability 8.0,
+    /// Ampere) and FP16 arithmetic for fp16 (6.0 here: every GPU NVRTC builds the engine for that has it).</summary>
+    public override bool SupportsGemm(ElementFormat format, GemmMath math, out string? reason)
+    {
+        (int major, int minor) = ComputeCapability;
+        int needed = math == GemmMath.Tf32 || format == ElementFormat.BFloat16 ? 80 : format == ElementFormat.Half ? 60 : 0;
+        if (major * 10 + minor >= needed)
+        {
+            reason = null;
+            return true;
+        }
+        reason = $"{Name} is compute capability {major}.{minor}; {ComputeStream.GemmMathName(format, math)} GEMMs need {needed / 10}.{needed % 10} or later";
+        return false;
+    }
+
+
     public override string Name { get; }
 
     public (int Major, int Minor) ComputeCapability { get; }
@@ -389,6 +405,33 @@ public sealed unsafe class CudaDevice : ComputeDevice
             Live();
             CublasException.ThrowIfFailed(Cublas.cublasSgemmStridedBatched(_cublas, Op(transA), Op(transB), m, n, k,
                 &alpha, At(a, aOffset), lda, strideA, At(b, bOffset), ldb, strideB, &beta, At(c, cOffset), ldc, strideC, batchCount));
+        }
+
+        private static ulong At(DeviceBuffer buffer, long offset) => (ulong)buffer.Handle + (ulong)(offset * buffer.ElementSize);
+
+        private static CudaDataType DataType(ElementFormat format) => format switch
+        {
+            ElementFormat.Half => CudaDataType.R16F,
+            ElementFormat.BFloat16 => CudaDataType.R16BF,
+            _ => CudaDataType.R32F,
+        };
+
+        /// <summary>TF32 and the 16-bit formats: cublasGemmEx / cublasGemmStridedBatchedEx with FP32 accumulation
+        /// (alpha and beta are floats for a 32F compute type), so tensor cores do the products.</summary>
+        protected override void GemmExCore(in GemmCall call)
+        {
+            Live();
+            float alpha = call.Alpha, beta = call.Beta;
+            CudaDataType type = DataType(call.Format);
+            CublasComputeType compute = call.Math == GemmMath.Tf32 ? CublasComputeType.Compute32FFastTf32 : CublasComputeType.Compute32F;
+            if (call.BatchCount == 1)
+                CublasException.ThrowIfFailed(Cublas.cublasGemmEx(_cublas, Op(call.TransA), Op(call.TransB), call.M, call.N, call.K,
+                    &alpha, At(call.A, call.AOffset), type, call.Lda, At(call.B, call.BOffset), type, call.Ldb,
+                    &beta, At(call.C, call.COffset), type, call.Ldc, compute, CublasGemmAlgo.Default));
+            else
+                CublasException.ThrowIfFailed(Cublas.cublasGemmStridedBatchedEx(_cublas, Op(call.TransA), Op(call.TransB), call.M, call.N, call.K,
+                    &alpha, At(call.A, call.AOffset), type, call.Lda, call.StrideA, At(call.B, call.BOffset), type, call.Ldb, call.StrideB,
+                    &beta, At(call.C, call.COffset), type, call.Ldc, call.StrideC, call.BatchCount, compute, CublasGemmAlgo.Default));
         }
 
         public override void Synchronize() => CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(Live()));

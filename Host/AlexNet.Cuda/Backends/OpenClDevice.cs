@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
 using AlexNet.Cuda.Compilation;
 using AlexNet.Cuda.Devices;
@@ -108,6 +109,19 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     });
 
     public override string GemmProvider { get; }
+
+    /// <summary>OpenBLAS on mapped buffers runs every format (converted on the host, <c>GemmExCore</c>); CLBlast
+    /// only FP32.</summary>
+    public override bool SupportsGemm(ElementFormat format, GemmMath math, out string? reason)
+    {
+        if (_gemm == OpenClGemmProvider.OpenBlas)
+        {
+            reason = null;
+            return true;
+        }
+        return base.SupportsGemm(format, math, out reason);
+    }
+
 
     /// <summary>The provider this device's GEMMs use.</summary>
     public OpenClGemmProvider GemmProviderKind => _gemm;
@@ -516,9 +530,116 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             OpenClException.ThrowIfFailed(unmapError, "clEnqueueUnmapMemObject(GEMM operand)");
         }
 
+        // Host scratch of the mixed-precision path: floats for A, B and C, grown to the largest GEMM seen and
+        // kept (native memory, so a pass allocates nothing managed); freed with the stream.
+        private float* _scratch;
+        private long _scratchFloats;
+
+        private float* Scratch(long floats)
+        {
+            if (floats > _scratchFloats)
+            {
+                NativeMemory.Free(_scratch);
+                _scratch = null;
+                _scratchFloats = 0;
+                _scratch = (float*)NativeMemory.Alloc((nuint)floats, sizeof(float));
+                _scratchFloats = floats;
+            }
+            return _scratch;
+        }
+
+        /// <summary>Elements [offset, end) that an operand of <paramref name="rows"/>×<paramref name="columns"/>
+        /// (stored, column-major, leading dimension <paramref name="ld"/>) touches over the batch.</summary>
+        private static long Span(long offset, int rows, int columns, int ld, long stride, int batchCount) =>
+            (long)(batchCount - 1) * stride + (long)(columns - 1) * ld + rows;
+
+        /// <summary>
+        /// TF32 and 16-bit GEMMs when OpenBLAS runs them on mapped buffers: each operand's span is converted to
+        /// floats (16-bit values exactly; FP32 values of a TF32 GEMM rounded to TF32), SGEMM runs on the floats,
+        /// and a 16-bit C gets each of its elements rounded once. Products of 11-bit (and 8-bit) significands are
+        /// exact in FP32, so this is what tensor cores compute up to the order of the FP32 additions: the
+        /// precisions' accuracy is measured here. CLBlast devices have no such path (<see cref="SupportsGemm"/>).
+        /// </summary>
+        protected override void GemmExCore(in GemmCall call)
+        {
+            NativeLibraries.Load(NativeLibraryId.OpenBlas);
+            IntPtr queue = Live();
+            bool sixteen = call.Format != ElementFormat.Float32;
+            int aRows = call.TransA == MatrixOp.None ? call.M : call.K, aColumns = call.TransA == MatrixOp.None ? call.K : call.M;
+            int bRows = call.TransB == MatrixOp.None ? call.K : call.N, bColumns = call.TransB == MatrixOp.None ? call.N : call.K;
+            long aSpan = Span(call.AOffset, aRows, aColumns, call.Lda, call.StrideA, call.BatchCount);
+            long bSpan = Span(call.BOffset, bRows, bColumns, call.Ldb, call.StrideB, call.BatchCount);
+            long cSpan = Span(call.COffset, call.M, call.N, call.Ldc, call.StrideC, call.BatchCount);
+            Span<nint> handles = stackalloc nint[3];
+            Span<nint> pointers = stackalloc nint[3];
+            int mapped = 0, unmapError = OpenCl.Success;
+            try
+            {
+                byte* pc = (byte*)Map(queue, call.C, OpenCl.MapRead | OpenCl.MapWrite, handles, pointers, ref mapped);
+                byte* pa = (byte*)Map(queue, call.A, OpenCl.MapRead, handles, pointers, ref mapped);
+                byte* pb = (byte*)Map(queue, call.B, OpenCl.MapRead, handles, pointers, ref mapped);
+                float* scratch = Scratch(aSpan + bSpan + (sixteen ? cSpan : 0));
+                float* fa = scratch, fb = scratch + aSpan;
+                Widen(pa + call.AOffset * call.A.ElementSize, fa, aSpan, call.Format, call.Math);
+                Widen(pb + call.BOffset * call.B.ElementSize, fb, bSpan, call.Format, call.Math);
+                // C: the floats themselves when FP32 (TF32 math), else scratch holding C's floats when beta reads them.
+                float* fc = sixteen ? fb + bSpan : (float*)(pc + call.COffset * sizeof(float));
+                if (sixteen && call.Beta != 0f) Widen(pc + call.COffset * 2, fc, cSpan, call.Format, GemmMath.Default);
+                for (int i = 0; i < call.BatchCount; i++)
+                {
+                    OpenBlas.cblas_sgemm(CblasLayout.ColMajor, CblasOp(call.TransA), CblasOp(call.TransB), call.M, call.N, call.K,
+                        call.Alpha, fa + i * call.StrideA, call.Lda, fb + i * call.StrideB, call.Ldb,
+                        call.Beta, fc + i * call.StrideC, call.Ldc);
+                }
+                if (sixteen)
+                {
+                    // Only C's own elements: its span may cross elements of other matrices (a chunk of a wider row).
+                    ushort* c16 = (ushort*)pc + call.COffset;
+                    for (int i = 0; i < call.BatchCount; i++)
+                    for (int column = 0; column < call.N; column++)
+                    {
+                        long start = i * call.StrideC + (long)column * call.Ldc;
+                        ElementFormats.FromFloat(new ReadOnlySpan<float>(fc + start, call.M), new Span<ushort>(c16 + start, call.M), call.Format);
+                    }
+                }
+            }
+            finally
+            {
+                for (int i = 0; i < mapped; i++)
+                {
+                    int status = OpenCl.clEnqueueUnmapMemObject(queue, handles[i], (void*)pointers[i], 0, null, null);
+                    if (unmapError == OpenCl.Success) unmapError = status;
+                }
+            }
+            OpenClException.ThrowIfFailed(unmapError, "clEnqueueUnmapMemObject(GEMM operand)");
+        }
+
+        /// <summary><paramref name="count"/> operand elements at <paramref name="source"/> as floats: 16-bit values
+        /// exactly, FP32 ones rounded to TF32 for TF32 math (else copied).</summary>
+        private static void Widen(byte* source, float* destination, long count, ElementFormat format, GemmMath math)
+        {
+            for (long start = 0; start < count; start += int.MaxValue)
+            {
+                int length = (int)Math.Min(int.MaxValue, count - start);
+                var to = new Span<float>(destination + start, length);
+                if (format != ElementFormat.Float32)
+                {
+                    ElementFormats.ToFloat(new ReadOnlySpan<ushort>((ushort*)source + start, length), to, format);
+                }
+                else
+                {
+                    var from = new ReadOnlySpan<float>((float*)source + start, length);
+                    if (math == GemmMath.Tf32)
+                        for (int i = 0; i < length; i++) to[i] = ElementFormats.RoundToTf32(from[i]);
+                    else
+                        from.CopyTo(to);
+                }
+            }
+        }
+
         /// <summary>Maps the whole of <paramref name="buffer"/> (a no-copy operation where buffers live in host
         /// memory), or returns its mapping when an earlier operand of the same GEMM mapped it.</summary>
-        private static float* Map(IntPtr queue, DeviceBuffer<float> buffer, ulong flags, Span<nint> handles, Span<nint> pointers, ref int mapped)
+        private static float* Map(IntPtr queue, DeviceBuffer buffer, ulong flags, Span<nint> handles, Span<nint> pointers, ref int mapped)
         {
             nint handle = buffer.Handle;
             for (int i = 0; i < mapped; i++)
@@ -561,6 +682,9 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             if (queue == IntPtr.Zero) return;
             OpenCl.clFinish(queue);
             OpenCl.clReleaseCommandQueue(queue);
+            NativeMemory.Free(_scratch);
+            _scratch = null;
+            _scratchFloats = 0;
         }
     }
 

@@ -1,12 +1,18 @@
 using System.Diagnostics;
 using AlexNet.Cuda.Compilation;
 using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Network;
 using AlexNet.Cuda.Reference;
 
 namespace AlexNet.Cuda.Checks;
 
 /// <summary>One check of one operation on one device.</summary>
-public sealed record CheckResult(string Name, bool Passed, string Detail, TimeSpan Time);
+/// <summary>One check's outcome. <see cref="Skipped"/>: it does not apply to the device (the detail says why), and
+/// <see cref="Passed"/> is then false without it being a failure.</summary>
+public sealed record CheckResult(string Name, bool Passed, string Detail, TimeSpan Time, bool Skipped = false)
+{
+    public bool Failed => !Passed && !Skipped;
+}
 
 /// <summary>
 /// Every kernel and GEMM the engine has, run on a device and compared with <see cref="CpuReference"/>,
@@ -16,7 +22,9 @@ public sealed record CheckResult(string Name, bool Passed, string Detail, TimeSp
 /// </summary>
 public static class KernelChecks
 {
-    public static IEnumerable<(string Name, Func<ComputeDevice, ComparisonResult> Run)> All()
+    /// <summary>Every check, in order; the reduced-precision network checks only for <paramref name="precisions"/>
+    /// (null: all of them; FP32 is always checked).</summary>
+    public static IEnumerable<(string Name, Func<ComputeDevice, ComparisonResult> Run)> All(IReadOnlyCollection<Precision>? precisions = null)
     {
         // First: it is only meaningful before any other fault of the process has been handled (FaultChecks).
         yield return (FaultChecks.Name, FaultChecks.ManagedFaultsStayExceptions);
@@ -38,13 +46,15 @@ public static class KernelChecks
         foreach (var check in LayerChecks.All()) yield return check;
         foreach (var check in PrecisionChecks.All()) yield return check;
         foreach (var check in NetworkChecks.All()) yield return check;
+        foreach (var check in PrecisionNetworkChecks.All(precisions)) yield return check;
         foreach (var check in GraphChecks.All()) yield return check;
         // Last, so that their own last check, the corrupt cache entry, is the last of all.
         foreach (var check in DeviceChecks.All()) yield return check;
     }
 
     /// <summary>Runs every check; one that throws is a failure with the error's message, not a crash.</summary>
-    public static IEnumerable<CheckResult> RunAll(ComputeDevice device, bool stackTraces = false) => Run(device, All(), stackTraces);
+    public static IEnumerable<CheckResult> RunAll(ComputeDevice device, bool stackTraces = false, IReadOnlyCollection<Precision>? precisions = null) =>
+        Run(device, All(precisions), stackTraces);
 
     /// <summary>
     /// Runs <paramref name="checks"/> in order. A check that throws fails with the reason and the rest still
@@ -63,6 +73,10 @@ public static class KernelChecks
             {
                 ComparisonResult comparison = run(device);
                 result = new CheckResult(name, comparison.Passed, comparison.Detail, clock.Elapsed);
+            }
+            catch (CheckNotApplicableException e)
+            {
+                result = new CheckResult(name, false, e.Message, clock.Elapsed, Skipped: true);
             }
             catch (AlexNetException e)
             {

@@ -41,6 +41,22 @@ public abstract class ComputeDevice : IDisposable
     /// and CPU libraries are its peers.</summary>
     public virtual bool IsCpu => false;
 
+    /// <summary>
+    /// Whether <see cref="ComputeStream.GemmBatched"/> can multiply <paramref name="format"/> operands with
+    /// <paramref name="math"/> on this device; when not, <paramref name="reason"/> says why in a sentence fragment.
+    /// Plain FP32 always can.
+    /// </summary>
+    public virtual bool SupportsGemm(ElementFormat format, GemmMath math, out string? reason)
+    {
+        if (format == ElementFormat.Float32 && math == GemmMath.Default)
+        {
+            reason = null;
+            return true;
+        }
+        reason = $"{GemmProvider} on {Name} runs FP32 GEMMs only";
+        return false;
+    }
+
     public abstract long TotalMemoryBytes { get; }
 
     /// <summary>The device's last-level data cache in bytes, 0 when it does not say: a GPU's L2

@@ -104,30 +104,42 @@ public abstract class ComputeStream : IDisposable
     /// each other and against the buffers before any native call. Queued, not waited for. With beta = 0,
     /// C is not read (NaN in it does not propagate), as in BLAS.
     /// </summary>
-    public void Gemm(in MatrixView a, in MatrixView b, in MatrixView c, float alpha = 1f, float beta = 0f) =>
-        GemmBatched(a, b, c, new GemmBatch(1, 0, 0, 0), alpha, beta);
+    public void Gemm(in MatrixView a, in MatrixView b, in MatrixView c, float alpha = 1f, float beta = 0f, GemmMath math = GemmMath.Default) =>
+        GemmBatched(a, b, c, new GemmBatch(1, 0, 0, 0), alpha, beta, math);
 
     /// <summary>
     /// <see cref="GemmBatch.Count"/> independent GEMMs; matrix <c>i</c> of each operand starts
     /// <c>i·stride</c> elements after its view's offset (cuBLAS's <c>cublasSgemmStridedBatched</c>).
     /// Outputs that would overlap (a race in cuBLAS) are refused.
+    /// <para>
+    /// The three operands share one <see cref="ElementFormat"/>. FP32 with <see cref="GemmMath.Default"/> is SGEMM;
+    /// <see cref="GemmMath.Tf32"/> (FP32 only) and the 16-bit formats (FP32 accumulation, C rounded to the format
+    /// once) go to the backend's mixed-precision GEMM (cuBLAS's <c>cublasGemmEx</c>; see
+    /// <see cref="ComputeDevice.SupportsGemm"/>).
+    /// </para>
     /// </summary>
-    public void GemmBatched(in MatrixView a, in MatrixView b, in MatrixView c, GemmBatch batch, float alpha = 1f, float beta = 0f)
+    public void GemmBatched(in MatrixView a, in MatrixView b, in MatrixView c, GemmBatch batch, float alpha = 1f, float beta = 0f,
+        GemmMath math = GemmMath.Default)
     {
         // A row-major (transposed) C is computed as its transpose: Cᵀ = Bᵀ·Aᵀ, with column-major Cᵀ.
         if (c.Transposed)
         {
-            GemmColumnMajor(b.T, a.T, c.T, batch with { StrideA = batch.StrideB, StrideB = batch.StrideA }, alpha, beta);
+            GemmColumnMajor(b.T, a.T, c.T, batch with { StrideA = batch.StrideB, StrideB = batch.StrideA }, alpha, beta, math);
             return;
         }
-        GemmColumnMajor(a, b, c, batch, alpha, beta);
+        GemmColumnMajor(a, b, c, batch, alpha, beta, math);
     }
 
-    private void GemmColumnMajor(in MatrixView a, in MatrixView b, in MatrixView c, GemmBatch batch, float alpha, float beta)
+    private void GemmColumnMajor(in MatrixView a, in MatrixView b, in MatrixView c, GemmBatch batch, float alpha, float beta, GemmMath math)
     {
         int m = c.Rows, n = c.Columns, k = a.Columns;
         if (a.Rows != m || b.Rows != k || b.Columns != n)
             throw new ArgumentException($"GEMM shapes do not chain: A is {a.Rows}×{a.Columns}, B is {b.Rows}×{b.Columns}, C is {m}×{n}");
+        ElementFormat format = c.Format;
+        if (a.Format != format || b.Format != format)
+            throw new ArgumentException($"GEMM operands differ in format: A is {ElementFormats.Name(a.Format)}, B {ElementFormats.Name(b.Format)}, C {ElementFormats.Name(format)}; convert one first");
+        if (math == GemmMath.Tf32 && format != ElementFormat.Float32)
+            throw new ArgumentException($"TF32 math takes FP32 operands, not {ElementFormats.Name(format)} (16-bit operands always accumulate in FP32)");
         if (batch.Count < 0) throw new ArgumentOutOfRangeException(nameof(batch), $"GEMM batch count {batch.Count} is negative");
         CheckOperand("A", a, batch.StrideA, batch.Count);
         CheckOperand("B", b, batch.StrideB, batch.Count);
@@ -139,14 +151,32 @@ public abstract class ComputeStream : IDisposable
             throw new ArgumentOutOfRangeException(nameof(batch),
                 $"GEMM batch outputs overlap: strideC {batch.StrideC} is less than the {span} elements one {m}×{n} C (ld {c.LeadingDimension}) spans");
         if (m == 0 || n == 0 || batch.Count == 0) return;
+        if (format != ElementFormat.Float32 || math != GemmMath.Default)
+        {
+            if (!Device.SupportsGemm(format, math, out string? reason))
+                throw new AlexNetException($"GEMM in {GemmMathName(format, math)}: {reason}");
+            Interlocked.Increment(ref _gemms);
+            GemmExCore(new GemmCall(a.Op, b.Op, m, n, k, alpha, beta, a.Buffer, a.Offset, a.LeadingDimension, batch.StrideA,
+                b.Buffer, b.Offset, b.LeadingDimension, batch.StrideB, c.Buffer, c.Offset, c.LeadingDimension, batch.StrideC,
+                batch.Count, format, math));
+            return;
+        }
         Interlocked.Increment(ref _gemms);
+        var fa = (DeviceBuffer<float>)a.Buffer;
+        var fb = (DeviceBuffer<float>)b.Buffer;
+        var fc = (DeviceBuffer<float>)c.Buffer;
         if (batch.Count == 1)
-            GemmCore(a.Op, b.Op, m, n, k, alpha, a.Buffer, a.Offset, a.LeadingDimension, b.Buffer, b.Offset, b.LeadingDimension,
-                beta, c.Buffer, c.Offset, c.LeadingDimension);
+            GemmCore(a.Op, b.Op, m, n, k, alpha, fa, a.Offset, a.LeadingDimension, fb, b.Offset, b.LeadingDimension,
+                beta, fc, c.Offset, c.LeadingDimension);
         else
-            GemmStridedBatchedCore(a.Op, b.Op, m, n, k, alpha, a.Buffer, a.Offset, a.LeadingDimension, batch.StrideA,
-                b.Buffer, b.Offset, b.LeadingDimension, batch.StrideB, beta, c.Buffer, c.Offset, c.LeadingDimension, batch.StrideC, batch.Count);
+            GemmStridedBatchedCore(a.Op, b.Op, m, n, k, alpha, fa, a.Offset, a.LeadingDimension, batch.StrideA,
+                fb, b.Offset, b.LeadingDimension, batch.StrideB, beta, fc, c.Offset, c.LeadingDimension, batch.StrideC, batch.Count);
     }
+
+    /// <summary>"tf32", "fp16", "bf16" or "fp32": what a GEMM of <paramref name="format"/> operands with
+    /// <paramref name="math"/> is called in messages.</summary>
+    public static string GemmMathName(ElementFormat format, GemmMath math) =>
+        math == GemmMath.Tf32 ? "tf32" : ElementFormats.Name(format);
 
     // ---- ordering and timing ----
 
@@ -274,6 +304,11 @@ public abstract class ComputeStream : IDisposable
         DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
         float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount);
 
+    /// <summary>A GEMM that is not plain SGEMM (TF32 math or 16-bit operands), already checked, on a device whose
+    /// <see cref="ComputeDevice.SupportsGemm"/> said yes. Backends without one never get here.</summary>
+    protected virtual void GemmExCore(in GemmCall call) =>
+        throw new AlexNetException($"GEMM in {GemmMathName(call.Format, call.Math)}: {Device.Description} has no such GEMM");
+
     // ---- checks shared by both backends ----
 
     private void CheckRange<T>(DeviceBuffer<T> buffer, long offset, long count, string name) where T : unmanaged
@@ -298,7 +333,7 @@ public abstract class ComputeStream : IDisposable
     /// </summary>
     private void CheckOperand(string name, in MatrixView view, long stride, int batchCount)
     {
-        DeviceBuffer<float> buffer = view.Buffer;
+        DeviceBuffer buffer = view.Buffer;
         if (!ReferenceEquals(buffer.Device, Device))
             throw new ArgumentException($"GEMM operand {name} belongs to another device", name);
         long rows = view.StoredRows, cols = view.StoredColumns;
@@ -313,3 +348,11 @@ public abstract class ComputeStream : IDisposable
             throw new ArgumentOutOfRangeException(name, $"GEMM operand {name} ({rows}×{cols}, ld {ld}, offset {view.Offset}, stride {stride}, batch {batchCount}) reaches element {last} of a buffer of {buffer.Length}");
     }
 }
+
+/// <summary>One checked, column-major GEMM (strided batch of <see cref="BatchCount"/>, 1 for a single GEMM) as a
+/// backend's mixed-precision path receives it: cuBLAS's <c>cublasGemmStridedBatchedEx</c> arguments.</summary>
+public readonly record struct GemmCall(MatrixOp TransA, MatrixOp TransB, int M, int N, int K, float Alpha, float Beta,
+    DeviceBuffer A, long AOffset, int Lda, long StrideA,
+    DeviceBuffer B, long BOffset, int Ldb, long StrideB,
+    DeviceBuffer C, long COffset, int Ldc, long StrideC,
+    int BatchCount, ElementFormat Format, GemmMath Math);

@@ -42,8 +42,8 @@ public struct KernelArguments
     /// <summary>Appends a scalar argument.</summary>
     public void Add<T>(T value) where T : unmanaged => Append(value, pointer: false);
 
-    /// <summary>Appends a device buffer as a pointer argument (<c>GLOBAL float*</c>).</summary>
-    public void Add<T>(DeviceBuffer<T> buffer) where T : unmanaged => Append(buffer.Handle, pointer: true);
+    /// <summary>Appends a device buffer as a pointer argument (<c>GLOBAL float*</c>, <c>GLOBAL act_t*</c>, …).</summary>
+    public void Add(DeviceBuffer buffer) => Append(buffer.Handle, pointer: true);
 
     private void Append<T>(T value, bool pointer) where T : unmanaged
     {

@@ -40,17 +40,24 @@ public sealed class AlexNetModel : IDisposable
     private readonly ComputeDevice _device;
     private readonly ComputeStream _stream;
     private readonly NetworkKernels _kernels;
-    private readonly DeviceBuffer<float> _staging, _workspace;
-    private readonly DeviceBuffer<float>[] _arenas;
-    private readonly DeviceBuffer<float>[] _weights = new DeviceBuffer<float>[8];
+    private readonly DeviceBuffer<float> _staging;
+    // Activations, the lowering and the weights are stored in the precision's format (floats, or 16-bit values);
+    // the biases, the user's images and the probabilities are floats in every precision.
+    private readonly DeviceBuffer _workspace;
+    private readonly DeviceBuffer[] _arenas;
+    private readonly DeviceBuffer[] _weights = new DeviceBuffer[8];
     private readonly DeviceBuffer<float>[] _biases = new DeviceBuffer<float>[8];
+    private readonly DeviceBuffer<float>? _probabilities;
+    private readonly ElementFormat _format;
+    private readonly GemmMath _math;
     // conv1…conv5's biases on the host too: their activations leave the pass raw (the next kernel applies the
     // bias and ReLU), so exporting one applies them on the way out.
     private readonly Dictionary<string, float[]> _convolutionBiases = new(StringComparer.Ordinal);
     private readonly ActivationPlan[] _activations;
     // Where the last pass left fc8 and the probabilities: the fused pass skips norm1 and norm2, so its
     // activations alternate between the arenas differently from the plan's.
-    private DeviceBuffer<float>? _fc8Buffer, _probBuffer;
+    private DeviceBuffer? _fc8Buffer;
+    private DeviceBuffer<float>? _probBuffer;
     private static readonly string[] NormPoolSteps = ["norm1+pool1", "norm2+pool2"];
     private int _lastBatch;
 
@@ -61,20 +68,23 @@ public sealed class AlexNetModel : IDisposable
         Options = options;
         Plan = plan;
         _activations = [.. plan.Activations];
+        _format = Precisions.Storage(options.Precision);
+        _math = Precisions.Math(options.Precision);
         var owned = new List<IDisposable>();
         try
         {
-            _kernels = new NetworkKernels(device);
+            _kernels = new NetworkKernels(device, null, _format);
             owned.Add(_kernels);
             FusesActivations = options.FuseActivations ?? AlexNetOptions.FusesActivationsByDefault(device);
             _staging = Track(device.Allocate<float>(plan.StagingFloats), owned);
-            _workspace = Track(device.Allocate<float>(Math.Max(1, plan.WorkspaceFloats)), owned);
-            _arenas = [Track(device.Allocate<float>(plan.ArenaFloats[0]), owned), Track(device.Allocate<float>(plan.ArenaFloats[1]), owned)];
+            _workspace = Track(Allocate(device, _format, Math.Max(1, plan.WorkspaceFloats)), owned);
+            _arenas = [Track(Allocate(device, _format, plan.ArenaFloats[0]), owned), Track(Allocate(device, _format, plan.ArenaFloats[1]), owned)];
+            if (plan.ProbabilityFloats > 0) _probabilities = Track(device.Allocate<float>(plan.ProbabilityFloats), owned);
             for (int i = 0; i < 8; i++)
             {
                 LayerWeights layer = weights.Layers[i];
                 float[] converted = i < 5 ? ConvolutionWeights(layer) : i == 5 ? Fc6Weights(layer, plan) : layer.Weight;
-                _weights[i] = Track(device.Upload<float>(converted), owned);
+                _weights[i] = Track(Upload(device, _format, converted), owned);
                 _biases[i] = Track(device.Upload<float>(layer.Bias), owned);
                 if (i < 5) _convolutionBiases[plan.Convolutions[i].Name] = (float[])layer.Bias.Clone();
             }
@@ -95,6 +105,19 @@ public sealed class AlexNetModel : IDisposable
         return resource;
     }
 
+    /// <summary><paramref name="length"/> elements of <paramref name="format"/>: floats, or 16-bit values.</summary>
+    private static DeviceBuffer Allocate(ComputeDevice device, ElementFormat format, long length) =>
+        format == ElementFormat.Float32 ? device.Allocate<float>(length) : device.Allocate<ushort>(length);
+
+    /// <summary>Weights in the precision's storage: converted once, here, rounding to nearest even.</summary>
+    private static DeviceBuffer Upload(ComputeDevice device, ElementFormat format, float[] values)
+    {
+        if (format == ElementFormat.Float32) return device.Upload<float>(values);
+        var bits = new ushort[values.Length];
+        ElementFormats.FromFloat(values, bits, format);
+        return device.Upload<ushort>(bits);
+    }
+
     /// <summary>
     /// Builds the model from weights already read (<see cref="WeightFile.Load"/> with
     /// <see cref="AlexNetOptions.WeightLoadOptions"/>). Out of device memory is an <see cref="AlexNetException"/>
@@ -106,9 +129,11 @@ public sealed class AlexNetModel : IDisposable
         ArgumentNullException.ThrowIfNull(weights);
         options ??= new AlexNetOptions();
         options.Validate();
+        if (!Precisions.IsSupported(device, options.Precision, out string? reason))
+            throw new AlexNetException($"precision {Precisions.Name(options.Precision)} is not available on {device.Name}: {reason}; `alexnet info` lists each device's precisions");
         if (options.UseGraphs == true && device.GraphsUnsupportedReason is string noGraphs)
             throw new AlexNetException($"graphs were asked for (UseGraphs = true), but {noGraphs}");
-        NetworkPlan plan = NetworkPlan.Create(weights.Architecture, options.MaxBatch, options.WorkspaceBytes);
+        NetworkPlan plan = NetworkPlan.Create(weights.Architecture, options.MaxBatch, options.WorkspaceBytes, ElementFormats.SizeOf(Precisions.Storage(options.Precision)));
         return new AlexNetModel(device, weights, options, plan);
     }
 
@@ -123,6 +148,9 @@ public sealed class AlexNetModel : IDisposable
     public ComputeDevice Device => _device;
 
     public AlexNetOptions Options { get; }
+
+    /// <summary>The number formats of this model's pass (<see cref="AlexNetOptions.Precision"/>).</summary>
+    public Precision Precision => Options.Precision;
 
     /// <summary>Whether the convolutions' bias and ReLU run inside the next kernel (see
     /// <see cref="AlexNetOptions.FuseActivations"/>); <see cref="StepCosts"/> counts the pass accordingly.</summary>
@@ -256,14 +284,14 @@ public sealed class AlexNetModel : IDisposable
 
     /// <summary>The forward pass; <paramref name="produced"/>, when given, is told of each activation as soon as
     /// it has been queued (for reading layers out; it may synchronise).</summary>
-    private void Run(int n, Action<ActivationPlan, DeviceBuffer<float>>? produced, ForwardProfile? profile)
+    private void Run(int n, Action<ActivationPlan, DeviceBuffer>? produced, ForwardProfile? profile)
     {
         ObjectDisposedException.ThrowIf(_kernels is null || _device.IsDisposed, this);
         CheckBatch(n);
         _lastBatch = n;
         ComputeStream s = _stream;
         int act = 0;
-        DeviceBuffer<float> current = _arenas[0];
+        DeviceBuffer current = _arenas[0];
         // Each activation goes to the arena that does not hold its input (the plan's ping-pong). Reading
         // layers out needs norm1 and norm2 written; otherwise, with fused activations, LRN and pooling run as
         // one kernel and the normalised tensors are never written.
@@ -279,7 +307,7 @@ public sealed class AlexNetModel : IDisposable
         {
             ConvolutionPlan p = Plan.Convolutions[layer];
             ActivationPlan convPlan = _activations[act++];
-            DeviceBuffer<float> output = Other(current);
+            DeviceBuffer output = Other(current);
             Convolve(s, p, current, output, layer, n, profile, pending);
             if (FusesActivations)
             {
@@ -297,7 +325,7 @@ public sealed class AlexNetModel : IDisposable
             {
                 act++; // norm1/norm2: not written
                 ActivationPlan poolPlan = _activations[act++];
-                DeviceBuffer<float> pooled = Other(current);
+                DeviceBuffer pooled = Other(current);
                 int outSize = poolPlan.Height, pixels = outSize * outSize;
                 _kernels.LrnMaxPool(s, pooled, current, channels, n, size, size, outSize, outSize, 3, 2, n * pixels, pixels, Options.Lrn, pending);
                 profile?.Mark(s, NormPoolSteps[layer]);
@@ -308,7 +336,7 @@ public sealed class AlexNetModel : IDisposable
             if (layer < 2)
             {
                 ActivationPlan normPlan = _activations[act++];
-                DeviceBuffer<float> normalized = Other(current);
+                DeviceBuffer normalized = Other(current);
                 _kernels.Lrn(s, normalized, current, channels, n * size * size, Options.Lrn, pending);
                 profile?.Mark(s, normPlan.Name);
                 produced?.Invoke(normPlan, normalized);
@@ -318,7 +346,7 @@ public sealed class AlexNetModel : IDisposable
             if (layer is 0 or 1 or 4)
             {
                 ActivationPlan poolPlan = _activations[act++];
-                DeviceBuffer<float> pooled = Other(current);
+                DeviceBuffer pooled = Other(current);
                 int outSize = poolPlan.Height, pixels = outSize * outSize;
                 // pool5 writes [N][C][6][6], fc6's input; the others stay channel-major.
                 (int strideC, int strideN) = layer == 4 ? (pixels, channels * pixels) : (n * pixels, pixels);
@@ -333,9 +361,10 @@ public sealed class AlexNetModel : IDisposable
         for (int layer = 5; layer < 8; layer++)
         {
             ActivationPlan fcPlan = _activations[act++];
-            DeviceBuffer<float> output = Other(current);
+            DeviceBuffer output = Other(current);
             int outputs = fcPlan.Channels;
-            s.Gemm(MatrixView.RowMajor(current, n, inputs), MatrixView.RowMajor(_weights[layer], inputs, outputs), MatrixView.RowMajor(output, n, outputs));
+            s.Gemm(MatrixView.RowMajor(current, _format, n, inputs), MatrixView.RowMajor(_weights[layer], _format, inputs, outputs),
+                MatrixView.RowMajor(output, _format, n, outputs), math: _math);
             profile?.Mark(s, FcGemm[layer - 5]);
             if (layer < 7)
             {
@@ -360,7 +389,8 @@ public sealed class AlexNetModel : IDisposable
                 ActivationPlan probPlan = _activations[act++];
                 // The softmax kernel adds fc8's bias to the logits in place (that is the exported fc8) and
                 // writes the probabilities.
-                DeviceBuffer<float> probabilities = Other(output);
+                // The probabilities are FP32: in the other arena when that holds floats, else in their own buffer.
+                DeviceBuffer<float> probabilities = _probabilities ?? (DeviceBuffer<float>)Other(output);
                 _kernels.Softmax(s, probabilities, output, _biases[layer], n, outputs);
                 _fc8Buffer = output;
                 _probBuffer = probabilities;
@@ -372,21 +402,27 @@ public sealed class AlexNetModel : IDisposable
     }
 
     /// <summary>The arena that is not <paramref name="buffer"/>: where the activation computed from it goes.</summary>
-    private DeviceBuffer<float> Other(DeviceBuffer<float> buffer) => ReferenceEquals(buffer, _arenas[0]) ? _arenas[1] : _arenas[0];
+    private DeviceBuffer Other(DeviceBuffer buffer) => ReferenceEquals(buffer, _arenas[0]) ? _arenas[1] : _arenas[0];
 
     // ---- one operation at a time, as the forward pass queues it (the per-operation benchmarks) ----
 
     internal NetworkKernels Kernels => _kernels;
 
     /// <summary>Layer <paramref name="layer"/>'s weights (0…7) in the layout the forward pass uses.</summary>
-    internal DeviceBuffer<float> WeightBuffer(int layer) => _weights[layer];
+    internal DeviceBuffer WeightBuffer(int layer) => _weights[layer];
+
+    /// <summary>How this model's activations and weights are stored.</summary>
+    internal ElementFormat Storage => _format;
+
+    /// <summary>How this model's GEMMs multiply.</summary>
+    internal GemmMath GemmMath => _math;
 
     internal DeviceBuffer<float> BiasBuffer(int layer) => _biases[layer];
 
     /// <summary>Queues convolution <paramref name="layer"/> (0…4) + bias + ReLU of <paramref name="n"/> images from
     /// <paramref name="input"/> to <paramref name="output"/>, both <c>[C][N][H][W]</c>, with this model's workspace:
     /// the whole layer as one operation (the forward pass leaves the bias and ReLU to the next kernel).</summary>
-    internal void Convolve(int layer, DeviceBuffer<float> input, DeviceBuffer<float> output, int n)
+    internal void Convolve(int layer, DeviceBuffer input, DeviceBuffer output, int n)
     {
         CheckBatch(n);
         ConvolutionPlan p = Plan.Convolutions[layer];
@@ -397,7 +433,7 @@ public sealed class AlexNetModel : IDisposable
     /// <summary>One convolution without its bias and ReLU: per chunk of images, im2col (applying
     /// <paramref name="inputBias"/>, the previous convolution's, when its raw output is the input) then one
     /// strided-batched GEMM over the groups.</summary>
-    private void Convolve(ComputeStream s, ConvolutionPlan p, DeviceBuffer<float> input, DeviceBuffer<float> output, int layer, int n,
+    private void Convolve(ComputeStream s, ConvolutionPlan p, DeviceBuffer input, DeviceBuffer output, int layer, int n,
         ForwardProfile? profile, DeviceBuffer<float>? inputBias)
     {
         string[] steps = ConvolutionSteps[layer];
@@ -412,10 +448,10 @@ public sealed class AlexNetModel : IDisposable
                 p.KernelSize, p.KernelSize, p.Stride, p.Pad, p.OutputSize, p.OutputSize, inputBias);
             profile?.Mark(s, steps[0]);
             s.GemmBatched(
-                MatrixView.RowMajor(_weights[layer], groupOut, groupK),
-                MatrixView.RowMajor(_workspace, groupK, columns),
-                MatrixView.RowMajor(output, groupOut, columns, offset: (long)image0 * pixels, leadingDimension: (int)outputRow),
-                new GemmBatch(p.Groups, (long)groupOut * groupK, (long)groupK * columns, groupOut * outputRow));
+                MatrixView.RowMajor(_weights[layer], _format, groupOut, groupK),
+                MatrixView.RowMajor(_workspace, _format, groupK, columns),
+                MatrixView.RowMajor(output, _format, groupOut, columns, offset: (long)image0 * pixels, leadingDimension: (int)outputRow),
+                new GemmBatch(p.Groups, (long)groupOut * groupK, (long)groupK * columns, groupOut * outputRow), math: _math);
             profile?.Mark(s, steps[1]);
         }
     }
@@ -489,11 +525,21 @@ public sealed class AlexNetModel : IDisposable
     /// <summary>Copies an activation to the host in the export layout: [C][N][H][W] is permuted to [N][C][H][W].
     /// With fused activations a convolution's buffer holds its raw GEMM output; its bias and ReLU are applied here, with the float
     /// addition and comparison of the kernels, so the export is what the fused kernels read.</summary>
-    private float[] Export(ActivationPlan plan, DeviceBuffer<float> buffer, int n)
+    private float[] Export(ActivationPlan plan, DeviceBuffer buffer, int n)
     {
         long count = plan.ElementsPerImage * n;
         var raw = new float[count];
-        _stream.CopyToHost(buffer, raw);
+        if (buffer is DeviceBuffer<float> floats)
+        {
+            _stream.CopyToHost(floats, raw);
+        }
+        else
+        {
+            // 16-bit storage: the values exactly as the kernels stored them, as floats.
+            var bits = new ushort[count];
+            _stream.CopyToHost((DeviceBuffer<ushort>)buffer, bits);
+            ElementFormats.ToFloat(bits, raw, _format);
+        }
         if (plan.Layout != "[C][N][H][W]") return raw;
         int channels = plan.Channels, pixels = plan.Height * plan.Width;
         float[]? bias = FusesActivations ? _convolutionBiases.GetValueOrDefault(plan.Name) : null;
@@ -523,15 +569,16 @@ public sealed class AlexNetModel : IDisposable
         _kernels?.Dispose();
         _staging?.Dispose();
         _workspace?.Dispose();
-        if (_arenas is not null) foreach (DeviceBuffer<float> a in _arenas) a?.Dispose();
-        foreach (DeviceBuffer<float>? w in _weights) w?.Dispose();
+        if (_arenas is not null) foreach (DeviceBuffer a in _arenas) a?.Dispose();
+        _probabilities?.Dispose();
+        foreach (DeviceBuffer? w in _weights) w?.Dispose();
         foreach (DeviceBuffer<float>? b in _biases) b?.Dispose();
     }
 
     // ---- graphs ----
 
     /// <summary>Where a pass leaves fc8 and the probabilities: kept with each graph, since a replay writes there.</summary>
-    private readonly record struct PassOutputs(DeviceBuffer<float> Fc8, DeviceBuffer<float> Probabilities);
+    private readonly record struct PassOutputs(DeviceBuffer Fc8, DeviceBuffer<float> Probabilities);
 
     private readonly ForwardGraphs<PassOutputs>? _graphs;
 
@@ -550,7 +597,20 @@ public sealed class AlexNetModel : IDisposable
     /// shows (the graph check poisons them before a replay).</summary>
     internal void PoisonActivations()
     {
-        foreach (DeviceBuffer<float> arena in _arenas) _stream.Fill(arena, float.NaN);
+        foreach (DeviceBuffer arena in _arenas)
+        {
+            if (arena is DeviceBuffer<float> floats)
+            {
+                _stream.Fill(floats, float.NaN);
+            }
+            else if (arena is DeviceBuffer<ushort> halves)
+            {
+                // 16-bit storage: all ones is a NaN in fp16 and in bf16 alike.
+                var nan = new ushort[halves.Length];
+                Array.Fill(nan, (ushort)0xFFFF);
+                _stream.CopyToDevice<ushort>(nan, halves);
+            }
+        }
     }
 
     /// <summary>True when <see cref="Run(int)"/> captures and replays graphs (<see cref="AlexNetOptions.UseGraphs"/>

@@ -72,6 +72,14 @@ public sealed class AlexNetOptions
     /// network's GPU kernels run, separate where its CPU variants do.</summary>
     public static bool FusesActivationsByDefault(ComputeDevice device) => NetworkKernels.TargetOf(device) == NetworkKernelTarget.Gpu;
 
+    /// <summary>
+    /// The number formats of the pass (<see cref="Network.Precision"/>): FP32 by default; TF32 keeps FP32 storage
+    /// and rounds the GEMMs' inputs; fp16 and bf16 store weights and activations in 16 bits (converted once at
+    /// load) with FP32 accumulation and FP32 probabilities. A device that lacks the GEMM for it
+    /// (<see cref="Precisions.IsSupported"/>) refuses to build the model, naming why.
+    /// </summary>
+    public Precision Precision { get; init; } = Precision.Fp32;
+
     /// <summary>The weight loader's options these imply.</summary>
     public WeightLoadOptions WeightLoadOptions => new() { NumClasses = NumClasses, SkipLayers = SkipLayers, Seed = InitSeed, Architecture = Architecture };
 

@@ -106,22 +106,24 @@ public sealed class NetworkKernels : IDisposable
     /// with the launch shapes of <paramref name="target"/> (null: <see cref="TargetOf"/> the device; the
     /// checks and tests pass each target to prove both variants on one device).
     /// </summary>
-    public NetworkKernels(ComputeDevice device, NetworkKernelTarget? target = null)
+    public NetworkKernels(ComputeDevice device, NetworkKernelTarget? target = null, ElementFormat activations = ElementFormat.Float32)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
         Target = target ?? TargetOf(device);
+        Activations = activations;
         try
         {
             var modules = new Dictionary<string, KernelModule>();
             foreach (NetworkKernelInfo info in Kernels)
             {
                 if (!info.LaunchedFor(Target)) continue;
+                IReadOnlyDictionary<string, string>? defines = ModuleDefines(info, activations);
                 // One module per file and defines: a file's variants share it.
-                string key = info.File + string.Concat((info.Defines ?? new Dictionary<string, string>()).Select(d => $" -D{d.Key}={d.Value}"));
+                string key = info.File + string.Concat((defines ?? new Dictionary<string, string>()).Select(d => $" -D{d.Key}={d.Value}"));
                 if (!modules.TryGetValue(key, out KernelModule? module))
                 {
-                    module = device.LoadModule(info.File, info.Defines);
+                    module = device.LoadModule(info.File, defines);
                     _modules.Add(module);
                     modules.Add(key, module);
                 }
@@ -171,6 +173,27 @@ public sealed class NetworkKernels : IDisposable
         s.Launch(_byEntryPoint[entryPoint], new Dim3(Dim3.CeilDiv(count, ConvertBlockSize)), new Dim3(ConvertBlockSize), args);
     }
 
+    /// <summary>The activations' storage these kernels were compiled for (prelude.h's act_t).</summary>
+    public ElementFormat Activations { get; }
+
+    /// <summary>The define that selects prelude.h's act_t for <paramref name="activations"/>, or null for floats.</summary>
+    public static string? ActivationDefine(ElementFormat activations) => activations switch
+    {
+        ElementFormat.Half => "ACT_HALF",
+        ElementFormat.BFloat16 => "ACT_BF16",
+        _ => null,
+    };
+
+    /// <summary>The defines kernel <paramref name="info"/>'s module is compiled with for <paramref name="activations"/>:
+    /// its own, plus the activation format's (convert.cu converts between formats and takes none).</summary>
+    public static IReadOnlyDictionary<string, string>? ModuleDefines(NetworkKernelInfo info, ElementFormat activations)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        if (ActivationDefine(activations) is not string define || info.File == "convert.cu") return info.Defines;
+        var defines = new Dictionary<string, string>(info.Defines ?? new Dictionary<string, string>()) { [define] = "1" };
+        return defines;
+    }
+
     /// <summary>The launch shapes a device gets by default: <see cref="NetworkKernelTarget.Cpu"/> for an OpenCL
     /// CPU device (PoCL), <see cref="NetworkKernelTarget.Gpu"/> for everything else.</summary>
     public static NetworkKernelTarget TargetOf(ComputeDevice device) =>
@@ -185,14 +208,14 @@ public sealed class NetworkKernels : IDisposable
     /// The user's batch, <c>input[n][p][c]</c> (N×227×227×3, BGR, mean subtracted), to the engine's
     /// channel-major <c>output[c][n][p]</c>.
     /// </summary>
-    public void ConvertInput(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int images, int pixels, int channels)
+    public void ConvertInput(ComputeStream s, DeviceBuffer output, DeviceBuffer<float> input, int images, int pixels, int channels)
     {
         const string op = "ConvertInput";
         Check(s, op);
         Positive(op, ("images", images), ("pixels", pixels), ("channels", channels));
         int total = FitsInInt(op, "images·pixels·channels", (long)images * pixels * channels);
         Distinct(op, output, input);
-        Holds(op, "output", output, total);
+        HoldsActivations(op, "output", output, total);
         Holds(op, "input", input, total);
 
         var args = new KernelArguments();
@@ -219,7 +242,7 @@ public sealed class NetworkKernels : IDisposable
     /// (height + 2·pad − kernelH)/stride + 1 and likewise for the width. With <paramref name="inputBias"/> the
     /// input is a convolution's raw output and each value is unfolded as relu(value + inputBias[channel]).
     /// </summary>
-    public void Im2Col(ComputeStream s, DeviceBuffer<float> col, DeviceBuffer<float> input, int channels, int batch, int height, int width,
+    public void Im2Col(ComputeStream s, DeviceBuffer col, DeviceBuffer input, int channels, int batch, int height, int width,
         int image0, int images, int kernelH, int kernelW, int stride, int pad, int outH, int outW, DeviceBuffer<float>? inputBias = null)
     {
         const string op = "Im2Col";
@@ -239,8 +262,8 @@ public sealed class NetworkKernels : IDisposable
         long columns = (long)images * outH * outW;
         int colCount = FitsInInt(op, "the col matrix (channels·kernelH·kernelW × images·outH·outW)", rows * columns);
         Distinct(op, col, input);
-        Holds(op, "col", col, colCount);
-        Holds(op, "input", input, inputCount);
+        HoldsActivations(op, "col", col, colCount);
+        HoldsActivations(op, "input", input, inputCount);
         InputBias(op, inputBias, channels, col);
 
         var args = new KernelArguments();
@@ -269,7 +292,7 @@ public sealed class NetworkKernels : IDisposable
     /// <c>x[o][c][s] += bias[c]</c> for x viewed as (outer, channels, inner), then ReLU when <paramref name="relu"/>
     /// (NaN stays NaN). After a convolution: (1, C, N·H·W); after a fully connected layer: (N, F, 1).
     /// </summary>
-    public void BiasRelu(ComputeStream s, DeviceBuffer<float> x, DeviceBuffer<float> bias, int outer, int channels, int inner, bool relu)
+    public void BiasRelu(ComputeStream s, DeviceBuffer x, DeviceBuffer<float> bias, int outer, int channels, int inner, bool relu)
     {
         const string op = "BiasRelu";
         Check(s, op);
@@ -278,7 +301,7 @@ public sealed class NetworkKernels : IDisposable
         GridLimit(op, "outer", outer);
         if (inner > 1) GridLimit(op, "channels", channels);
         Distinct(op, x, bias);
-        Holds(op, "x", x, count);
+        HoldsActivations(op, "x", x, count);
         Holds(op, "bias", bias, channels);
 
         var args = new KernelArguments();
@@ -308,7 +331,7 @@ public sealed class NetworkKernels : IDisposable
     /// <paramref name="inputBias"/> the input is a convolution's raw output and each value is read as
     /// relu(value + inputBias[channel]): the convolution's bias and ReLU fused into the normalisation.
     /// </summary>
-    public void Lrn(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int inner, LrnParameters p,
+    public void Lrn(ComputeStream s, DeviceBuffer output, DeviceBuffer input, int channels, int inner, LrnParameters p,
         DeviceBuffer<float>? inputBias = null)
     {
         const string op = "Lrn";
@@ -318,8 +341,8 @@ public sealed class NetworkKernels : IDisposable
         int count = FitsInInt(op, "channels·inner", (long)channels * inner);
         GridLimit(op, "channels", channels);
         Distinct(op, output, input);
-        Holds(op, "output", output, count);
-        Holds(op, "input", input, count);
+        HoldsActivations(op, "output", output, count);
+        HoldsActivations(op, "input", input, count);
         InputBias(op, inputBias, channels, output);
 
         var args = new KernelArguments();
@@ -348,7 +371,7 @@ public sealed class NetworkKernels : IDisposable
     /// the result in one pass (<c>lrn_maxpool_kernel1</c>): <see cref="Lrn"/> then <see cref="MaxPool"/>, the same
     /// numbers, without writing the normalised tensor. Output layout and <paramref name="inputBias"/> as there.
     /// </summary>
-    public void LrnMaxPool(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int batch, int height, int width,
+    public void LrnMaxPool(ComputeStream s, DeviceBuffer output, DeviceBuffer input, int channels, int batch, int height, int width,
         int outH, int outW, int size, int stride, int outStrideC, int outStrideN, LrnParameters p, DeviceBuffer<float>? inputBias = null)
     {
         const string op = "LrnMaxPool";
@@ -365,7 +388,7 @@ public sealed class NetworkKernels : IDisposable
 
     /// <summary>The checks and leading arguments <see cref="MaxPool"/> and <see cref="LrnMaxPool"/> share: the
     /// windows fit, the sizes fit an int, the planes of the output do not overlap, the buffers are large enough.</summary>
-    private KernelArguments PoolingArguments(string op, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int batch, int height,
+    private KernelArguments PoolingArguments(string op, DeviceBuffer output, DeviceBuffer input, int channels, int batch, int height,
         int width, int outH, int outW, int size, int stride, int outStrideC, int outStrideN, DeviceBuffer<float>? inputBias)
     {
         Positive(op, ("channels", channels), ("batch", batch), ("height", height), ("width", width), ("outH", outH), ("outW", outW),
@@ -377,8 +400,8 @@ public sealed class NetworkKernels : IDisposable
         int extent = FitsInInt(op, "the output's extent", OutputExtent(op, channels, batch, outH * outW, outStrideC, outStrideN));
         GridLimit(op, "channels", channels);
         Distinct(op, output, input);
-        Holds(op, "output", output, extent);
-        Holds(op, "input", input, inputCount);
+        HoldsActivations(op, "output", output, extent);
+        HoldsActivations(op, "input", input, inputCount);
         InputBias(op, inputBias, channels, output);
 
         var args = new KernelArguments();
@@ -404,7 +427,7 @@ public sealed class NetworkKernels : IDisposable
     /// gives pool5's [N][C·Ho·Wo] flatten. A window holding NaN gives NaN. With <paramref name="inputBias"/> the
     /// input is a convolution's raw output and each value is compared as relu(value + inputBias[channel]).
     /// </summary>
-    public void MaxPool(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<float> input, int channels, int batch, int height, int width,
+    public void MaxPool(ComputeStream s, DeviceBuffer output, DeviceBuffer input, int channels, int batch, int height, int width,
         int outH, int outW, int size, int stride, int outStrideC, int outStrideN, DeviceBuffer<float>? inputBias = null)
     {
         const string op = "MaxPool";
@@ -424,7 +447,7 @@ public sealed class NetworkKernels : IDisposable
     /// [rows][<paramref name="features"/>] raw GEMM output and each element is relu(x + bias[feature]) first:
     /// a fully connected layer's bias, ReLU and dropout in one pass.
     /// </summary>
-    public void Dropout(ComputeStream s, DeviceBuffer<float> x, int count, float keepProb, ulong seed, uint offset,
+    public void Dropout(ComputeStream s, DeviceBuffer x, int count, float keepProb, ulong seed, uint offset,
         DeviceBuffer<float>? bias = null, int features = 0)
     {
         const string op = "Dropout";
@@ -433,7 +456,7 @@ public sealed class NetworkKernels : IDisposable
         if (!(keepProb > 0 && keepProb <= 1))
             throw Error(op, string.Create(CultureInfo.InvariantCulture,
                 $"keepProb must be in (0, 1], not {keepProb}; use 1 (the identity) for inference"));
-        Holds(op, "x", x, count);
+        HoldsActivations(op, "x", x, count);
         if (bias is not null)
         {
             if (features <= 0 || count % features != 0)
@@ -464,7 +487,7 @@ public sealed class NetworkKernels : IDisposable
     /// fc8's epilogue: <c>logits[r][k] += bias[k]</c> (written back: the exported logits), then
     /// <c>prob[r]</c> = softmax of that row, with the row maximum subtracted first.
     /// </summary>
-    public void Softmax(ComputeStream s, DeviceBuffer<float> prob, DeviceBuffer<float> logits, DeviceBuffer<float> bias, int rows, int classes)
+    public void Softmax(ComputeStream s, DeviceBuffer<float> prob, DeviceBuffer logits, DeviceBuffer<float> bias, int rows, int classes)
     {
         const string op = "Softmax";
         Check(s, op);
@@ -474,7 +497,7 @@ public sealed class NetworkKernels : IDisposable
         Distinct(op, prob, bias);
         Distinct(op, logits, bias);
         Holds(op, "prob", prob, count);
-        Holds(op, "logits", logits, count);
+        HoldsActivations(op, "logits", logits, count);
         Holds(op, "bias", bias, classes);
 
         var args = new KernelArguments();
@@ -521,16 +544,26 @@ public sealed class NetworkKernels : IDisposable
             throw Error(op, $"{name} = {value} exceeds {MaxGridYZ}, the grid's y/z limit that the launch puts it in; split the call");
     }
 
-    private void Holds<T>(string op, string name, DeviceBuffer<T> buffer, long needed) where T : unmanaged
+    private void Holds(string op, string name, DeviceBuffer buffer, long needed)
     {
         ArgumentNullException.ThrowIfNull(buffer, name);
         if (!ReferenceEquals(buffer.Device, _device))
             throw Error(op, $"{name} belongs to another device ({buffer.Device.Description})");
         if (buffer.Length < needed)
-            throw Error(op, $"{name} holds {buffer.Length} {(typeof(T) == typeof(float) ? "floats" : "values")} but the operation needs {needed}");
+            throw Error(op, $"{name} holds {buffer.Length} {(buffer is DeviceBuffer<float> ? "floats" : "values")} but the operation needs {needed}");
     }
 
-    private static void Distinct(string op, DeviceBuffer<float> a, DeviceBuffer<float> b)
+    /// <summary>An activation buffer: as <see cref="Holds"/>, and its elements are <see cref="Activations"/>' size
+    /// (16-bit kernels given a float buffer would read it as twice as many halves).</summary>
+    private void HoldsActivations(string op, string name, DeviceBuffer buffer, long needed)
+    {
+        ArgumentNullException.ThrowIfNull(buffer, name);
+        if (buffer.ElementSize != ElementFormats.SizeOf(Activations))
+            throw Error(op, $"{name} has {buffer.ElementSize}-byte elements but these kernels store {ElementFormats.Name(Activations)} activations ({ElementFormats.SizeOf(Activations)} bytes); allocate it for that format");
+        Holds(op, name, buffer, needed);
+    }
+
+    private static void Distinct(string op, DeviceBuffer a, DeviceBuffer b)
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
@@ -539,7 +572,7 @@ public sealed class NetworkKernels : IDisposable
     }
 
     /// <summary>A fused input activation's bias: one float per input channel, on this device, not the output.</summary>
-    private void InputBias(string op, DeviceBuffer<float>? inputBias, int channels, DeviceBuffer<float> output)
+    private void InputBias(string op, DeviceBuffer<float>? inputBias, int channels, DeviceBuffer output)
     {
         if (inputBias is null) return;
         Holds(op, "inputBias", inputBias, channels);
@@ -549,7 +582,7 @@ public sealed class NetworkKernels : IDisposable
 
     /// <summary>The kernels' (input_bias, biased) pair: without a bias the input itself stands in for the
     /// pointer, which the kernel then never reads.</summary>
-    private static void AddInputBias(ref KernelArguments args, DeviceBuffer<float>? inputBias, DeviceBuffer<float> input)
+    private static void AddInputBias(ref KernelArguments args, DeviceBuffer<float>? inputBias, DeviceBuffer input)
     {
         args.Add(inputBias ?? input);
         args.Add(inputBias is null ? 0 : 1);

@@ -23,16 +23,23 @@ public sealed record ConvolutionPlan(string Name, int InputChannels, int OutputC
     /// vectorised loads need (AlexNet's Ho·Wo, 3025, 729 and 169, are odd). A workspace that holds fewer images
     /// than the granule keeps what it holds.
     /// </summary>
-    public static int ChunkFor(int outputPixels, long fit, int maxBatch)
+    public static int ChunkFor(int outputPixels, long fit, int maxBatch, int elementBytes = sizeof(float))
     {
         if (fit >= maxBatch) return maxBatch;
-        int granule = AlignmentGranule(outputPixels);
+        int granule = AlignmentGranule(outputPixels, elementBytes);
         return fit >= granule ? (int)(fit / granule * granule) : (int)fit;
     }
 
-    /// <summary>The fewest images whose Ho·Wo output columns make a multiple of 4 floats: 4 for odd Ho·Wo,
-    /// 2 when it is twice an odd number, 1 when it is a multiple of 4.</summary>
-    public static int AlignmentGranule(int outputPixels) => outputPixels % 4 == 0 ? 1 : outputPixels % 2 == 0 ? 2 : 4;
+    /// <summary>The fewest images whose Ho·Wo output columns make 16 bytes: for floats (4 per 16 bytes) 4 for odd
+    /// Ho·Wo, 2 when it is twice an odd number, 1 when it is a multiple of 4; for 16-bit elements (8 per 16 bytes)
+    /// 8 for odd Ho·Wo, and so on.</summary>
+    public static int AlignmentGranule(int outputPixels, int elementBytes = sizeof(float))
+    {
+        int per16Bytes = 16 / elementBytes;
+        int granule = 1;
+        while (granule < per16Bytes && (long)outputPixels * granule % per16Bytes != 0) granule *= 2;
+        return granule;
+    }
 
     /// <summary>Rows of one group's lowered input (and columns of its filter matrix): Cin/groups · k · k.</summary>
     public int GroupK => InputChannels / Groups * KernelSize * KernelSize;
@@ -73,9 +80,10 @@ public sealed record ActivationPlan(string Name, int Channels, int Height, int W
 public sealed class NetworkPlan
 {
     internal NetworkPlan(int maxBatch, long workspaceFloats, IReadOnlyList<ConvolutionPlan> convolutions,
-        IReadOnlyList<ActivationPlan> activations, long weightFloats, int[] fullyConnected)
+        IReadOnlyList<ActivationPlan> activations, long weightFloats, int[] fullyConnected, int elementBytes)
     {
         MaxBatch = maxBatch;
+        ElementBytes = elementBytes;
         WorkspaceFloats = workspaceFloats;
         Convolutions = convolutions;
         Activations = activations;
@@ -86,9 +94,19 @@ public sealed class NetworkPlan
         ArenaFloats = [StagingFloats, 0];
         foreach (ActivationPlan a in activations)
             ArenaFloats[a.Arena] = Math.Max(ArenaFloats[a.Arena], a.ElementsPerImage * maxBatch);
+        // 16-bit activations: the probabilities, FP32 whatever the storage, get a buffer of their own.
+        ProbabilityFloats = elementBytes == sizeof(float) ? 0 : (long)maxBatch * fullyConnected[2];
     }
 
     public int MaxBatch { get; }
+
+    /// <summary>Bytes per element of the activations, the workspace and the weights: 4 for FP32 and TF32, 2 for
+    /// fp16 and bf16. The arenas', workspace's and weights' "floats" below count elements of that size; the
+    /// input staging (the user's images) and the probabilities are FP32 in every precision.</summary>
+    public int ElementBytes { get; }
+
+    /// <summary>Floats of the separate FP32 probability buffer of a 16-bit plan (0 in FP32, where prob takes its arena).</summary>
+    public long ProbabilityFloats { get; }
 
     public IReadOnlyList<ConvolutionPlan> Convolutions { get; }
 
@@ -111,15 +129,15 @@ public sealed class NetworkPlan
         + (long)Activation("pool5").ElementsPerImage * FullyConnected[0] + (long)FullyConnected[0] * FullyConnected[1] + (long)FullyConnected[1] * FullyConnected[2];
 
     /// <summary>Device bytes of the activations, staging and workspace (what the batch size drives).</summary>
-    public long ActivationBytes => (ArenaFloats[0] + ArenaFloats[1] + StagingFloats + WorkspaceFloats) * sizeof(float);
+    public long ActivationBytes => (ArenaFloats[0] + ArenaFloats[1] + WorkspaceFloats) * ElementBytes + (StagingFloats + ProbabilityFloats) * sizeof(float);
 
     /// <summary>Device bytes of everything the model allocates: weights, biases, activations, workspace.</summary>
-    public long PeakBytes => ActivationBytes + WeightFloats * sizeof(float);
+    public long PeakBytes => ActivationBytes + WeightFloats * ElementBytes;
 
     /// <summary>What <see cref="ActivationBytes"/> would be with one buffer per tensor (the converted input and
     /// each layer's activation) instead of two shared arenas: the saving of the plan.</summary>
     public long UnsharedActivationBytes =>
-        (Activations.Sum(a => a.ElementsPerImage) * MaxBatch + 2 * StagingFloats + WorkspaceFloats) * sizeof(float);
+        (Activations.Sum(a => a.ElementsPerImage) * MaxBatch + StagingFloats + WorkspaceFloats) * ElementBytes + StagingFloats * sizeof(float);
 
     /// <summary>
     /// The minimum work of each step of a pass over <paramref name="batch"/> images, in the order the pass runs
@@ -129,10 +147,13 @@ public sealed class NetworkPlan
     /// </summary>
     public IReadOnlyList<StepCost> StepCosts(int batch, bool fusedActivations = true)
     {
-        const double F = sizeof(float);
+        // Activations, lowering and weights move in the plan's element size; biases, the user's images and the
+        // probabilities are floats. (The 16-bit formats halve every step but those edges.)
+        double F = ElementBytes;
+        const double F32 = sizeof(float);
         var steps = new List<StepCost>();
         double inputFloats = (double)StagingFloats / MaxBatch * batch;
-        steps.Add(new StepCost("input", 0, 2 * inputFloats * F));
+        steps.Add(new StepCost("input", 0, inputFloats * (F32 + F)));
         double current = inputFloats;
         // With fused activations a convolution's bias and ReLU are applied by the step that reads its output
         // next (see AlexNetModel.Run), which reads the bias too (`pendingBias` is its length, or 0), and an LRN
@@ -142,19 +163,19 @@ public sealed class NetworkPlan
         {
             double lowered = (double)c.LoweredPerImage * batch, output = (double)c.OutputChannels * c.OutputPixels * batch;
             double chunks = Math.Ceiling(batch / (double)c.ChunkImages), filters = (double)c.OutputChannels * c.GroupK;
-            steps.Add(new StepCost($"{c.Name} im2col", 0, (current + lowered + pendingBias) * F));
+            steps.Add(new StepCost($"{c.Name} im2col", 0, (current + lowered) * F + pendingBias * F32));
             steps.Add(new StepCost($"{c.Name} gemm", 2.0 * c.MacsPerImage * batch, (chunks * filters + lowered + output) * F));
             if (fusedActivations)
                 pendingBias = c.OutputChannels;
             else
-                steps.Add(new StepCost($"{c.Name} bias+relu", 0, (2 * output + c.OutputChannels) * F));
+                steps.Add(new StepCost($"{c.Name} bias+relu", 0, 2 * output * F + c.OutputChannels * F32));
             current = output;
             if (fusedActivations && Activations.Any(x => x.Name == $"norm{c.Name[^1]}"))
             {
                 // LRN and the pool after it as one kernel: the normalised tensor is neither written nor read.
                 ActivationPlan pool = Activation($"pool{c.Name[^1]}");
                 double pooled = (double)pool.ElementsPerImage * batch;
-                steps.Add(new StepCost($"norm{c.Name[^1]}+pool{c.Name[^1]}", 0, (current + pooled + pendingBias) * F));
+                steps.Add(new StepCost($"norm{c.Name[^1]}+pool{c.Name[^1]}", 0, (current + pooled) * F + pendingBias * F32));
                 current = pooled;
                 pendingBias = 0;
                 continue;
@@ -164,7 +185,7 @@ public sealed class NetworkPlan
                 ActivationPlan? a = Activations.FirstOrDefault(x => x.Name == $"{follower}{c.Name[^1]}");
                 if (a is null) continue;
                 double produced = (double)a.ElementsPerImage * batch;
-                steps.Add(new StepCost(a.Name, 0, (current + produced + pendingBias) * F));
+                steps.Add(new StepCost(a.Name, 0, (current + produced) * F + pendingBias * F32));
                 current = produced;
                 pendingBias = 0;
             }
@@ -174,11 +195,11 @@ public sealed class NetworkPlan
         {
             double outputs = FullyConnected[i];
             steps.Add(new StepCost($"fc{6 + i} gemm", 2.0 * inputs * outputs * batch, (inputs * outputs + (inputs + outputs) * batch) * F));
-            if (i < 2) steps.Add(new StepCost($"fc{6 + i} bias+relu", 0, (2 * outputs * batch + outputs) * F));
+            if (i < 2) steps.Add(new StepCost($"fc{6 + i} bias+relu", 0, 2 * outputs * batch * F + outputs * F32));
             inputs = outputs;
         }
         // The softmax adds fc8's bias to the logits in place and writes the probabilities.
-        steps.Add(new StepCost("softmax", 0, (3 * inputs * batch + inputs) * F));
+        steps.Add(new StepCost("softmax", 0, 2 * inputs * batch * F + (inputs * batch + inputs) * F32));
         return steps;
     }
 
@@ -191,13 +212,14 @@ public sealed class NetworkPlan
     {
         var text = new StringBuilder();
         CultureInfo c = CultureInfo.InvariantCulture;
-        text.Append(c, $"memory plan for batch {MaxBatch}:\n");
+        int e = ElementBytes;
+        text.Append(c, $"memory plan for batch {MaxBatch}{(e == sizeof(float) ? "" : $", {8 * e}-bit activations and weights")}:\n");
         foreach (ActivationPlan a in Activations)
-            text.Append(c, $"  {a.Name,-6} {a.Layout,-13} {a.Channels,5} x {a.Height,3} x {a.Width,3}  arena {a.Arena}  {Mib(a.ElementsPerImage * MaxBatch * 4),10}\n");
-        text.Append(c, $"  arena 0 {Mib(ArenaFloats[0] * 4)}, arena 1 {Mib(ArenaFloats[1] * 4)}, input staging {Mib(StagingFloats * 4)}, im2col workspace {Mib(WorkspaceFloats * 4)}\n");
+            text.Append(c, $"  {a.Name,-6} {a.Layout,-13} {a.Channels,5} x {a.Height,3} x {a.Width,3}  arena {a.Arena}  {Mib(a.ElementsPerImage * MaxBatch * e),10}\n");
+        text.Append(c, $"  arena 0 {Mib(ArenaFloats[0] * e)}, arena 1 {Mib(ArenaFloats[1] * e)}, input staging {Mib(StagingFloats * 4)}, im2col workspace {Mib(WorkspaceFloats * e)}{(ProbabilityFloats > 0 ? $", probabilities {Mib(ProbabilityFloats * 4)}" : "")}\n");
         foreach (ConvolutionPlan p in Convolutions)
             text.Append(c, $"  {p.Name}: GEMM M={p.GroupOutputChannels} N={p.ChunkImages}x{p.OutputPixels} K={p.GroupK} batch {p.Groups}; {Chunking(p)}\n");
-        text.Append(c, $"  activations {Mib(ActivationBytes)} (one buffer per tensor would take {Mib(UnsharedActivationBytes)}), weights {Mib(WeightFloats * 4)}, peak {Mib(PeakBytes)}");
+        text.Append(c, $"  activations {Mib(ActivationBytes)} (one buffer per tensor would take {Mib(UnsharedActivationBytes)}), weights {Mib(WeightFloats * e)}, peak {Mib(PeakBytes)}");
         return text.ToString();
     }
 
@@ -207,9 +229,9 @@ public sealed class NetworkPlan
         int chunks = (MaxBatch + p.ChunkImages - 1) / p.ChunkImages;
         if (chunks == 1) return $"one chunk: the workspace holds the whole batch ({p.WorkspaceImages} images' lowering)";
         string why = p.ChunkImages == p.WorkspaceImages
-            ? p.ChunkImages % ConvolutionPlan.AlignmentGranule(p.OutputPixels) == 0
+            ? p.ChunkImages % ConvolutionPlan.AlignmentGranule(p.OutputPixels, ElementBytes) == 0
                 ? "as many as the workspace holds"
-                : "all the workspace holds, too few to round to a multiple of 4 (GEMM operands not 16-byte aligned)"
+                : $"all the workspace holds, too few to round to a multiple of {ConvolutionPlan.AlignmentGranule(p.OutputPixels, ElementBytes)} (GEMM operands not 16-byte aligned)"
             : $"the workspace holds {p.WorkspaceImages}, rounded down so every chunk's GEMM operands are 16-byte aligned";
         return $"chunks of {p.ChunkImages} image{(p.ChunkImages == 1 ? "" : "s")} ({why}), {chunks} at batch {MaxBatch}";
     }
@@ -221,7 +243,7 @@ public sealed class NetworkPlan
     /// strides, paddings and pooling of docs/model.md). Throws an <see cref="AlexNetException"/> when the
     /// shapes do not chain or the workspace cannot hold one image's lowering.
     /// </summary>
-    internal static NetworkPlan Create(AlexNetArchitecture architecture, int maxBatch, long workspaceBytes)
+    internal static NetworkPlan Create(AlexNetArchitecture architecture, int maxBatch, long workspaceBytes, int elementBytes = sizeof(float))
     {
         // (stride, VALID?) of conv1..conv5 and whether a 3×3/2 pool follows, as the reference defines them.
         (int Stride, bool Valid, bool Pool, bool Lrn)[] shape =
@@ -275,10 +297,10 @@ public sealed class NetworkPlan
         }
         activations.Add(new ActivationPlan("prob", widths[2], 1, 1, step++ % 2, "[N][F]"));
 
-        long workspaceFloats = workspaceBytes / sizeof(float);
+        long workspaceFloats = workspaceBytes / elementBytes;
         if (workspaceFloats < largestLowering)
             throw new AlexNetException(string.Create(CultureInfo.InvariantCulture,
-                $"the im2col workspace of {workspaceBytes / 1048576.0:F1} MiB cannot hold one image's lowered input ({largestLowering * 4 / 1048576.0:F1} MiB for {convolutions.First(p => p.LoweredPerImage == largestLowering).Name}); give a larger workspace"));
+                $"the im2col workspace of {workspaceBytes / 1048576.0:F1} MiB cannot hold one image's lowered input ({largestLowering * elementBytes / 1048576.0:F1} MiB for {convolutions.First(p => p.LoweredPerImage == largestLowering).Name}); give a larger workspace"));
         // Each convolution takes as many images per chunk as fit, to a multiple of 4 when it takes several
         // chunks (ConvolutionPlan.ChunkFor); the workspace is then only as large as the largest chunk needs.
         long used = 0;
@@ -286,11 +308,11 @@ public sealed class NetworkPlan
         {
             ConvolutionPlan p = convolutions[i];
             long fit = workspaceFloats / p.LoweredPerImage;
-            int chunk = ConvolutionPlan.ChunkFor(p.OutputPixels, fit, maxBatch);
+            int chunk = ConvolutionPlan.ChunkFor(p.OutputPixels, fit, maxBatch, elementBytes);
             convolutions[i] = p with { ChunkImages = chunk, WorkspaceImages = (int)Math.Min(fit, int.MaxValue) };
             used = Math.Max(used, chunk * p.LoweredPerImage);
         }
         long weights = architecture.ParameterCount;
-        return new NetworkPlan(maxBatch, used, convolutions, activations, weights, widths);
+        return new NetworkPlan(maxBatch, used, convolutions, activations, weights, widths, elementBytes);
     }
 }
