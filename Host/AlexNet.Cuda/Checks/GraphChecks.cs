@@ -20,6 +20,9 @@ public static class GraphChecks
     {
         yield return ("graph: narrow AlexNet, batch 3 and 1 in one model, the replayed graph's fc8 and probabilities bit-identical to the stream pass's",
             d => ReplayMatchesTheStreamPass(d, SyntheticNetwork.Narrow, [3, 1, 3], new AlexNetOptions { MaxBatch = 3 }));
+        // 16-bit activations: the conversions at the pass's ends and the GemmEx calls are captured too.
+        yield return ("graph: narrow AlexNet in fp16 storage, batch 2 and 1, the replay bit-identical to the stream pass",
+            d => ReplayMatchesTheStreamPass(d, SyntheticNetwork.Narrow, [2, 1], new AlexNetOptions { MaxBatch = 2, Precision = Precision.Fp16 }));
         yield return ("graph: full-size AlexNet, synthetic weights, batch 2 and 1 in two workspace chunks, the replay bit-identical to the stream pass",
             d => ReplayMatchesTheStreamPass(d, AlexNetArchitecture.Default, [2, 1], new AlexNetOptions { MaxBatch = 2, WorkspaceBytes = 7L << 20 }));
     }
@@ -30,6 +33,8 @@ public static class GraphChecks
     {
         if (device.GraphsUnsupportedReason is string reason && architecture != SyntheticNetwork.Narrow)
             return new ComparisonResult(true, 0, 0, -1, 0, $"not applicable: {reason}: the stream path runs (the narrow network's check shows that it does)");
+        if (!Precisions.IsSupported(device, options.Precision, out string? unsupported))
+            return new ComparisonResult(true, 0, 0, -1, 0, $"not applicable: {Precisions.Name(options.Precision)} is not available on {device.Name}: {unsupported}");
         AlexNetWeights weights = SyntheticNetwork.Weights(architecture, seed: 11);
         using AlexNetModel model = AlexNetModel.Create(device, weights, options);
         var compared = new List<string>();
