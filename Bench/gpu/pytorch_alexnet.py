@@ -46,6 +46,7 @@ MODES = {
     "channels_last": {"description": "eager FP32, channels_last (NHWC) tensors, TF32 off", "fp32": True, "tolerance": 1e-4},
     "tf32": {"description": "eager FP32 tensors, NCHW, TF32 on for convolutions and GEMMs", "fp32": False, "tolerance": 1e-2},
     "fp16": {"description": "FP16 autocast (LRN in FP32, weights cast each pass), NCHW", "fp32": False, "tolerance": 1e-2},
+    "bf16": {"description": "BF16 autocast (LRN in FP32, weights cast each pass), NCHW", "fp32": False, "tolerance": 3e-2},
 }
 
 
@@ -264,9 +265,9 @@ def main():
                     x = x_all[torch.arange(batch, device=device) % count].contiguous()
                     if mode == "channels_last":
                         x = x.contiguous(memory_format=torch.channels_last)
-                    if mode == "fp16":
-                        def run(x=x):
-                            with torch.autocast("cuda", dtype=torch.float16):
+                    if mode in ("fp16", "bf16"):
+                        def run(x=x, dtype=torch.float16 if mode == "fp16" else torch.bfloat16):
+                            with torch.autocast("cuda", dtype=dtype):
                                 return forward(params, x)
                     elif mode == "graph":
                         # Warm up on a side stream before capture, as CUDA graph capture requires.

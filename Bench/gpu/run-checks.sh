@@ -184,6 +184,16 @@ bench_nograph() {
 }
 # The workspace the size of the GPU's L2 (50 MB on an H100, 60 MB on an H200), against bench.json's 256 MiB:
 # smaller chunks whose lowered input may stay in the cache between im2col and the GEMM.
+# The reduced precisions, against bench.json's FP32: TF32 tensor cores on FP32 storage, then fp16 and bf16
+# storage (half the bytes of every kernel and of the weights) with FP32-accumulating GEMMs. `alexnet check`
+# above has already held each precision's probabilities to its tolerance against FP32.
+bench_precisions() {
+  local p
+  for p in tf32 fp16 bf16; do
+    echo "== alexnet bench --precision $p (bench.json is fp32)"
+    "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --precision "$p" || echo "FAIL bench --precision $p: exit $?"
+  done
+}
 bench_l2() {
   echo "== alexnet bench --workspace l2 (bench.json has the default 256 MiB)"
   "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --workspace l2
@@ -238,7 +248,7 @@ hostile() {
     fi
   done
 }
-export -f environment check check_warm bench features pytorch kernels bench_unfused bench_nograph bench_l2 features_numpy classify hostile
+export -f environment check check_warm bench features pytorch kernels bench_unfused bench_nograph bench_precisions bench_l2 features_numpy classify hostile
 
 step environment 40 "$out/environment.txt" "$out/environment.txt" environment "versions, alexnet info"
 step check 120 "$out/check.txt" "$out/check.txt" check "alexnet check --device $DEVICE"
@@ -261,6 +271,7 @@ step kernels 60 "$out/kernels.txt" "$out/kernels.txt" kernels "alexnet bench ker
 step bench-unfused 60 "$out/kernels.txt" "$out/kernels.txt" bench_unfused "alexnet bench --fuse off --batch $BATCHES"
 step bench-nograph 60 "$out/kernels.txt" "$out/kernels.txt" bench_nograph "alexnet bench --graph off --batch $BATCHES"
 step bench-l2 60 "$out/kernels.txt" "$out/kernels.txt" bench_l2 "alexnet bench --workspace l2 --batch $BATCHES"
+step bench-precisions 90 "$out/kernels.txt" "$out/kernels.txt" bench_precisions "alexnet bench --precision tf32, fp16, bf16 --batch $BATCHES"
 step features-numpy 60 "$out/features.txt" "$out/features.txt" features_numpy "alexnet_numpy.py against the engine's 14 layers"
 step classify 90 "$out/classify.txt" "$out/classify.txt" classify "alexnet classify --device $DEVICE --stats, $IMAGES PNGs; numpy check of 3"
 step hostile 60 "$out/classify.txt" "$out/classify.txt" hostile "alexnet classify, crafted files, both decoders"

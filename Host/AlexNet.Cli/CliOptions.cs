@@ -214,6 +214,18 @@ internal static class CliOptions
                 return ok;
             }, "a positive whole number of MiB or l2", new WorkspaceSize(AlexNetOptions.DefaultWorkspaceBytes));
 
+    /// <summary>--precision: the number formats of the pass (<see cref="AlexNet.Cuda.Network.Precision"/>); fp32 when absent.</summary>
+    public static Option<PrecisionChoice> Precision() =>
+        Typed<PrecisionChoice>("--precision", "fp32|tf32|fp16|bf16",
+            "Number formats of the pass: fp32; tf32 (FP32 storage, the GEMMs' inputs rounded to TF32 on tensor cores); fp16 or bf16 " +
+            "(weights and activations stored in 16 bits, FP32 accumulation, FP32 probabilities). `alexnet info` lists each device's",
+            (string text, out PrecisionChoice value) =>
+            {
+                Precision? parsed = Precisions.Parse(text);
+                value = new PrecisionChoice(parsed ?? AlexNet.Cuda.Network.Precision.Fp32);
+                return parsed is not null;
+            }, "fp32, tf32, fp16 or bf16", new PrecisionChoice(AlexNet.Cuda.Network.Precision.Fp32));
+
     // The default is shown by help as "[default: …]" when it is a value; null (absent) shows nothing.
     private static Option<T> Typed<T>(string name, string helpName, string description, TryParse<T> parse, string expected, T fallback) =>
         new(name)
@@ -277,6 +289,28 @@ internal readonly record struct ByteSize(long Bytes)
         }
         return Bytes.ToString(CultureInfo.InvariantCulture);
     }
+}
+
+/// <summary>The precision <c>--precision</c> asked for, written as the command line writes it (the help's default).</summary>
+internal readonly record struct PrecisionChoice(Precision Value)
+{
+    public override string ToString() => Precisions.Name(Value);
+
+    /// <summary>Throws the one-line error of a device that lacks this precision (before any other work).</summary>
+    public void RequireOn(ComputeDevice device)
+    {
+        if (!Precisions.IsSupported(device, Value, out string? reason))
+            throw new AlexNetException($"--precision {this} is not available on {device.Name}: {reason}; `alexnet info` lists each device's precisions");
+    }
+
+    /// <summary>For a header line: what the precision stores and how its GEMMs multiply.</summary>
+    public string Describe() => Value switch
+    {
+        Precision.Tf32 => "tf32 (FP32 storage; GEMM inputs rounded to TF32, FP32 accumulation)",
+        Precision.Fp16 => "fp16 (weights and activations in fp16; GEMMs with FP32 accumulation; FP32 probabilities)",
+        Precision.Bf16 => "bf16 (weights and activations in bf16; GEMMs with FP32 accumulation; FP32 probabilities)",
+        _ => "fp32",
+    };
 }
 
 /// <summary>The size <c>--workspace</c> asked for: bytes, or (null) the device's last-level cache.</summary>

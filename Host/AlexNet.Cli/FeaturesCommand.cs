@@ -34,6 +34,7 @@ internal static class FeaturesCommand
         Option<DeviceChoice?> device = CliOptions.Device();
         Option<int> batch = CliOptions.PositiveInt("--batch", "Images per forward pass", 32);
         Option<WorkspaceSize> workspace = CliOptions.Workspace();
+        Option<PrecisionChoice> precision = CliOptions.Precision();
         LrnParameters lrnDefault = LrnParameters.Default;
         Option<int> radius = CliOptions.NonNegativeInt("--lrn-radius", "LRN depth radius", lrnDefault.Radius);
         Option<float> alpha = CliOptions.FiniteFloat("--lrn-alpha", "LRN alpha, TensorFlow's", lrnDefault.Alpha, a => a >= 0, "a number of 0 or more");
@@ -42,7 +43,7 @@ internal static class FeaturesCommand
         var images = new ImageInputOptions();
         var command = new Command("features", "Write the activations of chosen layers for image files and folders (.npy / .npz), read as classify reads them")
         {
-            weights, layers, output, skipBad, device, batch, workspace, radius, alpha, beta, bias,
+            weights, layers, output, skipBad, device, batch, workspace, precision, radius, alpha, beta, bias,
         };
         images.AddTo(command);
         // An extension that does not fit the layer count is a command-line mistake, found before anything runs.
@@ -72,14 +73,15 @@ internal static class FeaturesCommand
         {
             var lrn = new LrnParameters { Radius = result.GetValue(radius), Alpha = result.GetValue(alpha), Beta = result.GetValue(beta), Bias = result.GetValue(bias) };
             var settings = new Settings(result.GetRequiredValue(weights), [.. result.GetValue(layers)!], result.GetRequiredValue(output), result.GetValue(skipBad),
-                result.GetDevice(device), result.GetValue(batch), result.GetValue(workspace), lrn, images.Read(result), Program.IsVerbose(result));
+                result.GetDevice(device), result.GetValue(batch), result.GetValue(workspace), result.GetValue(precision), lrn, images.Read(result),
+                Program.IsVerbose(result));
             return Run(settings, result.InvocationConfiguration.Output, result.InvocationConfiguration.Error);
         });
         return command;
     }
 
     private sealed record Settings(string Weights, string[] Layers, string Output, bool SkipBad, DeviceChoice Device, int Batch,
-        WorkspaceSize Workspace, LrnParameters Lrn, ImageInputSettings Images, bool Verbose);
+        WorkspaceSize Workspace, PrecisionChoice Precision, LrnParameters Lrn, ImageInputSettings Images, bool Verbose);
 
     private static int Run(Settings s, TextWriter stdout, TextWriter stderr)
     {
@@ -94,9 +96,13 @@ internal static class FeaturesCommand
         using Interruption interruption = Interruption.Listen();
         using ImageInput input = s.Images.Open(s.Verbose ? (file, e) => stderr.WriteLine($"{Program.Name}: {file}: {e}") : null);
         using SelectedDevice selected = DeviceSelector.Open(s.Device);
-        var options = new AlexNetOptions { Lrn = s.Lrn, MaxBatch = Math.Max(1, Math.Min(s.Batch, files.Count)), WorkspaceBytes = s.Workspace.For(selected.Device) };
+        s.Precision.RequireOn(selected.Device);
+        var options = new AlexNetOptions
+        {
+            Lrn = s.Lrn, MaxBatch = Math.Max(1, Math.Min(s.Batch, files.Count)), WorkspaceBytes = s.Workspace.For(selected.Device), Precision = s.Precision.Value,
+        };
         using AlexNetModel model = AlexNetModel.Load(selected.Device, s.Weights, options);
-        stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason})");
+        stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason}); precision {s.Precision}");
         stdout.WriteLine($"model: {model.NumClasses} classes, LRN {s.Lrn}; device memory {model.Plan.PeakBytes / 1048576.0:F1} MiB for batches of {model.MaxBatch}; {files.Count} images, {input.Loader.Decoder.Name} decoder");
 
         const int F = AlexNetModel.InputFloatsPerImage;

@@ -38,15 +38,15 @@ internal static class NetworkBench
     /// the reason in its result.
     /// </summary>
     public static IReadOnlyList<NetworkBenchResult> Run(ComputeDevice device, AlexNetWeights weights, IReadOnlyList<int> batches,
-        int warmup, int iterations, IBenchPeer? peer, bool fuseActivations, long workspaceBytes, Action<string> step, Action<NetworkBenchResult>? measured = null,
-        bool useGraphs = false)
+        int warmup, int iterations, IBenchPeer? peer, bool fuseActivations, long workspaceBytes, Precision precision, Action<string> step,
+        Action<NetworkBenchResult>? measured = null, bool useGraphs = false)
     {
         var results = new List<NetworkBenchResult>();
         foreach (int batch in batches)
         {
             step($"batch {batch}: building the model");
             NetworkBenchResult result;
-            AlexNetModel? model = TryCreate(device, weights, batch, fuseActivations, workspaceBytes, useGraphs, out string? skipped);
+            AlexNetModel? model = TryCreate(device, weights, batch, fuseActivations, workspaceBytes, precision, useGraphs, out string? skipped);
             if (model is null)
             {
                 result = new NetworkBenchResult(batch, 0, 0, 0, 0, 0, [], skipped);
@@ -62,13 +62,14 @@ internal static class NetworkBench
     }
 
     /// <summary>The model for <paramref name="batch"/>, or null with the reason when the device cannot hold it.</summary>
-    private static AlexNetModel? TryCreate(ComputeDevice device, AlexNetWeights weights, int batch, bool fuseActivations, long workspaceBytes, bool useGraphs,
-        out string? skipped)
+    private static AlexNetModel? TryCreate(ComputeDevice device, AlexNetWeights weights, int batch, bool fuseActivations, long workspaceBytes,
+        Precision precision, bool useGraphs, out string? skipped)
     {
         skipped = null;
         try
         {
-            return AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = batch, FuseActivations = fuseActivations, WorkspaceBytes = workspaceBytes, UseGraphs = useGraphs });
+            return AlexNetModel.Create(device, weights,
+                new AlexNetOptions { MaxBatch = batch, FuseActivations = fuseActivations, WorkspaceBytes = workspaceBytes, Precision = precision, UseGraphs = useGraphs });
         }
         catch (AlexNetException e) when (e.Message.StartsWith("out of", StringComparison.Ordinal))
         {
@@ -191,8 +192,8 @@ internal static class NetworkBench
         }
     }
 
-    public static void WriteJson(TextWriter o, ComputeDevice device, string weights, bool fusedActivations, long workspaceBytes, IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer,
-        string? graphsOff)
+    public static void WriteJson(TextWriter o, ComputeDevice device, string weights, bool fusedActivations, long workspaceBytes, Precision precision,
+        IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer, string? graphsOff)
     {
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -210,6 +211,7 @@ internal static class NetworkBench
             w.WriteEndObject();
             w.WriteString("weights", weights);
             w.WriteBoolean("fused_activations", fusedActivations);
+            w.WriteString("precision", Precisions.Name(precision));
             w.WriteNumber("workspace_bytes", workspaceBytes);
             w.WriteBoolean("graphs", graphsOff is null);
             if (graphsOff is not null) w.WriteString("graphs_off", graphsOff);

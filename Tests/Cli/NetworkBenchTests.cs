@@ -149,7 +149,7 @@ public class NetworkBenchTests(OpenClFixture fixture)
 
         var json = new StringWriter();
         using (var device = new RecordingDevice())
-            NetworkBench.WriteJson(json, device, "synthetic", true, 1L << 20, results, null, graphsOff: null);
+            NetworkBench.WriteJson(json, device, "synthetic", true, 1L << 20, Precision.Fp32, results, null, graphsOff: null);
         using JsonDocument doc = JsonDocument.Parse(json.ToString());
         Assert.True(doc.RootElement.GetProperty("graphs").GetBoolean());
         Assert.False(doc.RootElement.TryGetProperty("graphs_off", out _));

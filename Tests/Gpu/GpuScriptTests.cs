@@ -254,9 +254,9 @@ public class GpuScriptTests(OpenClFixture fixture)
     {
         string[] commands = File.ReadAllLines(Path.Combine(Scripts, "run-checks.sh"))
             .Where(l => l.TrimStart().StartsWith("\"$EXE\" ", StringComparison.Ordinal)).ToArray();
-        // info, check twice, bench, features, bench kernels, bench --fuse off, bench --graph off, bench --workspace l2,
-        // classify, classify of the crafted files.
-        Assert.Equal(11, commands.Length);
+        // info, check twice, bench, features, bench kernels, bench --fuse off, bench --graph off, bench --precision
+        // (a loop over tf32, fp16, bf16), bench --workspace l2, classify, classify of the crafted files.
+        Assert.Equal(12, commands.Length);
         Assert.All(commands, c => Assert.Contains(" --verbose", c));
     }
 

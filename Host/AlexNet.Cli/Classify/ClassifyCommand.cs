@@ -28,6 +28,7 @@ internal static class ClassifyCommand
         Option<int> batch = CliOptions.PositiveInt("--batch", "Images per forward pass", 64);
         Option<int> top = CliOptions.PositiveInt("--top", "Classes to print per image", 5);
         Option<WorkspaceSize> workspace = CliOptions.Workspace();
+        Option<PrecisionChoice> precision = CliOptions.Precision();
         var labels = new Option<string?>("--labels")
         {
             Description = "Class names: Caffe's synset_words.txt form or one name per line (the bundled ImageNet names serve when there are 1000 classes)",
@@ -55,19 +56,19 @@ internal static class ClassifyCommand
         var images = new ImageInputOptions();
         var command = new Command("classify", "Classify image files in batches: the top-K classes of each, in input order")
         {
-            weights, device, batch, top, labels, format, shard, stats, workspace,
+            weights, device, batch, top, labels, format, shard, stats, workspace, precision,
         };
         images.AddTo(command);
         command.SetAction(result => Run(new Settings(
             result.GetRequiredValue(weights), result.GetDevice(device), result.GetValue(batch), result.GetValue(top),
             result.GetValue(labels), result.GetValue(format) == "json", result.GetValue(shard), result.GetValue(stats),
-            result.GetValue(workspace), images.Read(result), Program.IsVerbose(result)),
+            result.GetValue(workspace), result.GetValue(precision), images.Read(result), Program.IsVerbose(result)),
             result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
         return command;
     }
 
     internal sealed record Settings(string Weights, DeviceChoice Device, int Batch, int Top, string? Labels, bool Json, Shard? Shard,
-        bool Stats, WorkspaceSize Workspace, ImageInputSettings Images, bool Verbose);
+        bool Stats, WorkspaceSize Workspace, PrecisionChoice Precision, ImageInputSettings Images, bool Verbose);
 
     private static int Run(Settings s, TextWriter stdout, TextWriter stderr)
     {
@@ -79,10 +80,12 @@ internal static class ClassifyCommand
         using Interruption interruption = Interruption.Listen();
         using ImageInput input = s.Images.Open(s.Verbose ? (file, e) => stderr.WriteLine($"{Program.Name}: {file}: {e}") : null);
         using SelectedDevice selected = DeviceSelector.Open(s.Device);
+        s.Precision.RequireOn(selected.Device);
         using AlexNetModel model = AlexNetModel.Load(selected.Device, s.Weights, new AlexNetOptions
         {
             MaxBatch = Math.Max(1, Math.Min(s.Batch, paths.Count)),
             WorkspaceBytes = s.Workspace.For(selected.Device),
+            Precision = s.Precision.Value,
         });
         IReadOnlyList<string>? names = ClassLabels.ForClasses(model.NumClasses, s.Labels);
         using var pipeline = new ClassifyPipeline(model, input.Loader);
@@ -91,7 +94,7 @@ internal static class ClassifyCommand
             stderr.WriteLine($"{Program.Name}: shard {s.Shard} holds none of the {all.Count} images; nothing to do");
             return 0;
         }
-        if (!s.Json) stdout.WriteLine($"# {paths.Count} images on {selected.Device.Description} ({selected.Reason}); {input.Loader.Decoder.Name} decoder");
+        if (!s.Json) stdout.WriteLine($"# {paths.Count} images on {selected.Device.Description} ({selected.Reason}); {input.Loader.Decoder.Name} decoder; precision {s.Precision}");
         var output = new ResultWriter(stdout, s.Json, s.Top, names);
         var progress = ProgressBar.ForTerminal(stderr, paths.Count, model.MaxBatch);
         PipelineStats stats;

@@ -42,6 +42,7 @@ public static class KernelChecks
         yield return ("sgemm TN 96x128x363 (conv1 im2col shape, N=128 pixels)", d => Gemm(d, MatrixOp.Transpose, MatrixOp.None, 96, 128, 363, batch: 1));
         yield return ("sgemm row-major views 2x(13x37x29) pitched, offset output (grouped convolution form)", d => GemmRowMajor(d, 13, 37, 29, batch: 2));
         yield return ("sgemm row-major views 10x3x50 (fully connected form)", d => GemmRowMajor(d, 10, 3, 50, batch: 1));
+        foreach (var check in GemmPrecisionChecks.All()) yield return check;
         yield return ("streams: pinned async copies, a slow producer, transpose on a second stream ordered by events", d => Streams(d, 3, 45, 77));
         foreach (var check in LayerChecks.All()) yield return check;
         foreach (var check in PrecisionChecks.All()) yield return check;

@@ -33,12 +33,12 @@ public sealed record SystemInventory(
         try
         {
             using CudaDevice first = CudaDevice.Open(0);
-            cudaDevices.Add(first.Description);
+            cudaDevices.Add(WithPrecisions(first));
             CudaException.ThrowIfFailed(Interop.CudaDriver.cuDeviceGetCount(out int count));
             for (int i = 1; i < count; i++)
             {
                 using CudaDevice other = CudaDevice.Open(i);
-                cudaDevices.Add(other.Description);
+                cudaDevices.Add(WithPrecisions(other));
             }
         }
         catch (AlexNetException e) { cudaMissing = e.Message; }
@@ -70,7 +70,15 @@ public sealed record SystemInventory(
                     : info.BuffersInHostMemory ? $"the default where the buffers live in host memory; {OpenClDevice.GemmVariable}=clblast for CLBlast"
                     : "the default for a device with its own memory";
                 string provider;
-                try { provider = OpenClDevice.ChooseGemmProvider(info, requested).Name; }
+                try
+                {
+                    (OpenClGemmProvider kind, string name) = OpenClDevice.ChooseGemmProvider(info, requested);
+                    // OpenBLAS on mapped buffers runs every precision (16-bit and TF32 operands converted on the host);
+                    // CLBlast only FP32 (OpenClDevice.SupportsGemm).
+                    provider = kind == OpenClGemmProvider.OpenBlas
+                        ? $"{name}; precisions fp32, tf32, fp16, bf16 (tf32/fp16/bf16 operands converted on the host for SGEMM)"
+                        : $"{name}; precisions fp32";
+                }
                 catch (AlexNetException e) { provider = $"none: {e.Message}"; }
                 clGemm.Add($"opencl:{info.Index} {provider} ({why})");
             }
@@ -79,6 +87,17 @@ public sealed record SystemInventory(
 
         return new SystemInventory(KernelCache.DefaultRoot(), Environment.GetEnvironmentVariable("POCL_CACHE_DIR"),
             driver, cudaDevices, cudaMissing, nvrtc, cublas, clDevices, clMissing, clblast, openblas, clGemm);
+    }
+
+    /// <summary>A CUDA device's description and the precisions its cuBLAS GEMMs run (<c>--precision</c>).</summary>
+    private static string WithPrecisions(ComputeDevice device)
+    {
+        IEnumerable<string> missing = Network.Precisions.All
+            .Where(p => !Network.Precisions.IsSupported(device, p, out _))
+            .Select(p => { Network.Precisions.IsSupported(device, p, out string? why); return $"{Network.Precisions.Name(p)}: {why}"; });
+        string lacks = string.Join("; ", missing);
+        return $"{device.Description}; precisions {string.Join(", ", Network.Precisions.SupportedBy(device).Select(Network.Precisions.Name))}" +
+            (lacks.Length > 0 ? $" (not {lacks})" : "");
     }
 
     /// <summary>Why this toolkit release: the newest the driver supports, naming the newer ones skipped.</summary>
