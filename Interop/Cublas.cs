@@ -127,3 +127,15 @@ public sealed class CublasException : NativeCallException
         };
     }
 }
+
+// The workspace binding, for graph capture.
+public static partial class Cublas
+{
+    /// <summary>
+    /// Gives the handle a device buffer of its own as workspace, so that no call made during stream capture
+    /// needs to allocate one. <c>cublasSetStream</c> resets the workspace to cuBLAS's own pool, so this is
+    /// called after it.
+    /// </summary>
+    [LibraryImport(NativeLibraries.CublasName)]
+    public static partial CublasStatus cublasSetWorkspace_v2(IntPtr handle, ulong workspace, nuint workspaceSizeInBytes);
+}

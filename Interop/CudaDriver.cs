@@ -77,9 +77,11 @@ public static unsafe partial class CudaDriver
         uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedMemoryBytes, IntPtr stream, void** kernelParams, void** extra);
 
-    // Graphs: capture a stream's work once, replay it with one launch (the later throughput work).
+    // Graphs: capture a stream's work once, replay it with one launch. cuStreamBeginCapture is a macro for
+    // the _v2 entry point (the one that takes a capture mode); the others have a single version.
     [LibraryImport(Lib)] public static partial CudaResult cuStreamBeginCapture_v2(IntPtr stream, CudaStreamCaptureMode mode);
     [LibraryImport(Lib)] public static partial CudaResult cuStreamEndCapture(IntPtr stream, out IntPtr graph);
+    [LibraryImport(Lib)] public static partial CudaResult cuStreamIsCapturing(IntPtr stream, out CudaStreamCaptureStatus status);
     [LibraryImport(Lib)] public static partial CudaResult cuGraphInstantiateWithFlags(out IntPtr graphExec, IntPtr graph, ulong flags);
     [LibraryImport(Lib)] public static partial CudaResult cuGraphLaunch(IntPtr graphExec, IntPtr stream);
     [LibraryImport(Lib)] public static partial CudaResult cuGraphExecDestroy(IntPtr graphExec);
@@ -175,6 +177,10 @@ public enum CudaResult
     SystemDriverMismatch = 803,
     CompatNotSupportedOnDevice = 804,
     StreamCaptureUnsupported = 900,
+    StreamCaptureInvalidated = 901,
+    StreamCaptureUnmatched = 903,
+    StreamCaptureImplicit = 906,
+    StreamCaptureWrongThread = 908,
     Unknown = 999,
 }
 
@@ -227,4 +233,14 @@ public enum CudaStreamCaptureMode
     Global = 0,
     ThreadLocal = 1,
     Relaxed = 2,
+}
+
+/// <summary><c>CUstreamCaptureStatus</c>, what <c>cuStreamIsCapturing</c> reports.</summary>
+public enum CudaStreamCaptureStatus
+{
+    None = 0,
+    Active = 1,
+    /// <summary>A capture that an error invalidated: it must still be ended (<c>cuStreamEndCapture</c>)
+    /// before the stream can be used again.</summary>
+    Invalidated = 2,
 }

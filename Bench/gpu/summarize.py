@@ -97,8 +97,17 @@ def throughput_tables(bench, bench_why, torch_report, torch_why):
             lines.append(f"| engine (`alexnet bench`) | skipped: {mine['skipped']} | | | |")
         else:
             mine_ips = mine.get("images_per_second")
-            lines.append(f"| engine (`alexnet bench`) | {number(mine_ips, 1)} | {number(mine.get('median_ms'), 4)} | "
+            graph = " replaying its CUDA graph" if mine.get("graph") else ""
+            lines.append(f"| engine (`alexnet bench`{graph}) | {number(mine_ips, 1)} | {number(mine.get('median_ms'), 4)} | "
                          f"{number(mine.get('min_ms'), 4)} | 1.000 |")
+            # With a graph, bench also timed the same pass launch by launch, in the same model and run.
+            stream_ms = mine.get("stream_median_ms") if mine.get("graph") else None
+            if stream_ms:
+                stream_ips = batch / (stream_ms / 1000)
+                lines.append(f"| launch by launch (the engine without its graph) | {number(stream_ips, 1)} | {number(stream_ms, 4)} | "
+                             f"{number(mine.get('stream_min_ms'), 4)} | {ratio(mine_ips, stream_ips)} |")
+            elif mine.get("graph_failure"):
+                lines.append(f"| (no graph: its capture failed: {mine['graph_failure'].replace('|', '/')}) | | | | |")
         for mode, entry in modes.items():
             r = theirs.get(batch, {}).get(mode)
             label = f"PyTorch {mode} ({entry.get('description', '')})"

@@ -42,24 +42,34 @@ internal static class BenchCommand
             "auto", "on", "off");
         Option<WorkspaceSize> workspace = CliOptions.Workspace();
         Option<PrecisionChoice> precision = CliOptions.Precision();
+        Option<string?> graph = CliOptions.Choice("--graph",
+            "Whether each batch size's pass is captured as a CUDA graph on its first pass and replayed with one launch: auto (the default) where the device can (CUDA), on, or off (launch by launch); " +
+            "with graphs the launch-by-launch pass is timed beside the replay",
+            "auto", "on", "off");
         var bench = new Command("bench", "Time the whole forward pass per batch size, with a per-operation breakdown; 'bench kernels' times each operation at one size")
         {
-            netDevice, weights, batches, iterations, netWarmup, format, peer, fuse, workspace, precision, kernels,
+            netDevice, weights, batches, iterations, netWarmup, format, peer, fuse, workspace, precision, graph, kernels,
         };
         bench.SetAction(result => RunNetwork(result.GetDevice(netDevice), result.GetValue(weights), result.GetValue(batches),
             result.GetValue(iterations), result.GetValue(netWarmup), result.GetValue(format) == "json", result.GetValue(peer) ?? "auto",
             result.GetValue(fuse) switch { "on" => true, "off" => false, _ => null }, result.GetValue(workspace), result.GetValue(precision),
-            result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
+            result.InvocationConfiguration.Output, result.InvocationConfiguration.Error,
+            result.GetValue(graph) switch { "on" => true, "off" => false, _ => null }));
         return bench;
     }
 
     private static int RunNetwork(DeviceChoice choice, string? weightFile, IReadOnlyList<int>? requested, int iterations, int warmup, bool json,
-        string peerChoice, bool? fuse, WorkspaceSize workspace, PrecisionChoice precision, TextWriter stdout, TextWriter stderr)
+        string peerChoice, bool? fuse, WorkspaceSize workspace, PrecisionChoice precision, TextWriter stdout, TextWriter stderr, bool? graph)
     {
         using Interruption interruption = Interruption.Listen();
         using SelectedDevice selected = DeviceSelector.Open(choice);
         ComputeDevice device = selected.Device;
         precision.RequireOn(device);
+        // Known only once the device is open (--device auto may land on OpenCL), but still a command line that
+        // asks for what cannot be: refused as usage, before anything is measured.
+        if (graph == true && device.GraphsUnsupportedReason is string noGraphs)
+            return UsageErrors.Write("bench", $"--graph on needs a device that captures graphs, but {noGraphs} ({selected.Reason}); use --graph auto or off", stderr);
+        string? graphsOff = NetworkBench.GraphsOff(device, graph);
         // TorchSharp is a CPU library: the peer of a CPU device. On a GPU the peer is PyTorch on the same GPU
         // (Bench/gpu), since TorchSharp's CUDA build is not available to this project.
         using IBenchPeer? peer = peerChoice switch
@@ -84,8 +94,8 @@ internal static class BenchCommand
         };
         if (!json)
             NetworkBench.WriteTextHeader(stdout,
-                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(workspaceBytes, device)}\nprecision: {precision.Describe()}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
-                peer);
+                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(workspaceBytes, device)}\nprecision: {precision.Describe()}\ngraph: {NetworkBench.DescribeGraphs(graphsOff)}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
+                peer, graphsOff is null);
         var results = new List<NetworkBenchResult>();
         try
         {
@@ -94,14 +104,14 @@ internal static class BenchCommand
             {
                 results.Add(result);
                 progress?.Clear();
-                if (!json) NetworkBench.WriteTextRow(stdout, result);
-            });
+                if (!json) NetworkBench.WriteTextRow(stdout, result, graphsOff is null);
+            }, useGraphs: graphsOff is null);
         }
         finally
         {
             progress?.Clear();
             // The batch sizes measured before a failure or an interruption are reported whole.
-            if (json) NetworkBench.WriteJson(stdout, device, weights, fused, workspaceBytes, precision.Value, results, peer);
+            if (json) NetworkBench.WriteJson(stdout, device, weights, fused, workspaceBytes, precision.Value, results, peer, graphsOff);
             else NetworkBench.WriteTextFooter(stdout, results, peer);
         }
         if (results.All(r => r.Skipped is not null))

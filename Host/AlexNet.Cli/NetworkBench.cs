@@ -13,7 +13,12 @@ namespace AlexNet.Cli;
 
 /// <summary>One batch size's measurement of the whole forward pass.</summary>
 internal sealed record NetworkBenchResult(int Batch, double MedianMs, double MinMs, double ImagesPerSecond, double Gflops,
-    long MemoryBytes, IReadOnlyList<NetworkBenchStep> Layers, string? Skipped, BenchPeerResult? Peer = null);
+    long MemoryBytes, IReadOnlyList<NetworkBenchStep> Layers, string? Skipped, BenchPeerResult? Peer = null, NetworkBenchGraph? Graph = null);
+
+/// <summary>How a batch size ran where graphs were on: <see cref="Replayed"/>, the headline times are replays of its
+/// graph, and the launch-by-launch pass was timed beside them (<see cref="StreamMedianMs"/>, <see cref="StreamMinMs"/>);
+/// otherwise its capture failed (<see cref="Failure"/>) and the headline is the launch-by-launch pass.</summary>
+internal sealed record NetworkBenchGraph(bool Replayed, double StreamMedianMs, double StreamMinMs, string? Failure);
 
 /// <summary>One step of the per-operation breakdown: median time, and the rate its work (<see cref="StepCost"/>)
 /// gives: GFLOP/s for a GEMM, GB/s for the memory-bound steps.</summary>
@@ -34,14 +39,14 @@ internal static class NetworkBench
     /// </summary>
     public static IReadOnlyList<NetworkBenchResult> Run(ComputeDevice device, AlexNetWeights weights, IReadOnlyList<int> batches,
         int warmup, int iterations, IBenchPeer? peer, bool fuseActivations, long workspaceBytes, Precision precision, Action<string> step,
-        Action<NetworkBenchResult>? measured = null)
+        Action<NetworkBenchResult>? measured = null, bool useGraphs = false)
     {
         var results = new List<NetworkBenchResult>();
         foreach (int batch in batches)
         {
             step($"batch {batch}: building the model");
             NetworkBenchResult result;
-            AlexNetModel? model = TryCreate(device, weights, batch, fuseActivations, workspaceBytes, precision, out string? skipped);
+            AlexNetModel? model = TryCreate(device, weights, batch, fuseActivations, workspaceBytes, precision, useGraphs, out string? skipped);
             if (model is null)
             {
                 result = new NetworkBenchResult(batch, 0, 0, 0, 0, 0, [], skipped);
@@ -58,13 +63,13 @@ internal static class NetworkBench
 
     /// <summary>The model for <paramref name="batch"/>, or null with the reason when the device cannot hold it.</summary>
     private static AlexNetModel? TryCreate(ComputeDevice device, AlexNetWeights weights, int batch, bool fuseActivations, long workspaceBytes,
-        Precision precision, out string? skipped)
+        Precision precision, bool useGraphs, out string? skipped)
     {
         skipped = null;
         try
         {
             return AlexNetModel.Create(device, weights,
-                new AlexNetOptions { MaxBatch = batch, FuseActivations = fuseActivations, WorkspaceBytes = workspaceBytes, Precision = precision });
+                new AlexNetOptions { MaxBatch = batch, FuseActivations = fuseActivations, WorkspaceBytes = workspaceBytes, Precision = precision, UseGraphs = useGraphs });
         }
         catch (AlexNetException e) when (e.Message.StartsWith("out of", StringComparison.Ordinal))
         {
@@ -77,13 +82,28 @@ internal static class NetworkBench
         IBenchPeer? peer, Action<string> step)
     {
         float[] images = SyntheticNetwork.Images(batch, seed: batch);
+        // With graphs on, this first pass at the size is also the one captured: every pass timed below is a replay.
         model.Forward(images, batch);
         var probabilities = new float[batch * model.NumClasses];
         model.ReadProbabilities(probabilities);
+        bool replayed = model.HasGraph(batch);
         BenchmarkResult passes = BenchmarkHarness.Measure(model.Stream, "forward", () => model.Run(batch), warmup, iterations,
-            beforeRepeat: i => step($"batch {batch}: pass {i + 1}/{iterations}"),
+            beforeRepeat: i => step($"batch {batch}: {(replayed ? "graph " : "")}pass {i + 1}/{iterations}"),
             beforeWarmup: i => step($"batch {batch}: warm-up pass {i + 1}/{warmup}"));
         double median = passes.MedianMs, min = passes.MinMs;
+        NetworkBenchGraph? graph = null;
+        if (replayed)
+        {
+            // The same pass launch by launch, in the same process and run, so the ratio holds on a noisy machine.
+            BenchmarkResult stream = BenchmarkHarness.Measure(model.Stream, "forward launch by launch", () => model.RunStream(batch), warmup, iterations,
+                beforeRepeat: i => step($"batch {batch}: launch-by-launch pass {i + 1}/{iterations}"),
+                beforeWarmup: i => step($"batch {batch}: launch-by-launch warm-up pass {i + 1}/{warmup}"));
+            graph = new NetworkBenchGraph(true, stream.MedianMs, stream.MinMs, null);
+        }
+        else if (model.UsesGraphs)
+        {
+            graph = new NetworkBenchGraph(false, median, min, model.GraphFailure(batch));
+        }
 
         using ForwardProfile profile = model.CreateProfile();
         int profiled = Math.Max(1, Math.Min(iterations, 5));
@@ -110,19 +130,32 @@ internal static class NetworkBench
                     cost is { Flops: > 0 } ? cost.Flops / (ms * 1e6) : null,
                     cost is { Flops: 0 } ? cost.Bytes / (ms * 1e6) : null);
             }).ToList(), null,
-            peer?.Measure(weights, images, batch, warmup, iterations, probabilities, step));
+            peer?.Measure(weights, images, batch, warmup, iterations, probabilities, step), graph);
     }
 
+    /// <summary>Why bench's passes run launch by launch, or null when each batch size is captured and replayed:
+    /// <paramref name="graph"/> is --graph (null for auto).</summary>
+    public static string? GraphsOff(ComputeDevice device, bool? graph) =>
+        graph == false ? "--graph off: the stream path runs"
+        : device.GraphsUnsupportedReason is string reason ? $"{reason}: the stream path runs"
+        : null;
+
+    /// <summary>The header's line on graphs.</summary>
+    public static string DescribeGraphs(string? graphsOff) => graphsOff is null
+        ? "on: each batch size captured on its first pass and replayed with one launch; the launch-by-launch pass timed beside it"
+        : $"off: {graphsOff}";
+
     /// <summary>The header lines and the table's column names, before anything is measured.</summary>
-    public static void WriteTextHeader(TextWriter o, string header, IBenchPeer? peer)
+    public static void WriteTextHeader(TextWriter o, string header, IBenchPeer? peer, bool graphs = false)
     {
         o.WriteLine(header);
         o.WriteLine($"{"batch",5} {"images/s",10} {"median ms",10} {"min ms",9} {"GFLOP/s",8} {"memory",10}" +
+            (graphs ? $" {"stream ms",10} {"graph gain",10}" : "") +
             (peer is null ? "" : $" {"peer img/s",10} {"peer ms",9} {"speed-up",8} {"max |dp|",9} {"top-1",7}"));
     }
 
     /// <summary>One batch size's row of the table.</summary>
-    public static void WriteTextRow(TextWriter o, NetworkBenchResult r)
+    public static void WriteTextRow(TextWriter o, NetworkBenchResult r, bool graphs = false)
     {
         CultureInfo c = CultureInfo.InvariantCulture;
         if (r.Skipped is not null)
@@ -131,6 +164,9 @@ internal static class NetworkBench
             return;
         }
         o.WriteLine(string.Create(c, $"{r.Batch,5} {r.ImagesPerSecond,10:F1} {r.MedianMs,10:F3} {r.MinMs,9:F3} {r.Gflops,8:F1} {r.MemoryBytes / 1048576.0,6:F0} MiB") +
+            (!graphs ? ""
+                : r.Graph is { Replayed: true } g ? string.Create(c, $" {g.StreamMedianMs,10:F3} {g.StreamMedianMs / r.MedianMs,9:F2}x")
+                : $" {"-",10} {"no graph",10}") +
             (r.Peer is BenchPeerResult p
                 ? string.Create(c, $" {p.ImagesPerSecond,10:F1} {p.MedianMs,9:F3} {r.ImagesPerSecond / p.ImagesPerSecond,7:F2}x {p.MaxProbabilityDifference,9:0.0e+0} {p.Top1Agreements,3}/{r.Batch,-3}")
                 : ""));
@@ -143,6 +179,10 @@ internal static class NetworkBench
         if (peer is not null)
             o.WriteLine($"peer: {peer.Name}, timed by the wall clock (its operations return when done): the same weights and images, the same warm-up and number of passes, in this process; " +
                 "speed-up = ours / peer images/s; max |dp| = largest difference of a probability; top-1 = images whose top class agrees");
+        if (results.Any(r => r.Graph is not null))
+            o.WriteLine("graph: median ms and min ms are replays of each batch size's graph; stream ms = the median of the same pass launch by launch, graph gain = stream ms / median ms");
+        foreach (NetworkBenchResult r in results.Where(r => r.Graph is { Replayed: false }))
+            o.WriteLine($"batch {r.Batch}: no graph, timed launch by launch: its capture failed: {r.Graph!.Failure}");
         foreach (NetworkBenchResult r in results.Where(r => r.Skipped is null))
         {
             double total = r.Layers.Sum(l => l.MedianMs);
@@ -153,7 +193,7 @@ internal static class NetworkBench
     }
 
     public static void WriteJson(TextWriter o, ComputeDevice device, string weights, bool fusedActivations, long workspaceBytes, Precision precision,
-        IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer)
+        IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer, string? graphsOff)
     {
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -173,6 +213,8 @@ internal static class NetworkBench
             w.WriteBoolean("fused_activations", fusedActivations);
             w.WriteString("precision", Precisions.Name(precision));
             w.WriteNumber("workspace_bytes", workspaceBytes);
+            w.WriteBoolean("graphs", graphsOff is null);
+            if (graphsOff is not null) w.WriteString("graphs_off", graphsOff);
             if (peer is not null) w.WriteString("peer", peer.Name);
             w.WriteStartArray("results");
             foreach (NetworkBenchResult r in results)
@@ -190,6 +232,18 @@ internal static class NetworkBench
                 w.WriteNumber("min_ms", Math.Round(r.MinMs, 5));
                 w.WriteNumber("gflops", Math.Round(r.Gflops, 3));
                 w.WriteNumber("memory_bytes", r.MemoryBytes);
+                if (r.Graph is NetworkBenchGraph graph)
+                {
+                    // The headline numbers above are the graph's replays when "graph" is true.
+                    w.WriteBoolean("graph", graph.Replayed);
+                    if (graph.Failure is not null) w.WriteString("graph_failure", graph.Failure);
+                    if (graph.Replayed)
+                    {
+                        w.WriteNumber("stream_median_ms", Math.Round(graph.StreamMedianMs, 5));
+                        w.WriteNumber("stream_min_ms", Math.Round(graph.StreamMinMs, 5));
+                        w.WriteNumber("graph_speedup", Math.Round(graph.StreamMedianMs / r.MedianMs, 4));
+                    }
+                }
                 if (r.Peer is BenchPeerResult p)
                 {
                     w.WriteStartObject("peer");

@@ -21,6 +21,16 @@ internal static partial class UsageErrors
         return ExitCode;
     }
 
+    /// <summary>A command line that parsed but asks for what the device, once open, cannot do: the same two lines
+    /// and exit status as a refused one. <paramref name="command"/> is the command's path after the program's
+    /// name ("bench").</summary>
+    public static int Write(string command, string message, TextWriter stderr)
+    {
+        stderr.WriteLine($"{Program.Name}: error: {OneLine(message)}");
+        stderr.WriteLine($"Run '{Program.Name} {command} --help' for usage.");
+        return ExitCode;
+    }
+
     internal static string Describe(ParseResult result)
     {
         // An unknown option is usually the cause of the other errors (a stray value after it, a missing

@@ -4,6 +4,7 @@ using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Interop;
 using AlexNet.Cuda.Network;
 using AlexNet.Cuda.Tests.Infrastructure;
+using AlexNet.Cuda.Tests.Network;
 
 namespace AlexNet.Cuda.Tests.Cli;
 
@@ -82,6 +83,94 @@ public class NetworkBenchTests(OpenClFixture fixture)
         // Fused, norm1+pool1 and norm2+pool2 are one launch each too.
         Assert.Equal(fuse == "on" ? 20 : 27, names.Length);
         Assert.Equal(fuse == "on", names.Contains("norm1+pool1"));
+    }
+
+    [SkippableTheory]
+    [InlineData("auto", "OpenCL has no graphs: the stream path runs")]
+    [InlineData("off", "--graph off: the stream path runs")]
+    public void GraphAutoOrOffOnOpenClTimesTheStreamPassAndSaysWhy(string graph, string why)
+    {
+        _ = fixture.Device;
+        using JsonDocument doc = QuickBenchJson(batch: 1, "--graph", graph);
+        Assert.False(doc.RootElement.GetProperty("graphs").GetBoolean());
+        Assert.Equal(why, doc.RootElement.GetProperty("graphs_off").GetString());
+        JsonElement result = Assert.Single(doc.RootElement.GetProperty("results").EnumerateArray());
+        Assert.False(result.TryGetProperty("graph", out _));
+        Assert.False(result.TryGetProperty("stream_median_ms", out _));
+    }
+
+    [SkippableFact]
+    public void TheTextHeaderSaysWhetherGraphsRunAndTheTableHasNoGraphColumnsWithout()
+    {
+        _ = fixture.Device;
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", "1", "--iterations", "1", "--warmup", "1", "--peer", "none"], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        string[] lines = stdout.ToString().ReplaceLineEndings("\n").Split('\n');
+        Assert.Contains("graph: off: OpenCL has no graphs: the stream path runs", lines);
+        Assert.DoesNotContain("stream ms", stdout.ToString());
+        Assert.Matches(@"^\s+1\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+\d+ MiB$", lines.Single(l => l.TrimStart().StartsWith("1 ", StringComparison.Ordinal)));
+    }
+
+    [SkippableFact]
+    public void GraphOnWhereTheDeviceHasNoGraphsIsAUsageErrorThatSaysWhy()
+    {
+        _ = fixture.Device;
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", "1", "--graph", "on"], stdout, stderr);
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout.ToString());
+        Assert.Equal("alexnet: error: --graph on needs a device that captures graphs, but OpenCL has no graphs (--device opencl); use --graph auto or off\n" +
+            "Run 'alexnet bench --help' for usage.\n", stderr.ToString().ReplaceLineEndings("\n"));
+    }
+
+    /// <summary>What bench writes where graphs are on (a GPU): its numbers made up here, the form is what is checked.</summary>
+    [Fact]
+    public void WithGraphsTheTableAndTheJsonCarryTheLaunchByLaunchTimesAndEachFailedCapture()
+    {
+        NetworkBenchResult[] results =
+        [
+            new(8, 2.0, 1.9, 4000, 700, 300L << 20, [new NetworkBenchStep("input", 0.01, null, 50)], null, Graph: new NetworkBenchGraph(true, 2.5, 2.4, null)),
+            new(64, 9.0, 8.8, 7111, 1000, 500L << 20, [new NetworkBenchStep("input", 0.02, null, 60)], null,
+                Graph: new NetworkBenchGraph(false, 9.0, 8.8, "cuStreamEndCapture(stream, out graph) failed: CUDA_ERROR_STREAM_CAPTURE_INVALIDATED (901)")),
+        ];
+        var text = new StringWriter();
+        NetworkBench.WriteTextHeader(text, $"graph: {NetworkBench.DescribeGraphs(null)}", null, graphs: true);
+        foreach (NetworkBenchResult r in results) NetworkBench.WriteTextRow(text, r, graphs: true);
+        NetworkBench.WriteTextFooter(text, results, null);
+        string[] lines = text.ToString().ReplaceLineEndings("\n").Split('\n');
+        Assert.Equal("graph: on: each batch size captured on its first pass and replayed with one launch; the launch-by-launch pass timed beside it", lines[0]);
+        Assert.Matches(@"^batch\s+images/s\s+median ms\s+min ms\s+GFLOP/s\s+memory\s+stream ms\s+graph gain$", lines[1]);
+        Assert.Matches(@"^\s+8\s+4000\.0\s+2\.000\s+1\.900\s+700\.0\s+300 MiB\s+2\.500\s+1\.25x$", lines[2]);
+        Assert.Matches(@"^\s+64\s+7111\.0\s+9\.000\s+8\.800\s+1000\.0\s+500 MiB\s+-\s+no graph$", lines[3]);
+        Assert.Contains("batch 64: no graph, timed launch by launch: its capture failed: cuStreamEndCapture(stream, out graph) failed: CUDA_ERROR_STREAM_CAPTURE_INVALIDATED (901)", lines);
+
+        var json = new StringWriter();
+        using (var device = new RecordingDevice())
+            NetworkBench.WriteJson(json, device, "synthetic", true, 1L << 20, Precision.Fp32, results, null, graphsOff: null);
+        using JsonDocument doc = JsonDocument.Parse(json.ToString());
+        Assert.True(doc.RootElement.GetProperty("graphs").GetBoolean());
+        Assert.False(doc.RootElement.TryGetProperty("graphs_off", out _));
+        JsonElement[] rows = [.. doc.RootElement.GetProperty("results").EnumerateArray()];
+        Assert.True(rows[0].GetProperty("graph").GetBoolean());
+        Assert.Equal(2.5, rows[0].GetProperty("stream_median_ms").GetDouble());
+        Assert.Equal(2.4, rows[0].GetProperty("stream_min_ms").GetDouble());
+        Assert.Equal(1.25, rows[0].GetProperty("graph_speedup").GetDouble());
+        Assert.False(rows[1].GetProperty("graph").GetBoolean());
+        Assert.StartsWith("cuStreamEndCapture", rows[1].GetProperty("graph_failure").GetString());
+        Assert.False(rows[1].TryGetProperty("stream_median_ms", out _));
+    }
+
+    [Fact]
+    public void AGraphChoiceThatIsNotOneIsAUsageErrorBeforeAnyDeviceIsOpened()
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(2, Program.Run(["bench", "--device", "opencl", "--graph", "yes"], stdout, stderr));
+        Assert.Equal("", stdout.ToString());
+        Assert.StartsWith("alexnet: error: --graph takes one of auto, on, off, not 'yes'\n", stderr.ToString().ReplaceLineEndings("\n"));
     }
 
     [SkippableTheory]

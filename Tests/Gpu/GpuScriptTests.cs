@@ -118,6 +118,30 @@ public class GpuScriptTests(OpenClFixture fixture)
     }
 
     [SkippableFact]
+    public void SummaryShowsTheLaunchByLaunchPassBesideAGraphsReplay()
+    {
+        NumpyReference.Require();
+        using var dir = new TempDir();
+        // bench.json as a GPU writes it with graphs on: batch 8 replayed, batch 64's capture failed.
+        string bench = dir.Write("bench.json", System.Text.Encoding.UTF8.GetBytes("""
+            { "device": "test fixture", "graphs": true, "results": [
+              { "batch": 8, "images_per_second": 4000.0, "median_ms": 2.0, "min_ms": 1.9, "graph": true,
+                "stream_median_ms": 2.5, "stream_min_ms": 2.4, "graph_speedup": 1.25, "layers": [] },
+              { "batch": 64, "images_per_second": 7000.0, "median_ms": 9.1, "min_ms": 9.0, "graph": false,
+                "graph_failure": "cuStreamEndCapture(stream, out graph) failed: CUDA_ERROR_STREAM_CAPTURE_INVALIDATED (901)", "layers": [] } ] }
+            """));
+        string summary = dir.File("summary.md");
+        (int exit, string output) = NumpyReference.Run([Path.Combine(Scripts, "summarize.py"), "--out", summary, "--bench", bench,
+            "--pytorch", dir.File("pytorch.json")]);
+        Assert.True(exit == 0, output);
+        string[] lines = File.ReadAllLines(summary);
+        Assert.StartsWith("| engine (`alexnet bench` replaying its CUDA graph) | 4000.0 |", Row(lines, 8, "| engine"));
+        Assert.Equal("| launch by launch (the engine without its graph) | 3200.0 | 2.5000 | 2.4000 | 1.250 |", Row(lines, 8, "| launch by launch"));
+        Assert.StartsWith("| engine (`alexnet bench`) | 7000.0 |", Row(lines, 64, "| engine"));
+        Assert.Contains("no graph: its capture failed: cuStreamEndCapture", Row(lines, 64, "| (no graph"));
+    }
+
+    [SkippableFact]
     public void SummaryNamesMissingInputsInsteadOfFailing()
     {
         NumpyReference.Require();
@@ -230,9 +254,9 @@ public class GpuScriptTests(OpenClFixture fixture)
     {
         string[] commands = File.ReadAllLines(Path.Combine(Scripts, "run-checks.sh"))
             .Where(l => l.TrimStart().StartsWith("\"$EXE\" ", StringComparison.Ordinal)).ToArray();
-        // info, check twice, bench, features, bench kernels, bench --fuse off, bench --precision (a loop over
-        // tf32, fp16, bf16), bench --workspace l2, classify, classify of the crafted files.
-        Assert.Equal(11, commands.Length);
+        // info, check twice, bench, features, bench kernels, bench --fuse off, bench --graph off, bench --precision
+        // (a loop over tf32, fp16, bf16), bench --workspace l2, classify, classify of the crafted files.
+        Assert.Equal(12, commands.Length);
         Assert.All(commands, c => Assert.Contains(" --verbose", c));
     }
 

@@ -29,6 +29,24 @@ internal sealed unsafe class RecordingDevice : ComputeDevice
 
     public int Synchronizations { get; set; }
 
+    /// <summary>When set, its streams capture graphs: a capture records nothing of its own (the GEMMs queued
+    /// meanwhile are recorded as always), and a replay only counts itself in <see cref="GraphLaunches"/>.</summary>
+    public bool CapturesGraphs { get; init; }
+
+    /// <summary>When set, every capture fails at its end with this message, as a driver's refusal would.</summary>
+    public string? CaptureFailure { get; set; }
+
+    public int CapturesBegun { get; private set; }
+
+    public int CapturesAbandoned { get; private set; }
+
+    public int GraphLaunches { get; private set; }
+
+    public int GraphsReleased { get; private set; }
+
+    /// <summary>The buffer the last copy to the host read from.</summary>
+    public nint LastRead { get; private set; }
+
     public override DeviceBackend Backend => DeviceBackend.Cuda;
 
     public override string Name => "recording device";
@@ -78,7 +96,7 @@ internal sealed unsafe class RecordingDevice : ComputeDevice
 
         protected override void WriteMemory(nint handle, long byteOffset, void* source, long bytes, bool wait) { }
 
-        protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes, bool wait) { }
+        protected override void ReadMemory(nint handle, long byteOffset, void* destination, long bytes, bool wait) => device.LastRead = handle;
 
         protected override void FillMemory(nint handle, uint pattern, long count) { }
 
@@ -102,6 +120,22 @@ internal sealed unsafe class RecordingDevice : ComputeDevice
         public override void Wait(DeviceEvent @event) { }
 
         protected override void Dispose(bool disposing) { }
+
+        public override string? GraphsUnsupportedReason => device.CapturesGraphs ? null : base.GraphsUnsupportedReason;
+
+        protected override void BeginCaptureCore() => device.CapturesBegun++;
+
+        protected override DeviceGraph EndCaptureCore() =>
+            device.CaptureFailure is string failure ? throw new AlexNetException(failure) : new RecordingGraph(device);
+
+        protected override void AbandonCaptureCore() => device.CapturesAbandoned++;
+    }
+
+    private sealed class RecordingGraph(RecordingDevice device) : DeviceGraph(device)
+    {
+        protected override void LaunchCore(ComputeStream stream) => device.GraphLaunches++;
+
+        protected override void ReleaseGraph() => device.GraphsReleased++;
     }
 
     private sealed class RecordingModule(RecordingDevice device, KernelSource source)

@@ -332,6 +332,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
         private readonly CudaDevice _device = device;
         private IntPtr _stream = stream;
         private IntPtr _cublas = cublas;
+        private ulong _cublasWorkspace = AttachCublasWorkspace(device, cublas);
 
         public IntPtr Handle => _stream;
 
@@ -459,7 +460,93 @@ public sealed unsafe class CudaDevice : ComputeDevice
             // Releasing never throws; a failed synchronize here means the work is lost anyway.
             CudaDriver.cuStreamSynchronize(stream);
             if (cublas != IntPtr.Zero) Cublas.cublasDestroy_v2(cublas);
+            ulong workspace = Interlocked.Exchange(ref _cublasWorkspace, 0);
+            if (workspace != 0) CudaDriver.cuMemFree_v2(workspace);
             CudaDriver.cuStreamDestroy_v2(stream);
+        }
+
+        // ---- graphs ----
+
+        public override string? GraphsUnsupportedReason => null;
+
+        // Thread-local: a call on this thread that capture cannot record (an allocation, a synchronisation)
+        // fails the capture, while other threads (decoders allocating pinned buffers) are left alone.
+        protected override void BeginCaptureCore() =>
+            CudaException.ThrowIfFailed(CudaDriver.cuStreamBeginCapture_v2(Live(), CudaStreamCaptureMode.ThreadLocal));
+
+        protected override DeviceGraph EndCaptureCore()
+        {
+            IntPtr stream = Live();
+            CudaResult ended = CudaDriver.cuStreamEndCapture(stream, out IntPtr graph);
+            if (ended != CudaResult.Success)
+            {
+                if (graph != IntPtr.Zero) CudaDriver.cuGraphDestroy(graph);
+                throw CudaException.Create(ended, "cuStreamEndCapture(stream, out graph)");
+            }
+            if (graph == IntPtr.Zero)
+                throw new AlexNetException("cuStreamEndCapture returned no graph: the capture was invalidated by a call it cannot record");
+            try
+            {
+                CudaException.ThrowIfFailed(CudaDriver.cuGraphInstantiateWithFlags(out IntPtr executable, graph, 0));
+                return new CudaGraph(_device, executable);
+            }
+            finally
+            {
+                // The executable graph is independent of the graph it was made from.
+                CudaDriver.cuGraphDestroy(graph);
+            }
+        }
+
+        protected override void AbandonCaptureCore()
+        {
+            IntPtr stream = _stream;
+            if (stream == IntPtr.Zero || _device._context == IntPtr.Zero || CudaDriver.cuCtxSetCurrent(_device._context) != CudaResult.Success) return;
+            if (CudaDriver.cuStreamIsCapturing(stream, out CudaStreamCaptureStatus status) != CudaResult.Success || status == CudaStreamCaptureStatus.None) return;
+            // Active or invalidated, the capture must be ended before the stream takes work again.
+            if (CudaDriver.cuStreamEndCapture(stream, out IntPtr graph) == CudaResult.Success && graph != IntPtr.Zero)
+                CudaDriver.cuGraphDestroy(graph);
+        }
+
+        /// <summary>Queues one replay of an instantiated graph on this stream.</summary>
+        internal void LaunchGraph(IntPtr executable) => CudaException.ThrowIfFailed(CudaDriver.cuGraphLaunch(executable, Live()));
+    }
+
+    /// <summary>
+    /// cuBLAS's recommended workspace (32 MiB on Hopper and later, 4 MiB before), allocated with the stream
+    /// and given to its handle: without one of its own a handle may allocate its workspace inside a GEMM, which
+    /// stream capture cannot record. Each stream's handle gets its own, as GEMMs on two streams may overlap.
+    /// </summary>
+    private static ulong AttachCublasWorkspace(CudaDevice device, IntPtr cublas)
+    {
+        CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int major, CudaDeviceAttribute.ComputeCapabilityMajor, device._device));
+        nuint bytes = (nuint)(major >= 9 ? 32 : 4) << 20;
+        CudaException.ThrowIfFailed(CudaDriver.cuMemAlloc_v2(out ulong workspace, bytes), $"cuMemAlloc_v2({bytes} bytes for the cuBLAS workspace)");
+        CublasStatus status = Cublas.cublasSetWorkspace_v2(cublas, workspace, bytes);
+        if (status != CublasStatus.Success)
+        {
+            CudaDriver.cuMemFree_v2(workspace);
+            CublasException.ThrowIfFailed(status, "cublasSetWorkspace_v2(handle, workspace, bytes)");
+        }
+        return workspace;
+    }
+
+    /// <summary>An instantiated CUDA graph (<c>CUgraphExec</c>).</summary>
+    private sealed class CudaGraph(CudaDevice device, IntPtr executable) : DeviceGraph(device)
+    {
+        private IntPtr _executable = executable;
+
+        protected override void LaunchCore(ComputeStream stream)
+        {
+            if (stream is not CudaStream cuda) throw new ArgumentException("a stream of another backend", nameof(stream));
+            cuda.LaunchGraph(_executable);
+        }
+
+        protected override void ReleaseGraph()
+        {
+            // An executable graph still running is freed by the driver once it completes.
+            IntPtr executable = Interlocked.Exchange(ref _executable, IntPtr.Zero);
+            if (executable != IntPtr.Zero && device._context != IntPtr.Zero && CudaDriver.cuCtxSetCurrent(device._context) == CudaResult.Success)
+                CudaDriver.cuGraphExecDestroy(executable);
         }
     }
 

@@ -673,6 +673,9 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             OpenClException.ThrowIfFailed(OpenCl.clEnqueueBarrierWithWaitList(Live(), 1, &handle, null));
         }
 
+        // This backend captures nothing: every pass runs launch by launch, whatever asks for a graph.
+        public override string? GraphsUnsupportedReason => "OpenCL has no graphs";
+
         protected override void Dispose(bool disposing)
         {
             IntPtr queue = Interlocked.Exchange(ref _queue, IntPtr.Zero);

@@ -69,6 +69,10 @@ public abstract class ComputeDevice : IDisposable
     /// <summary>The stream the device's own operations use.</summary>
     public abstract ComputeStream DefaultStream { get; }
 
+    /// <summary>Null when the device's streams can capture work into a <see cref="DeviceGraph"/>; otherwise why
+    /// not, in one line (<see cref="ComputeStream.GraphsUnsupportedReason"/>).</summary>
+    public string? GraphsUnsupportedReason => DefaultStream.GraphsUnsupportedReason;
+
     /// <summary>True once <see cref="Dispose()"/> has been called: no new work is accepted.</summary>
     public bool IsDisposed => Volatile.Read(ref _disposeState) != 0;
 

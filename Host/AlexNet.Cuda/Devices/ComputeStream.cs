@@ -211,6 +211,71 @@ public abstract class ComputeStream : IDisposable
     /// (recorded on any stream of the same device); the host does not wait.</summary>
     public abstract void Wait(DeviceEvent @event);
 
+    // ---- graphs: the stream's work captured once, replayed with one launch ----
+
+    /// <summary>Null when this stream can capture its work into a <see cref="DeviceGraph"/>; otherwise why it
+    /// cannot, in one line (what a caller that falls back to launching the work itself reports).</summary>
+    public virtual string? GraphsUnsupportedReason => $"{Device.Name} cannot capture its work into a graph";
+
+    public bool SupportsGraphs => GraphsUnsupportedReason is null;
+
+    /// <summary>True between <see cref="BeginCapture"/> and <see cref="EndCapture"/>: work queued meanwhile is
+    /// recorded, not run.</summary>
+    public bool IsCapturing { get; private set; }
+
+    /// <summary>
+    /// From now on the work queued on this stream from this thread is recorded instead of run, until
+    /// <see cref="EndCapture"/>. Nothing may synchronise with the stream meanwhile (a synchronous copy, an
+    /// event's wait), and nothing may allocate device memory on this thread: the capture fails. Prefer
+    /// <see cref="Capture"/>, which always ends the capture.
+    /// </summary>
+    public void BeginCapture()
+    {
+        if (GraphsUnsupportedReason is string reason) throw new AlexNetException(reason);
+        if (IsCapturing) throw new InvalidOperationException("the stream is already capturing");
+        BeginCaptureCore();
+        IsCapturing = true;
+    }
+
+    /// <summary>Ends the capture and instantiates what it recorded; the caller disposes the graph. When the
+    /// capture failed (a call that it does not allow was made), throws an <see cref="AlexNetException"/> naming
+    /// the reason, and the stream is usable again.</summary>
+    public DeviceGraph EndCapture()
+    {
+        if (!IsCapturing) throw new InvalidOperationException("the stream is not capturing");
+        IsCapturing = false;
+        return EndCaptureCore();
+    }
+
+    /// <summary>
+    /// Captures the work <paramref name="queue"/> puts on this stream into a graph (<see cref="BeginCapture"/>,
+    /// <paramref name="queue"/>, <see cref="EndCapture"/>). Whatever goes wrong, the capture is ended before the
+    /// exception leaves, so the stream stays usable; nothing queued during the capture has run.
+    /// </summary>
+    public DeviceGraph Capture(Action queue)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        BeginCapture();
+        try
+        {
+            queue();
+        }
+        catch
+        {
+            IsCapturing = false;
+            AbandonCaptureCore();
+            throw;
+        }
+        return EndCapture();
+    }
+
+    protected virtual void BeginCaptureCore() => throw new NotSupportedException(GraphsUnsupportedReason);
+
+    protected virtual DeviceGraph EndCaptureCore() => throw new NotSupportedException(GraphsUnsupportedReason);
+
+    /// <summary>Ends a capture that failed part-way and discards what it recorded; never throws.</summary>
+    protected virtual void AbandonCaptureCore() { }
+
     public void Dispose()
     {
         Device.Forget(this);

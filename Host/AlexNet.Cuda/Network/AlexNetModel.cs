@@ -95,6 +95,8 @@ public sealed class AlexNetModel : IDisposable
             throw;
         }
         device.Synchronize();
+        GraphsOffReason = GraphsOff(device, options);
+        _graphs = GraphsOffReason is null ? new ForwardGraphs<PassOutputs>(new StreamGraphRecorder(_stream), StreamPass) : null;
     }
 
     private static T Track<T>(T resource, List<IDisposable> owned) where T : IDisposable
@@ -129,6 +131,8 @@ public sealed class AlexNetModel : IDisposable
         options.Validate();
         if (!Precisions.IsSupported(device, options.Precision, out string? reason))
             throw new AlexNetException($"precision {Precisions.Name(options.Precision)} is not available on {device.Name}: {reason}; `alexnet info` lists each device's precisions");
+        if (options.UseGraphs == true && device.GraphsUnsupportedReason is string noGraphs)
+            throw new AlexNetException($"graphs were asked for (UseGraphs = true), but {noGraphs}");
         NetworkPlan plan = NetworkPlan.Create(weights.Architecture, options.MaxBatch, options.WorkspaceBytes, ElementFormats.SizeOf(Precisions.Storage(options.Precision)));
         return new AlexNetModel(device, weights, options, plan);
     }
@@ -218,9 +222,29 @@ public sealed class AlexNetModel : IDisposable
 
     /// <summary>
     /// Queues the forward pass over the first <paramref name="count"/> images of <see cref="InputBuffer"/> on
-    /// the device's default stream and returns: no allocation, no synchronisation.
+    /// the device's default stream and returns: no allocation, no synchronisation. Where graphs are on
+    /// (<see cref="GraphStatus"/>) a batch size's first pass runs launch by launch and is captured, and every
+    /// later one is a replay of that graph.
     /// </summary>
-    public void Run(int count) => Run(count, null, null);
+    public void Run(int count)
+    {
+        if (_graphs is null)
+        {
+            Run(count, null, null);
+            return;
+        }
+        ObjectDisposedException.ThrowIf(_device.IsDisposed, this);
+        CheckBatch(count);
+        PassOutputs outputs = _graphs.Run(count);
+        // A replay writes where the captured pass wrote: the results are read from there.
+        _fc8Buffer = outputs.Fc8;
+        _probBuffer = outputs.Probabilities;
+        _lastBatch = count;
+    }
+
+    /// <summary>As <see cref="Run(int)"/>, but always launch by launch, even where a graph of the size is
+    /// captured: what the graph's replay is timed and checked against.</summary>
+    public void RunStream(int count) => Run(count, null, null);
 
     /// <summary>As <see cref="Run(int)"/>, recording a timing event after each operation into
     /// <paramref name="profile"/> (see <see cref="CreateProfile"/>) for a per-operation breakdown.</summary>
@@ -541,6 +565,7 @@ public sealed class AlexNetModel : IDisposable
 
     public void Dispose()
     {
+        _graphs?.Dispose();
         _kernels?.Dispose();
         _staging?.Dispose();
         _workspace?.Dispose();
@@ -548,5 +573,73 @@ public sealed class AlexNetModel : IDisposable
         _probabilities?.Dispose();
         foreach (DeviceBuffer? w in _weights) w?.Dispose();
         foreach (DeviceBuffer<float>? b in _biases) b?.Dispose();
+    }
+
+    // ---- graphs ----
+
+    /// <summary>Where a pass leaves fc8 and the probabilities: kept with each graph, since a replay writes there.</summary>
+    private readonly record struct PassOutputs(DeviceBuffer Fc8, DeviceBuffer<float> Probabilities);
+
+    private readonly ForwardGraphs<PassOutputs>? _graphs;
+
+    private PassOutputs StreamPass(int n)
+    {
+        Run(n, null, null);
+        return new PassOutputs(_fc8Buffer!, _probBuffer!);
+    }
+
+    private static string? GraphsOff(ComputeDevice device, AlexNetOptions options) =>
+        options.UseGraphs == false ? "UseGraphs = false: the stream path runs"
+        : device.GraphsUnsupportedReason is string reason ? $"{reason}: the stream path runs"
+        : null;
+
+    /// <summary>Queues filling both activation arenas with NaN, so that an output a later pass fails to write
+    /// shows (the graph check poisons them before a replay).</summary>
+    internal void PoisonActivations()
+    {
+        foreach (DeviceBuffer arena in _arenas)
+        {
+            if (arena is DeviceBuffer<float> floats)
+            {
+                _stream.Fill(floats, float.NaN);
+            }
+            else if (arena is DeviceBuffer<ushort> halves)
+            {
+                // 16-bit storage: all ones is a NaN in fp16 and in bf16 alike.
+                var nan = new ushort[halves.Length];
+                Array.Fill(nan, (ushort)0xFFFF);
+                _stream.CopyToDevice<ushort>(nan, halves);
+            }
+        }
+    }
+
+    /// <summary>True when <see cref="Run(int)"/> captures and replays graphs (<see cref="AlexNetOptions.UseGraphs"/>
+    /// and the device allow it).</summary>
+    public bool UsesGraphs => _graphs is not null;
+
+    /// <summary>Why <see cref="Run(int)"/> never uses a graph, in one line; null when it does.</summary>
+    public string? GraphsOffReason { get; }
+
+    /// <summary>True when the next <see cref="Run(int)"/> over <paramref name="batch"/> images is a replay.</summary>
+    public bool HasGraph(int batch) => _graphs?.HasGraph(batch) ?? false;
+
+    /// <summary>Why the pass over <paramref name="batch"/> images runs launch by launch although graphs are on (its
+    /// capture failed, and is not tried again); null when it did not fail.</summary>
+    public string? GraphFailure(int batch) => _graphs?.Failures.GetValueOrDefault(batch);
+
+    /// <summary>
+    /// One line on the graphs: "off: " and why, or "on: " with the batch sizes captured, the replays so far and
+    /// each size whose capture failed with the reason (that size runs launch by launch).
+    /// </summary>
+    public string GraphStatus
+    {
+        get
+        {
+            if (_graphs is null) return $"off: {GraphsOffReason}";
+            IReadOnlyList<int> captured = _graphs.Captured;
+            string sizes = captured.Count == 0 ? "no batch size captured yet" : $"batch {string.Join(", ", captured.Order())} captured";
+            string failures = string.Concat(_graphs.Failures.OrderBy(f => f.Key).Select(f => $"; batch {f.Key} runs launch by launch, its capture failed: {f.Value}"));
+            return $"on (a graph per batch size, at most {_graphs.Capacity}): {sizes}, {_graphs.Replays} replays{failures}";
+        }
     }
 }

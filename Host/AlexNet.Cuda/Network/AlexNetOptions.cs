@@ -93,4 +93,12 @@ public sealed class AlexNetOptions
         if (WorkspaceBytes < 1) throw new AlexNetException($"the workspace must be at least 1 byte, not {WorkspaceBytes}");
         Lrn.Validate();
     }
+
+    /// <summary>
+    /// Whether <see cref="AlexNetModel.Run(int)"/> captures the whole pass as a graph per batch size and replays
+    /// it with one launch (ForwardGraphs: at most 8 sizes kept, a size whose capture fails runs launch by launch).
+    /// Null (the default): where the device can capture graphs (CUDA), and not elsewhere; true: the same, but a
+    /// device that cannot is an error at load; false: never. Features and profiled passes always run launch by launch.
+    /// </summary>
+    public bool? UseGraphs { get; init; }
 }
