@@ -134,7 +134,7 @@ public class CliProcessTests
         (int code, string stderr) = child.Exit();
         Assert.True(code == 130, $"exit {code}: {stderr}");
         System.Text.RegularExpressions.Match m = System.Text.RegularExpressions.Regex.Match(stderr.ReplaceLineEndings("\n"),
-            @"^alexnet: interrupted by SIGINT after (\d+) of (\d+) checks \(\d+ passed, \d+ failed\)\n$");
+            @"^alexnet: interrupted by SIGINT after (\d+) of (\d+) checks \(\d+ passed, \d+ failed, \d+ skipped\)\n$");
         Assert.True(m.Success, stderr);
         // Each check that ran has its line, and the summary of a whole run is not printed.
         Assert.Equal(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), 1 + rest.Length);

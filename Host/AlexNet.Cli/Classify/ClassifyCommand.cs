@@ -109,7 +109,7 @@ internal static class ClassifyCommand
         }
         if (s.Stats)
             stderr.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"stats: {stats.Images} images in {stats.Wall.TotalSeconds:F2} s: end to end {stats.EndToEndPerSecond:F1} images/s; decode {stats.DecodePerSecond:F1} images/s on {stats.Workers} workers; inference {stats.InferencePerSecond:F1} images/s of device time ({selected.Device.Name}); decode memory peak {DecodeMemoryBudget.Mebibytes(input.Budget.PeakBytes)} of {DecodeMemoryBudget.Mebibytes(input.Budget.TotalBytes)}"));
+                $"stats: {stats.Images} images in {stats.Wall.TotalSeconds:F2} s: end to end {stats.EndToEndPerSecond:F1} images/s; decode {stats.DecodePerSecond:F1} images/s on {stats.Workers} workers; inference {stats.InferencePerSecond:F1} images/s of device time ({selected.Device.Name}); device busy {stats.DeviceBusyFraction:P0} of the wall time; {(stats.OverlappedUploads ? $"uploads {stats.UploadMilliseconds:F1} ms on a copy stream, overlapped with compute" : "uploads on the compute stream")}; decode memory peak {DecodeMemoryBudget.Mebibytes(input.Budget.PeakBytes)} of {DecodeMemoryBudget.Mebibytes(input.Budget.TotalBytes)}"));
         if (interruption.IsRequested)
         {
             stderr.WriteLine($"{Program.Name}: interrupted by {interruption.SignalName} after {stats.Images} of {paths.Count} images");

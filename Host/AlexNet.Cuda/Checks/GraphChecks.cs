@@ -32,9 +32,9 @@ public static class GraphChecks
     public static ComparisonResult ReplayMatchesTheStreamPass(ComputeDevice device, AlexNetArchitecture architecture, int[] batches, AlexNetOptions options)
     {
         if (device.GraphsUnsupportedReason is string reason && architecture != SyntheticNetwork.Narrow)
-            return new ComparisonResult(true, 0, 0, -1, 0, $"not applicable: {reason}: the stream path runs (the narrow network's check shows that it does)");
+            throw new CheckNotApplicableException($"{reason}: the stream path runs (the narrow network's check shows that it does)");
         if (!Precisions.IsSupported(device, options.Precision, out string? unsupported))
-            return new ComparisonResult(true, 0, 0, -1, 0, $"not applicable: {Precisions.Name(options.Precision)} is not available on {device.Name}: {unsupported}");
+            throw new CheckNotApplicableException($"{Precisions.Name(options.Precision)} is not available on {device.Name}: {unsupported}");
         AlexNetWeights weights = SyntheticNetwork.Weights(architecture, seed: 11);
         using AlexNetModel model = AlexNetModel.Create(device, weights, options);
         var compared = new List<string>();

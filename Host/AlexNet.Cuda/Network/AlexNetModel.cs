@@ -174,6 +174,10 @@ public sealed class AlexNetModel : IDisposable
     /// </summary>
     public DeviceBuffer<float> InputBuffer => _staging;
 
+    /// <summary>A new device buffer the size of <see cref="InputBuffer"/>, for <see cref="Run(int, DeviceBuffer{float}, DeviceEvent?)"/>
+    /// (a pipeline's second input); the caller disposes it.</summary>
+    public DeviceBuffer<float> AllocateInputBuffer() => _device.Allocate<float>(Plan.StagingFloats);
+
     // ---- weight conversion, once at load ----
 
     /// <summary>HWIO (kh, kw, cin/groups, cout) to the GEMM's row-major [cout][(ci·kh + i)·kw + j]: each
@@ -226,15 +230,32 @@ public sealed class AlexNetModel : IDisposable
     /// (<see cref="GraphStatus"/>) a batch size's first pass runs launch by launch and is captured, and every
     /// later one is a replay of that graph.
     /// </summary>
-    public void Run(int count)
+    public void Run(int count) => Run(count, _staging);
+
+    /// <summary>
+    /// As <see cref="Run(int)"/>, over the first <paramref name="count"/> images of <paramref name="input"/> (a buffer
+    /// of <see cref="AllocateInputBuffer"/>'s size on this device), and recording <paramref name="inputRead"/>, when
+    /// given, as soon as the pass has read the input (after its first kernel): from then on the buffer may be
+    /// refilled, on another stream that waits for the event, while the rest of the pass runs. With two such buffers
+    /// a pipeline uploads batch i+1 while batch i computes.
+    /// </summary>
+    public void Run(int count, DeviceBuffer<float> input, DeviceEvent? inputRead = null)
     {
+        ObjectDisposedException.ThrowIf(_kernels is null || _device.IsDisposed, this);
+        ArgumentNullException.ThrowIfNull(input);
+        CheckBatch(count);
+        if (!ReferenceEquals(input.Device, _device))
+            throw new AlexNetException($"the input buffer belongs to another device ({input.Device.Description}) than the model ({_device.Description})");
+        if (input.Length < (long)count * InputFloatsPerImage)
+            throw new AlexNetException($"{count} images need {(long)count * InputFloatsPerImage} floats of input buffer, but it holds {input.Length}");
+        // The conversion is launched on its own, outside any graph: the graphs (one per batch size) start at arena 0.
+        _kernels.ConvertInput(_stream, _arenas[0], input, count, InputSize * InputSize, InputChannels);
+        if (inputRead is not null) _stream.Record(inputRead);
         if (_graphs is null)
         {
-            Run(count, null, null);
+            RunLayers(count, null, null);
             return;
         }
-        ObjectDisposedException.ThrowIf(_device.IsDisposed, this);
-        CheckBatch(count);
         PassOutputs outputs = _graphs.Run(count);
         // A replay writes where the captured pass wrote: the results are read from there.
         _fc8Buffer = outputs.Fc8;
@@ -244,7 +265,7 @@ public sealed class AlexNetModel : IDisposable
 
     /// <summary>As <see cref="Run(int)"/>, but always launch by launch, even where a graph of the size is
     /// captured: what the graph's replay is timed and checked against.</summary>
-    public void RunStream(int count) => Run(count, null, null);
+    public void RunStream(int count) => Run(count, (Action<ActivationPlan, DeviceBuffer>?)null, null);
 
     /// <summary>As <see cref="Run(int)"/>, recording a timing event after each operation into
     /// <paramref name="profile"/> (see <see cref="CreateProfile"/>) for a per-operation breakdown.</summary>
@@ -288,6 +309,16 @@ public sealed class AlexNetModel : IDisposable
     {
         ObjectDisposedException.ThrowIf(_kernels is null || _device.IsDisposed, this);
         CheckBatch(n);
+        profile?.Begin(_stream);
+        _kernels.ConvertInput(_stream, _arenas[0], _staging, n, InputSize * InputSize, InputChannels);
+        profile?.Mark(_stream, "input");
+        RunLayers(n, produced, profile);
+    }
+
+    /// <summary>Everything after the input's conversion, which has left the batch in arena 0: what a graph
+    /// captures, so that a graph does not depend on which input buffer the images came from.</summary>
+    private void RunLayers(int n, Action<ActivationPlan, DeviceBuffer>? produced, ForwardProfile? profile)
+    {
         _lastBatch = n;
         ComputeStream s = _stream;
         int act = 0;
@@ -296,9 +327,6 @@ public sealed class AlexNetModel : IDisposable
         // layers out needs norm1 and norm2 written; otherwise, with fused activations, LRN and pooling run as
         // one kernel and the normalised tensors are never written.
         bool fuseNormPool = FusesActivations && produced is null;
-        profile?.Begin(s);
-        _kernels.ConvertInput(s, current, _staging, n, InputSize * InputSize, InputChannels);
-        profile?.Mark(s, "input");
         // With FusesActivations a convolution leaves its GEMM's raw output, and its bias and ReLU are applied by
         // the kernel that reads it next (norm1, norm2, conv4's and conv5's im2col, pool5): a pass over every
         // conv activation saved. `pending` is the bias that the next reader of `current` must apply, or null.
@@ -584,7 +612,7 @@ public sealed class AlexNetModel : IDisposable
 
     private PassOutputs StreamPass(int n)
     {
-        Run(n, null, null);
+        RunLayers(n, null, null);
         return new PassOutputs(_fc8Buffer!, _probBuffer!);
     }
 
