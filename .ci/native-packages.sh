@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (idempotently) the Debian packages AlexNet.Cuda needs on a machine without a GPU:
 #   - PoCL (OpenCL on the CPU) and CLBlast: the backend the tests run kernels and GEMMs on;
-#   - OpenBLAS (Debian main): the GEMMs of an OpenCL device whose buffers live in host memory (PoCL);
+#   - OpenBLAS and oneDNN (Debian main): the GEMMs of an OpenCL device whose buffers live in host memory
+#     (PoCL): oneDNN's SGEMM by default, OpenBLAS where it is missing or asked for;
 #   - NVRTC 11.8 and libcuda1 from Debian non-free: NVRTC compiles every kernel for sm_80/sm_90 in the
 #     tests, and libcuda1 lets the tests look up every CUDA driver entry point (cuInit then reports
 #     CUDA_ERROR_NO_DEVICE, which is the "no CUDA device" path);
@@ -129,7 +130,7 @@ derive_debian_sources() {
 }
 
 main() {
-  required=(ocl-icd-libopencl1 pocl-opencl-icd clinfo libclblast1 libopenblas0-pthread libnvrtc11.2 libnvrtc-builtins11.8 libcuda1)
+  required=(ocl-icd-libopencl1 pocl-opencl-icd clinfo libclblast1 libopenblas0-pthread libdnnl2 libnvrtc11.2 libnvrtc-builtins11.8 libcuda1)
   check_only=0
   for arg in "$@"; do
     case "$arg" in

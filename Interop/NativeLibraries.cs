@@ -13,6 +13,7 @@ public enum NativeLibraryId
     OpenCl,
     ClBlast,
     OpenBlas,
+    OneDnn,
 }
 
 /// <summary>
@@ -32,6 +33,7 @@ public static class NativeLibraries
     internal const string OpenClName = "alexnet-opencl";
     internal const string ClBlastName = "alexnet-clblast";
     internal const string OpenBlasName = "alexnet-openblas";
+    internal const string OneDnnName = "alexnet-dnnl";
 
     private static readonly Lock Gate = new();
     private static readonly Dictionary<NativeLibraryId, IntPtr> Loaded = [];
@@ -96,6 +98,8 @@ public static class NativeLibraries
         NativeLibraryId.ClBlast => ["libclblast.so.1", "libclblast.so"],
         // Debian installs it through the alternatives system (libopenblas.so.0 in the multiarch folder).
         NativeLibraryId.OpenBlas => ["libopenblas.so.0", "libopenblas.so"],
+        // oneDNN's C API keeps dnnl_sgemm's signature from 2.x to 3.x (Debian 12 ships 2.6, libdnnl2).
+        NativeLibraryId.OneDnn => ["libdnnl.so.3", "libdnnl.so.2", "libdnnl.so"],
         _ => throw new ArgumentOutOfRangeException(nameof(id)),
     };
 
@@ -108,6 +112,7 @@ public static class NativeLibraries
         NativeLibraryId.OpenCl => "ALEXNET_LIBOPENCL",
         NativeLibraryId.ClBlast => "ALEXNET_LIBCLBLAST",
         NativeLibraryId.OpenBlas => "ALEXNET_LIBOPENBLAS",
+        NativeLibraryId.OneDnn => "ALEXNET_LIBDNNL",
         _ => throw new ArgumentOutOfRangeException(nameof(id)),
     };
 
@@ -310,6 +315,7 @@ public static class NativeLibraries
             case OpenClName: id = NativeLibraryId.OpenCl; return true;
             case ClBlastName: id = NativeLibraryId.ClBlast; return true;
             case OpenBlasName: id = NativeLibraryId.OpenBlas; return true;
+            case OneDnnName: id = NativeLibraryId.OneDnn; return true;
             default: id = default; return false;
         }
     }
@@ -347,6 +353,7 @@ public sealed class NativeLibraryNotFoundException(NativeLibraryId library, IRea
         NativeLibraryId.OpenCl => "the OpenCL ICD loader (libOpenCL)",
         NativeLibraryId.ClBlast => "CLBlast (libclblast)",
         NativeLibraryId.OpenBlas => "OpenBLAS (libopenblas)",
+        NativeLibraryId.OneDnn => "oneDNN (libdnnl)",
         _ => id.ToString(),
     };
 
@@ -357,6 +364,8 @@ public sealed class NativeLibraryNotFoundException(NativeLibraryId library, IRea
             $"Install the CUDA toolkit libraries, add their folder to LD_LIBRARY_PATH, or set {NativeLibraries.OverrideVariable(id)} to the file",
         NativeLibraryId.OpenBlas =>
             $"Run .ci/native-packages.sh as root (Debian package libopenblas0-pthread), or set {NativeLibraries.OverrideVariable(id)} to the file",
+        NativeLibraryId.OneDnn =>
+            $"Run .ci/native-packages.sh as root (Debian package libdnnl2), or set {NativeLibraries.OverrideVariable(id)} to the file",
         _ => "Run .ci/native-packages.sh as root (Debian packages ocl-icd-libopencl1, pocl-opencl-icd, libclblast1)",
     };
 }

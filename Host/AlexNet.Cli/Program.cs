@@ -60,7 +60,7 @@ internal static class Program
             Recursive = true,
         };
         var root = new RootCommand("Runs AlexNet through CUDA C kernels compiled at run time with NVRTC, and cuBLAS; " +
-            "without a GPU the same kernels run as OpenCL C on PoCL, with OpenBLAS for the GEMMs (CLBlast on an OpenCL GPU).")
+            "without a GPU the same kernels run as OpenCL C on PoCL, with oneDNN or OpenBLAS for the GEMMs (CLBlast on an OpenCL GPU).")
         {
             HelpName = Name,
         };

@@ -190,7 +190,7 @@ public class CliTests
     public void TheTopLevelHelpNamesTheGemmProvidersAsTheyAre()
     {
         string help = Run("--help").Out;
-        Assert.Contains("on PoCL, with OpenBLAS for the GEMMs (CLBlast on an OpenCL GPU)", help);
+        Assert.Contains("on PoCL, with oneDNN or OpenBLAS for the GEMMs (CLBlast on an OpenCL GPU)", help);
         Assert.DoesNotContain("PoCL, with CLBlast", help);
     }
 

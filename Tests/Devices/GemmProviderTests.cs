@@ -18,7 +18,12 @@ public sealed class GemmProviderDevices : IDisposable
     public OpenClDevice Get(OpenClGemmProvider provider)
     {
         TestNative.Require(NativeLibraryId.OpenCl);
-        TestNative.Require(provider == OpenClGemmProvider.OpenBlas ? NativeLibraryId.OpenBlas : NativeLibraryId.ClBlast);
+        TestNative.Require(provider switch
+        {
+            OpenClGemmProvider.OpenBlas => NativeLibraryId.OpenBlas,
+            OpenClGemmProvider.OneDnn => NativeLibraryId.OneDnn,
+            _ => NativeLibraryId.ClBlast,
+        });
         lock (_gate)
         {
             if (!_devices.TryGetValue(provider, out OpenClDevice? device))
@@ -36,10 +41,13 @@ public sealed class GemmProviderDevices : IDisposable
 [Collection(OpenClCollection.Name)]
 public partial class GemmProviderTests(GemmProviderDevices devices) : IClassFixture<GemmProviderDevices>
 {
-    public static TheoryData<OpenClGemmProvider> Providers() => new(OpenClGemmProvider.ClBlast, OpenClGemmProvider.OpenBlas);
+    public static TheoryData<OpenClGemmProvider> Providers() => new(OpenClGemmProvider.ClBlast, OpenClGemmProvider.OpenBlas, OpenClGemmProvider.OneDnn);
 
     [GeneratedRegex(@"^OpenBLAS \d+\.\d+\.\d+ on mapped buffers$")]
     private static partial Regex OpenBlasName();
+
+    [GeneratedRegex(@"^oneDNN \d+\.\d+\.\d+ on mapped buffers$")]
+    private static partial Regex OneDnnName();
 
     [SkippableTheory]
     [MemberData(nameof(Providers))]
@@ -48,24 +56,26 @@ public partial class GemmProviderTests(GemmProviderDevices devices) : IClassFixt
         OpenClDevice device = devices.Get(provider);
         Assert.Equal(provider, device.GemmProviderKind);
         if (provider == OpenClGemmProvider.ClBlast) Assert.Equal("CLBlast", device.GemmProvider);
-        else Assert.Matches(OpenBlasName(), device.GemmProvider);
+        else Assert.Matches(provider == OpenClGemmProvider.OneDnn ? OneDnnName() : OpenBlasName(), device.GemmProvider);
     }
 
     [SkippableFact]
-    public void TheDefaultIsOpenBlasWhereBuffersLiveInHostMemoryAndClBlastElsewhere()
+    public void TheDefaultIsOneDnnWhereBuffersLiveInHostMemoryAndClBlastElsewhere()
     {
         TestNative.Require(NativeLibraryId.OpenCl);
         TestNative.Require(NativeLibraryId.OpenBlas);
+        TestNative.Require(NativeLibraryId.OneDnn);
         OpenClDeviceInfo? cpu = OpenClDevice.Enumerate().FirstOrDefault(d => d.IsCpu);
         Skip.If(cpu is null, "no OpenCL CPU device");
         Assert.True(cpu!.BuffersInHostMemory);
-        Assert.Equal(OpenClGemmProvider.OpenBlas, OpenClDevice.ChooseGemmProvider(cpu, OpenClGemmProvider.Auto).Provider);
+        Assert.Equal(OpenClGemmProvider.OneDnn, OpenClDevice.ChooseGemmProvider(cpu, OpenClGemmProvider.Auto).Provider);
+        Assert.Equal(OpenClGemmProvider.OpenBlas, OpenClDevice.ChooseGemmProvider(cpu, OpenClGemmProvider.OpenBlas).Provider);
         Assert.Equal((OpenClGemmProvider.ClBlast, "CLBlast"), OpenClDevice.ChooseGemmProvider(cpu, OpenClGemmProvider.ClBlast));
         OpenClDeviceInfo discrete = cpu with { IsCpu = false, IsGpu = true, HostUnifiedMemory = false };
         Assert.False(discrete.BuffersInHostMemory);
         Assert.Equal((OpenClGemmProvider.ClBlast, "CLBlast"), OpenClDevice.ChooseGemmProvider(discrete, OpenClGemmProvider.Auto));
         OpenClDeviceInfo integrated = discrete with { HostUnifiedMemory = true };
-        Assert.Equal(OpenClGemmProvider.OpenBlas, OpenClDevice.ChooseGemmProvider(integrated, OpenClGemmProvider.Auto).Provider);
+        Assert.Equal(OpenClGemmProvider.OneDnn, OpenClDevice.ChooseGemmProvider(integrated, OpenClGemmProvider.Auto).Provider);
     }
 
     [Theory]
@@ -74,6 +84,8 @@ public partial class GemmProviderTests(GemmProviderDevices devices) : IClassFixt
     [InlineData("auto", OpenClGemmProvider.Auto)]
     [InlineData("CLBlast", OpenClGemmProvider.ClBlast)]
     [InlineData(" openblas ", OpenClGemmProvider.OpenBlas)]
+    [InlineData("oneDNN", OpenClGemmProvider.OneDnn)]
+    [InlineData("dnnl", OpenClGemmProvider.OneDnn)]
     public void TheVariableNamesTheProvider(string? value, OpenClGemmProvider expected) =>
         Assert.Equal(expected, OpenClDevice.ParseGemmProvider(value));
 
@@ -81,13 +93,13 @@ public partial class GemmProviderTests(GemmProviderDevices devices) : IClassFixt
     public void AnUnknownProviderIsRefusedNamingTheChoices()
     {
         var e = Assert.Throws<AlexNetException>(() => OpenClDevice.ParseGemmProvider("mkl"));
-        Assert.Equal("ALEXNET_OPENCL_GEMM='mkl' is not a GEMM provider: use clblast or openblas, or unset it to choose by device", e.Message);
+        Assert.Equal("ALEXNET_OPENCL_GEMM='mkl' is not a GEMM provider: use clblast, openblas or onednn, or unset it to choose by device", e.Message);
     }
 
     public static TheoryData<OpenClGemmProvider, string> ProviderChecks()
     {
         var data = new TheoryData<OpenClGemmProvider, string>();
-        foreach (OpenClGemmProvider provider in new[] { OpenClGemmProvider.ClBlast, OpenClGemmProvider.OpenBlas })
+        foreach (OpenClGemmProvider provider in new[] { OpenClGemmProvider.ClBlast, OpenClGemmProvider.OpenBlas, OpenClGemmProvider.OneDnn })
         foreach (string check in new[] { "NN", "NT", "TN", "TT", "NN batch", "TT batch", "TN large", "row-major groups", "row-major fc" })
             data.Add(provider, check);
         return data;

@@ -14,7 +14,7 @@ public partial class EntryPointTests
 {
     public static TheoryData<NativeLibraryId> Libraries() =>
         new(NativeLibraryId.CudaDriver, NativeLibraryId.Nvrtc, NativeLibraryId.Cublas, NativeLibraryId.OpenCl, NativeLibraryId.ClBlast,
-            NativeLibraryId.OpenBlas);
+            NativeLibraryId.OpenBlas, NativeLibraryId.OneDnn);
 
     private static Type BindingClass(NativeLibraryId id) => id switch
     {
@@ -24,6 +24,7 @@ public partial class EntryPointTests
         NativeLibraryId.OpenCl => typeof(OpenCl),
         NativeLibraryId.ClBlast => typeof(ClBlast),
         NativeLibraryId.OpenBlas => typeof(OpenBlas),
+        NativeLibraryId.OneDnn => typeof(OneDnn),
         _ => throw new ArgumentOutOfRangeException(nameof(id)),
     };
 

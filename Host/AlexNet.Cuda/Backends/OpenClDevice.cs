@@ -30,6 +30,8 @@ public enum OpenClGemmProvider
     ClBlast,
     /// <summary>OpenBLAS on the host's cores, on the buffers mapped into the host's address space.</summary>
     OpenBlas,
+    /// <summary>oneDNN's SGEMM on the host's cores, on the mapped buffers (the CPU device's default where it loads).</summary>
+    OneDnn,
 }
 
 /// <summary>
@@ -63,7 +65,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     }
 
     /// <summary>The provider <see cref="GemmVariable"/> asks for: <see cref="OpenClGemmProvider.Auto"/> when it
-    /// is unset or empty; any other value than clblast or openblas is refused.</summary>
+    /// is unset or empty; any other value than clblast, openblas or onednn is refused.</summary>
     public static OpenClGemmProvider RequestedGemmProvider() => ParseGemmProvider(Environment.GetEnvironmentVariable(GemmVariable));
 
     internal static OpenClGemmProvider ParseGemmProvider(string? value) =>
@@ -72,13 +74,16 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             null or "" or "auto" => OpenClGemmProvider.Auto,
             "clblast" => OpenClGemmProvider.ClBlast,
             "openblas" => OpenClGemmProvider.OpenBlas,
-            _ => throw new AlexNetException($"{GemmVariable}='{value}' is not a GEMM provider: use clblast or openblas, or unset it to choose by device"),
+            "onednn" or "dnnl" => OpenClGemmProvider.OneDnn,
+            _ => throw new AlexNetException($"{GemmVariable}='{value}' is not a GEMM provider: use clblast, openblas or onednn, or unset it to choose by device"),
         };
 
     /// <summary>
-    /// The provider a device gets for <paramref name="requested"/>. Auto is OpenBLAS where the buffers live in
-    /// host memory (<see cref="OpenClDeviceInfo.BuffersInHostMemory"/>: PoCL's CPU device) and OpenBLAS loads,
-    /// otherwise CLBlast. On the CPU device OpenBLAS on the mapped buffers reaches 120-200 GFLOP/s on the
+    /// The provider a device gets for <paramref name="requested"/>. Auto, where the buffers live in host memory
+    /// (<see cref="OpenClDeviceInfo.BuffersInHostMemory"/>: PoCL's CPU device), is oneDNN when it loads, else
+    /// OpenBLAS when it loads; otherwise CLBlast. oneDNN 2.6's SGEMM (AVX-512 JIT kernels) measured 1.2–1.5×
+    /// OpenBLAS 0.3.21's (AVX2 here) on most of the engine's GEMM shapes and 20–30 % less over a whole pass's
+    /// GEMMs at batch 8 and 32 (docs/performance.md). On the CPU device OpenBLAS on the mapped buffers reaches 120-200 GFLOP/s on the
     /// convolution GEMMs where CLBlast's OpenCL kernels reach a few (docs/benchmarks.md). Like cuBLAS,
     /// OpenBLAS may sum a column of C in a different order depending on the call's shape (OpenBLAS 0.3.21:
     /// column 0 of a 1000×n×2304 product differs in the 5th digit between n = 1, 7 and 16), so an image's
@@ -88,16 +93,33 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     /// </summary>
     public static (OpenClGemmProvider Provider, string Name) ChooseGemmProvider(OpenClDeviceInfo info, OpenClGemmProvider requested)
     {
-        bool openBlas = requested switch
+        OpenClGemmProvider chosen = requested switch
         {
-            OpenClGemmProvider.ClBlast => false,
-            OpenClGemmProvider.OpenBlas => NativeLibraries.Load(NativeLibraryId.OpenBlas) != IntPtr.Zero,
-            _ => info.BuffersInHostMemory && NativeLibraries.TryLoad(NativeLibraryId.OpenBlas, out _),
+            OpenClGemmProvider.ClBlast => OpenClGemmProvider.ClBlast,
+            OpenClGemmProvider.OpenBlas => NativeLibraries.Load(NativeLibraryId.OpenBlas) != IntPtr.Zero ? OpenClGemmProvider.OpenBlas : OpenClGemmProvider.ClBlast,
+            OpenClGemmProvider.OneDnn => NativeLibraries.Load(NativeLibraryId.OneDnn) != IntPtr.Zero ? OpenClGemmProvider.OneDnn : OpenClGemmProvider.ClBlast,
+            _ when !info.BuffersInHostMemory => OpenClGemmProvider.ClBlast,
+            _ when NativeLibraries.TryLoad(NativeLibraryId.OneDnn, out _) => OpenClGemmProvider.OneDnn,
+            _ when NativeLibraries.TryLoad(NativeLibraryId.OpenBlas, out _) => OpenClGemmProvider.OpenBlas,
+            _ => OpenClGemmProvider.ClBlast,
         };
-        return openBlas
-            ? (OpenClGemmProvider.OpenBlas, $"{OpenBlasVersion.Value} on mapped buffers")
-            : (OpenClGemmProvider.ClBlast, "CLBlast");
+        return chosen switch
+        {
+            OpenClGemmProvider.OpenBlas => (chosen, $"{OpenBlasVersion.Value} on mapped buffers"),
+            OpenClGemmProvider.OneDnn => (chosen, $"{OneDnnVersion.Value} on mapped buffers"),
+            _ => (OpenClGemmProvider.ClBlast, "CLBlast"),
+        };
     }
+
+    // "oneDNN 2.6.3".
+    private static readonly Lazy<string> OneDnnVersion = new(() =>
+    {
+        DnnlVersion* v = OneDnn.dnnl_version();
+        return v == null ? "oneDNN" : $"oneDNN {v->Major}.{v->Minor}.{v->Patch}";
+    });
+
+    /// <summary>True when this device's GEMMs run on the host's cores on mapped buffers (OpenBLAS or oneDNN).</summary>
+    private bool GemmsOnHost => _gemm is OpenClGemmProvider.OpenBlas or OpenClGemmProvider.OneDnn;
 
     // "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64": the first two words.
     private static readonly Lazy<string> OpenBlasVersion = new(() =>
@@ -114,7 +136,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
     /// only FP32.</summary>
     public override bool SupportsGemm(ElementFormat format, GemmMath math, out string? reason)
     {
-        if (_gemm == OpenClGemmProvider.OpenBlas)
+        if (GemmsOnHost)
         {
             reason = null;
             return true;
@@ -456,7 +478,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             DeviceBuffer<float> b, long bOffset, int ldb,
             float beta, DeviceBuffer<float> c, long cOffset, int ldc)
         {
-            if (_device._gemm == OpenClGemmProvider.OpenBlas)
+            if (_device.GemmsOnHost)
             {
                 GemmOnHost(transA, transB, m, n, k, alpha, a, aOffset, lda, 0, b, bOffset, ldb, 0, beta, c, cOffset, ldc, 0, 1);
                 return;
@@ -473,7 +495,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
             float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
         {
-            if (_device._gemm == OpenClGemmProvider.OpenBlas)
+            if (_device.GemmsOnHost)
             {
                 GemmOnHost(transA, transB, m, n, k, alpha, a, aOffset, lda, strideA, b, bOffset, ldb, strideB, beta, c, cOffset, ldc, strideC, batchCount);
                 return;
@@ -488,6 +510,26 @@ public sealed unsafe class OpenClDevice : ComputeDevice
 
         private static CblasTranspose CblasOp(MatrixOp op) => op == MatrixOp.None ? CblasTranspose.No : CblasTranspose.Yes;
 
+        private void LoadHostGemm() =>
+            NativeLibraries.Load(_device._gemm == OpenClGemmProvider.OneDnn ? NativeLibraryId.OneDnn : NativeLibraryId.OpenBlas);
+
+        /// <summary>One column-major SGEMM (cuBLAS's semantics) by the device's host provider. oneDNN's is row-major:
+        /// column-major C = op(A)·op(B) is row-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a column-major matrix read row-major is
+        /// its transpose, so the operands swap places and keep their transpose flags.</summary>
+        private void HostSgemm(MatrixOp transA, MatrixOp transB, int m, int n, int k, float alpha, float* a, int lda,
+            float* b, int ldb, float beta, float* c, int ldc)
+        {
+            if (_device._gemm != OpenClGemmProvider.OneDnn)
+            {
+                OpenBlas.cblas_sgemm(CblasLayout.ColMajor, CblasOp(transA), CblasOp(transB), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                return;
+            }
+            byte ta = transA == MatrixOp.None ? (byte)'N' : (byte)'T', tb = transB == MatrixOp.None ? (byte)'N' : (byte)'T';
+            int status = OneDnn.dnnl_sgemm(tb, ta, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc);
+            // The message is built only on failure: a forward pass allocates no managed memory.
+            if (status != 0) throw new AlexNetException($"dnnl_sgemm({m}×{n}×{k}) failed with dnnl_status_t {status}");
+        }
+
         /// <summary>
         /// The GEMMs on the host's cores, in queue order. The blocking maps return once everything queued
         /// before them on this in-order queue has finished; the unmaps are queued, so work queued after the
@@ -501,7 +543,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             DeviceBuffer<float> b, long bOffset, int ldb, long strideB,
             float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount)
         {
-            NativeLibraries.Load(NativeLibraryId.OpenBlas);
+            LoadHostGemm();
             IntPtr queue = Live();
             Span<nint> handles = stackalloc nint[3];
             Span<nint> pointers = stackalloc nint[3];
@@ -514,7 +556,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
                 float* pb = Map(queue, b, OpenCl.MapRead, handles, pointers, ref mapped);
                 for (int i = 0; i < batchCount; i++)
                 {
-                    OpenBlas.cblas_sgemm(CblasLayout.ColMajor, CblasOp(transA), CblasOp(transB), m, n, k,
+                    HostSgemm(transA, transB, m, n, k,
                         alpha, pa + aOffset + i * strideA, lda, pb + bOffset + i * strideB, ldb,
                         beta, pc + cOffset + i * strideC, ldc);
                 }
@@ -562,7 +604,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         /// </summary>
         protected override void GemmExCore(in GemmCall call)
         {
-            NativeLibraries.Load(NativeLibraryId.OpenBlas);
+            LoadHostGemm();
             IntPtr queue = Live();
             bool sixteen = call.Format != ElementFormat.Float32;
             int aRows = call.TransA == MatrixOp.None ? call.M : call.K, aColumns = call.TransA == MatrixOp.None ? call.K : call.M;
@@ -587,7 +629,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
                 if (sixteen && call.Beta != 0f) Widen(pc + call.COffset * 2, fc, cSpan, call.Format, GemmMath.Default);
                 for (int i = 0; i < call.BatchCount; i++)
                 {
-                    OpenBlas.cblas_sgemm(CblasLayout.ColMajor, CblasOp(call.TransA), CblasOp(call.TransB), call.M, call.N, call.K,
+                    HostSgemm(call.TransA, call.TransB, call.M, call.N, call.K,
                         call.Alpha, fa + i * call.StrideA, call.Lda, fb + i * call.StrideB, call.Ldb,
                         call.Beta, fc + i * call.StrideC, call.Ldc);
                 }

@@ -73,9 +73,9 @@ public sealed record SystemInventory(
                 try
                 {
                     (OpenClGemmProvider kind, string name) = OpenClDevice.ChooseGemmProvider(info, requested);
-                    // OpenBLAS on mapped buffers runs every precision (16-bit and TF32 operands converted on the host);
+                    // OpenBLAS or oneDNN on mapped buffers runs every precision (16-bit and TF32 operands converted on the host);
                     // CLBlast only FP32 (OpenClDevice.SupportsGemm).
-                    provider = kind == OpenClGemmProvider.OpenBlas
+                    provider = kind is OpenClGemmProvider.OpenBlas or OpenClGemmProvider.OneDnn
                         ? $"{name}; precisions fp32, tf32, fp16, bf16 (tf32/fp16/bf16 operands converted on the host for SGEMM)"
                         : $"{name}; precisions fp32";
                 }
