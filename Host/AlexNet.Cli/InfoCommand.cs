@@ -31,6 +31,7 @@ internal static class InfoCommand
         foreach (string d in inv.OpenClDevices) stdout.WriteLine($"  {d}");
         if (inv.OpenClDevicesMissing is not null) stdout.WriteLine($"  none: {inv.OpenClDevicesMissing}");
         stdout.WriteLine($"CLBlast:       {inv.ClBlast}");
+        stdout.WriteLine($"oneDNN:        {inv.OneDnn}");
         stdout.WriteLine($"OpenBLAS:      {inv.OpenBlas}; OpenCL GEMMs: {(inv.OpenClGemm.Count == 0 ? "no device" : string.Join("; ", inv.OpenClGemm))}");
         try
         {

@@ -19,7 +19,8 @@ public sealed record SystemInventory(
     string? OpenClDevicesMissing,
     string ClBlast,
     string OpenBlas,
-    IReadOnlyList<string> OpenClGemm)
+    IReadOnlyList<string> OpenClGemm,
+    string OneDnn = "")
 {
     public static SystemInventory Probe()
     {
@@ -60,6 +61,7 @@ public sealed record SystemInventory(
         catch (AlexNetException e) { clMissing = e.Message; }
         string clblast = Describe(NativeLibraryId.ClBlast, () => "loadable");
         string openblas = Describe(NativeLibraryId.OpenBlas, () => "loadable");
+        string onednn = Describe(NativeLibraryId.OneDnn, () => "loadable");
         var clGemm = new List<string>();
         try
         {
@@ -86,7 +88,7 @@ public sealed record SystemInventory(
         catch (AlexNetException e) { clGemm.Add($"none: {e.Message}"); }
 
         return new SystemInventory(KernelCache.DefaultRoot(), Environment.GetEnvironmentVariable("POCL_CACHE_DIR"),
-            driver, cudaDevices, cudaMissing, nvrtc, cublas, clDevices, clMissing, clblast, openblas, clGemm);
+            driver, cudaDevices, cudaMissing, nvrtc, cublas, clDevices, clMissing, clblast, openblas, clGemm, onednn);
     }
 
     /// <summary>A CUDA device's description and the precisions its cuBLAS GEMMs run (<c>--precision</c>).</summary>
