@@ -264,7 +264,7 @@ elif [ ! -f "$WORK/w.npz" ]; then
   printf 'pytorch\tskipped\t0\tthe features step wrote no weight file to load\n' >> "$steps"
 else
   step pytorch 150 "$WORK/pytorch.log" "$WORK/pytorch.log" pytorch \
-    "pytorch_alexnet.py --batch $BATCHES --iterations $ITERATIONS --warmup $WARMUP, 5 modes"
+    "pytorch_alexnet.py --batch $BATCHES --iterations $ITERATIONS --warmup $WARMUP, 7 modes (torch.compile last)"
 fi
 summarize
 step kernels 60 "$out/kernels.txt" "$out/kernels.txt" kernels "alexnet bench kernels --device $DEVICE --warmup 5 --repeats $REPEATS"
