@@ -1,7 +1,9 @@
 // softmax.cu: fc8's bias, then a numerically stable softmax over each row.
 //
 //   logits is (rows, classes): logits[r][k], as fc8's GEMM left it ([N][F], image-major); updated in
-//          place to logits + bias, the layer's exported output
+//          place to logits + bias, the layer's exported output. FP32 in every precision: with 16-bit
+//          activations fc8's GEMM still writes its FP32 accumulation here (a bf16 logit of 20 would be
+//          off by up to 0.04, which a peaked softmax turns into a like error in the top probability)
 //   bias   is (classes)
 //   prob   is (rows, classes): prob[r][k] = exp(z[r][k] - max_k z[r][k]) / sum_k exp(z[r][k] - max)
 //          with z = logits + bias
@@ -28,21 +30,21 @@
 #error "softmax.cu: BLOCK_SIZE must be a power of two (the tree reduction halves it)"
 #endif
 
-KERNEL void softmax_kernel1(GLOBAL float* __restrict__ prob, GLOBAL act_t* __restrict__ logits,
+KERNEL void softmax_kernel1(GLOBAL float* __restrict__ prob, GLOBAL float* __restrict__ logits,
                             const GLOBAL float* __restrict__ bias, int rows, int classes)
 {
     __shared__ float partial[BLOCK_SIZE];
     const int tid = (int)threadIdx.x;
     const int row = (int)blockIdx.x;
-    GLOBAL act_t* z = logits + row * classes;
+    GLOBAL float* z = logits + row * classes;
     GLOBAL float* p = prob + row * classes;
 
     // 1. z = logits + bias, and the row maximum.
     float localMax = -INFINITY;
     for (int k = tid; k < classes; k += BLOCK_SIZE) {
-        STORE_ACT(z, k, LOAD_ACT(z, k) + bias[k]);
-        // The logit as stored (rounded once in 16 bits): the exported fc8 and what the softmax is of.
-        localMax = fmaxf(localMax, LOAD_ACT(z, k));
+        const float v = z[k] + bias[k];
+        z[k] = v;
+        localMax = fmaxf(localMax, v);
     }
     partial[tid] = localMax;
     __syncthreads();
@@ -56,7 +58,7 @@ KERNEL void softmax_kernel1(GLOBAL float* __restrict__ prob, GLOBAL act_t* __res
     // 2. The exponentials and their sum.
     float localSum = 0.0f;
     for (int k = tid; k < classes; k += BLOCK_SIZE) {
-        const float e = expf(LOAD_ACT(z, k) - rowMax);
+        const float e = expf(z[k] - rowMax);
         p[k] = e;
         localSum += e;
     }

@@ -283,6 +283,35 @@ public sealed class ClassifyCliTests(OpenClFixture fixture, ClassifyWeightsFixtu
         return Process.Start(psi)!;
     }
 
+    [SkippableTheory]
+    [InlineData("fp16")]
+    [InlineData("bf16")]
+    public void ASixteenBitPrecisionClassifiesAsFp32DoesWithinItsTolerance(string precision)
+    {
+        RequireDevice();
+        string[] images = Enumerable.Range(0, 5).Select(i => Image($"{precision}/{i}.png", 300 + 17 * i, 240 + 9 * i, 70 + i)).ToArray();
+        (int code, string fp32, string stderr) = Cli(["classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--batch", "5", .. images]);
+        Assert.True(code == 0, stderr);
+        (code, string reduced, stderr) = Cli(["classify", "--weights", weights.Path, "--device", "opencl", "--format", "json", "--batch", "5",
+            "--precision", precision, .. images]);
+        Assert.True(code == 0, stderr);
+        // The network tolerance is measured on other images and weights (docs/performance.md); on these bf16 moved
+        // the top probability by 0.031, past its 0.03: a peaked softmax turns bf16's logit error into up to
+        // p(1−p)·Δlogit. Twice the tolerance still catches a pass in the wrong format or on the wrong weights.
+        double bound = 2 * Precisions.Tolerance(Precisions.Parse(precision)!.Value).MaxProbabilityError;
+        List<JsonElement> a = JsonLines(fp32), b = JsonLines(reduced);
+        Assert.Equal(images, b.Select(r => r.GetProperty("file").GetString()));
+        bool anyDifferent = false;
+        for (int i = 0; i < images.Length; i++)
+        {
+            (int Index, float Probability)[] want = Ranking(a[i]), got = Ranking(b[i]);
+            Assert.Equal(want[0].Index, got[0].Index); // the same most probable class
+            Assert.InRange(Math.Abs(want[0].Probability - got[0].Probability), 0, bound);
+            anyDifferent |= want[0].Probability != got[0].Probability;
+        }
+        Assert.True(anyDifferent, "the 16-bit run gave FP32's probabilities to the last bit: it did not run in 16 bits");
+    }
+
     [SkippableFact]
     public void CtrlCStopsAfterTheBatchesInFlightWithWholeJsonLines()
     {

@@ -42,8 +42,8 @@ public class PrecisionTests(OpenClFixture fixture)
         // The same workspace bytes hold twice the images' lowering, and the weights take half the bytes.
         Assert.All(half.Convolutions.Zip(fp32.Convolutions), p => Assert.InRange(p.First.WorkspaceImages, 2 * p.Second.WorkspaceImages, 2 * p.Second.WorkspaceImages + 1));
         Assert.Equal(fp32.PeakBytes - fp32.ActivationBytes, 2 * (half.PeakBytes - half.ActivationBytes));
-        // Only the user's images and the probabilities stay FP32 (those of a 16-bit plan in a buffer of their own).
-        long expected = (half.ArenaFloats[0] + half.ArenaFloats[1] + half.WorkspaceFloats) * 2 + half.StagingFloats * 4 + (long)batch * 1000 * 4;
+        // Only the user's images, the logits and the probabilities stay FP32 (a 16-bit plan's last two in buffers of their own).
+        long expected = (half.ArenaFloats[0] + half.ArenaFloats[1] + half.WorkspaceFloats) * 2 + half.StagingFloats * 4 + 2L * batch * 1000 * 4;
         Assert.Equal(expected, half.ActivationBytes);
         Assert.Equal(0, fp32.ProbabilityFloats);
         // Every step but those edges moves half the bytes; the FLOPs do not change.

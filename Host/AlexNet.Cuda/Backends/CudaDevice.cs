@@ -422,16 +422,16 @@ public sealed unsafe class CudaDevice : ComputeDevice
         {
             Live();
             float alpha = call.Alpha, beta = call.Beta;
-            CudaDataType type = DataType(call.Format);
+            CudaDataType type = DataType(call.Format), cType = DataType(call.CFormat);
             CublasComputeType compute = call.Math == GemmMath.Tf32 ? CublasComputeType.Compute32FFastTf32 : CublasComputeType.Compute32F;
             if (call.BatchCount == 1)
                 CublasException.ThrowIfFailed(Cublas.cublasGemmEx(_cublas, Op(call.TransA), Op(call.TransB), call.M, call.N, call.K,
                     &alpha, At(call.A, call.AOffset), type, call.Lda, At(call.B, call.BOffset), type, call.Ldb,
-                    &beta, At(call.C, call.COffset), type, call.Ldc, compute, CublasGemmAlgo.Default));
+                    &beta, At(call.C, call.COffset), cType, call.Ldc, compute, CublasGemmAlgo.Default));
             else
                 CublasException.ThrowIfFailed(Cublas.cublasGemmStridedBatchedEx(_cublas, Op(call.TransA), Op(call.TransB), call.M, call.N, call.K,
                     &alpha, At(call.A, call.AOffset), type, call.Lda, call.StrideA, At(call.B, call.BOffset), type, call.Ldb, call.StrideB,
-                    &beta, At(call.C, call.COffset), type, call.Ldc, call.StrideC, call.BatchCount, compute, CublasGemmAlgo.Default));
+                    &beta, At(call.C, call.COffset), cType, call.Ldc, call.StrideC, call.BatchCount, compute, CublasGemmAlgo.Default));
         }
 
         public override void Synchronize() => CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(Live()));

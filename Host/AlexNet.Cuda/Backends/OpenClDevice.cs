@@ -606,7 +606,8 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         {
             LoadHostGemm();
             IntPtr queue = Live();
-            bool sixteen = call.Format != ElementFormat.Float32;
+            // sixteen: C is 16-bit (its floats are computed in scratch and rounded once into it).
+            bool sixteen = call.CFormat != ElementFormat.Float32;
             int aRows = call.TransA == MatrixOp.None ? call.M : call.K, aColumns = call.TransA == MatrixOp.None ? call.K : call.M;
             int bRows = call.TransB == MatrixOp.None ? call.K : call.N, bColumns = call.TransB == MatrixOp.None ? call.N : call.K;
             long aSpan = Span(call.AOffset, aRows, aColumns, call.Lda, call.StrideA, call.BatchCount);
@@ -626,7 +627,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
                 Widen(pb + call.BOffset * call.B.ElementSize, fb, bSpan, call.Format, call.Math);
                 // C: the floats themselves when FP32 (TF32 math), else scratch holding C's floats when beta reads them.
                 float* fc = sixteen ? fb + bSpan : (float*)(pc + call.COffset * sizeof(float));
-                if (sixteen && call.Beta != 0f) Widen(pc + call.COffset * 2, fc, cSpan, call.Format, GemmMath.Default);
+                if (sixteen && call.Beta != 0f) Widen(pc + call.COffset * 2, fc, cSpan, call.CFormat, GemmMath.Default);
                 for (int i = 0; i < call.BatchCount; i++)
                 {
                     HostSgemm(call.TransA, call.TransB, call.M, call.N, call.K,
@@ -641,7 +642,7 @@ public sealed unsafe class OpenClDevice : ComputeDevice
                     for (int column = 0; column < call.N; column++)
                     {
                         long start = i * call.StrideC + (long)column * call.Ldc;
-                        ElementFormats.FromFloat(new ReadOnlySpan<float>(fc + start, call.M), new Span<ushort>(c16 + start, call.M), call.Format);
+                        ElementFormats.FromFloat(new ReadOnlySpan<float>(fc + start, call.M), new Span<ushort>(c16 + start, call.M), call.CFormat);
                     }
                 }
             }

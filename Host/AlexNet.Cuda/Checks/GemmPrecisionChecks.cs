@@ -24,10 +24,14 @@ public static class GemmPrecisionChecks
             yield return ($"gemm {name} NN 37x29x53 padded ld, offsets, beta -0.5", d => Gemm(d, precision, MatrixOp.None, MatrixOp.None, 37, 29, 53, 1));
             yield return ($"gemm {name} TN 96x128x363 (conv1's shape)", d => Gemm(d, precision, MatrixOp.Transpose, MatrixOp.None, 96, 128, 363, 1));
             yield return ($"gemm_strided_batched {name} NT 2x(19x23x31) padded ld, offsets, strides", d => Gemm(d, precision, MatrixOp.None, MatrixOp.Transpose, 19, 23, 31, 2));
+            // fc8's form: 16-bit inputs, the FP32 accumulation written whole to an FP32 C.
+            if (precision != Precision.Tf32)
+                yield return ($"gemm {name} inputs, fp32 C, NN 10x1000x409 (fc8's form)", d => Gemm(d, precision, MatrixOp.None, MatrixOp.None, 10, 1000, 409, 1, floatC: true));
         }
     }
 
-    public static ComparisonResult Gemm(ComputeDevice device, Precision precision, MatrixOp ta, MatrixOp tb, int m, int n, int k, int batch)
+    public static ComparisonResult Gemm(ComputeDevice device, Precision precision, MatrixOp ta, MatrixOp tb, int m, int n, int k, int batch,
+        bool floatC = false)
     {
         if (!Precisions.IsSupported(device, precision, out string? reason)) throw new CheckNotApplicableException(reason!);
         ElementFormat format = Precisions.Storage(precision);
@@ -40,7 +44,8 @@ public static class GemmPrecisionChecks
         // The operands as the GEMM sees them: stored in the format (so exactly representable), TF32's inputs rounded.
         float[] a = Stored(KernelChecks.TestData((int)(aOffset + strideA * batch), seed: 21 + m), format);
         float[] b = Stored(KernelChecks.TestData((int)(bOffset + strideB * batch), seed: 22 + n), format);
-        float[] c = Stored(KernelChecks.TestData((int)(cOffset + strideC * batch), seed: 23 + k), format);
+        ElementFormat cFormat = floatC ? ElementFormat.Float32 : format;
+        float[] c = Stored(KernelChecks.TestData((int)(cOffset + strideC * batch), seed: 23 + k), cFormat);
         float[] aSeen = math == GemmMath.Tf32 ? [.. a.Select(ElementFormats.RoundToTf32)] : a;
         float[] bSeen = math == GemmMath.Tf32 ? [.. b.Select(ElementFormats.RoundToTf32)] : b;
         const float alpha = 0.75f, beta = -0.5f;
@@ -51,16 +56,16 @@ public static class GemmPrecisionChecks
             CpuReference.Gemm(ta, tb, m, n, k, alpha, aSeen, aOffset + i * strideA, lda, bSeen, bOffset + i * strideB, ldb,
                 beta, expected, cOffset + i * strideC, ldc, magnitude);
 
-        using DeviceBuffer da = Upload(device, a, format), db = Upload(device, b, format), dc = Upload(device, c, format);
+        using DeviceBuffer da = Upload(device, a, format), db = Upload(device, b, format), dc = Upload(device, c, cFormat);
         MatrixView va = MatrixView.ColumnMajor(da, format, aRows, aCols, aOffset, lda);
         MatrixView vb = MatrixView.ColumnMajor(db, format, bRows, bCols, bOffset, ldb);
         if (ta == MatrixOp.Transpose) va = va.T;
         if (tb == MatrixOp.Transpose) vb = vb.T;
-        MatrixView vc = MatrixView.ColumnMajor(dc, format, m, n, cOffset, ldc);
+        MatrixView vc = MatrixView.ColumnMajor(dc, cFormat, m, n, cOffset, ldc);
         device.DefaultStream.GemmBatched(va, vb, vc, new GemmBatch(batch, strideA, strideB, strideC), alpha, beta, math);
-        float[] got = Download(device, dc, format);
+        float[] got = Download(device, dc, cFormat);
         // A 16-bit C is the FP32 result rounded once more: half a unit of its last place, relative to the value.
-        double unit = format switch { ElementFormat.Half => Math.Pow(2, -11), ElementFormat.BFloat16 => Math.Pow(2, -8), _ => 0 };
+        double unit = cFormat switch { ElementFormat.Half => Math.Pow(2, -11), ElementFormat.BFloat16 => Math.Pow(2, -8), _ => 0 };
         // TF32: the reference rounds the inputs to nearest even; tensor cores may round otherwise (one TF32 unit,
         // 2⁻¹⁰ relative, per product at most), which the bound allows for on top of FP32 accumulation.
         double rtol = Tolerances.GemmRtol(k) + (math == GemmMath.Tf32 ? Math.Pow(2, -10) : 0);

@@ -135,9 +135,10 @@ public abstract class ComputeStream : IDisposable
         int m = c.Rows, n = c.Columns, k = a.Columns;
         if (a.Rows != m || b.Rows != k || b.Columns != n)
             throw new ArgumentException($"GEMM shapes do not chain: A is {a.Rows}×{a.Columns}, B is {b.Rows}×{b.Columns}, C is {m}×{n}");
-        ElementFormat format = c.Format;
-        if (a.Format != format || b.Format != format)
-            throw new ArgumentException($"GEMM operands differ in format: A is {ElementFormats.Name(a.Format)}, B {ElementFormats.Name(b.Format)}, C {ElementFormats.Name(format)}; convert one first");
+        // A and B share a format; C has it too, or is FP32 (16-bit inputs with the FP32 accumulation kept whole).
+        ElementFormat format = a.Format;
+        if (b.Format != format || (c.Format != format && c.Format != ElementFormat.Float32))
+            throw new ArgumentException($"GEMM operands differ in format: A is {ElementFormats.Name(a.Format)}, B {ElementFormats.Name(b.Format)}, C {ElementFormats.Name(c.Format)}; convert one first (only C may be FP32 beside 16-bit A and B)");
         if (math == GemmMath.Tf32 && format != ElementFormat.Float32)
             throw new ArgumentException($"TF32 math takes FP32 operands, not {ElementFormats.Name(format)} (16-bit operands always accumulate in FP32)");
         if (batch.Count < 0) throw new ArgumentOutOfRangeException(nameof(batch), $"GEMM batch count {batch.Count} is negative");
@@ -158,7 +159,7 @@ public abstract class ComputeStream : IDisposable
             Interlocked.Increment(ref _gemms);
             GemmExCore(new GemmCall(a.Op, b.Op, m, n, k, alpha, beta, a.Buffer, a.Offset, a.LeadingDimension, batch.StrideA,
                 b.Buffer, b.Offset, b.LeadingDimension, batch.StrideB, c.Buffer, c.Offset, c.LeadingDimension, batch.StrideC,
-                batch.Count, format, math));
+                batch.Count, format, math, c.Format));
             return;
         }
         Interlocked.Increment(ref _gemms);
@@ -350,9 +351,10 @@ public abstract class ComputeStream : IDisposable
 }
 
 /// <summary>One checked, column-major GEMM (strided batch of <see cref="BatchCount"/>, 1 for a single GEMM) as a
-/// backend's mixed-precision path receives it: cuBLAS's <c>cublasGemmStridedBatchedEx</c> arguments.</summary>
+/// backend's mixed-precision path receives it: cuBLAS's <c>cublasGemmStridedBatchedEx</c> arguments. <see cref="Format"/>
+/// is A's and B's; <see cref="CFormat"/> is C's, the same or FP32.</summary>
 public readonly record struct GemmCall(MatrixOp TransA, MatrixOp TransB, int M, int N, int K, float Alpha, float Beta,
     DeviceBuffer A, long AOffset, int Lda, long StrideA,
     DeviceBuffer B, long BOffset, int Ldb, long StrideB,
     DeviceBuffer C, long COffset, int Ldc, long StrideC,
-    int BatchCount, ElementFormat Format, GemmMath Math);
+    int BatchCount, ElementFormat Format, GemmMath Math, ElementFormat CFormat);

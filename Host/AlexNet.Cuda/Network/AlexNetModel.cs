@@ -47,7 +47,7 @@ public sealed class AlexNetModel : IDisposable
     private readonly DeviceBuffer[] _arenas;
     private readonly DeviceBuffer[] _weights = new DeviceBuffer[8];
     private readonly DeviceBuffer<float>[] _biases = new DeviceBuffer<float>[8];
-    private readonly DeviceBuffer<float>? _probabilities;
+    private readonly DeviceBuffer<float>? _probabilities, _logits;
     private readonly ElementFormat _format;
     private readonly GemmMath _math;
     // conv1…conv5's biases on the host too: their activations leave the pass raw (the next kernel applies the
@@ -79,7 +79,11 @@ public sealed class AlexNetModel : IDisposable
             _staging = Track(device.Allocate<float>(plan.StagingFloats), owned);
             _workspace = Track(Allocate(device, _format, Math.Max(1, plan.WorkspaceFloats)), owned);
             _arenas = [Track(Allocate(device, _format, plan.ArenaFloats[0]), owned), Track(Allocate(device, _format, plan.ArenaFloats[1]), owned)];
-            if (plan.ProbabilityFloats > 0) _probabilities = Track(device.Allocate<float>(plan.ProbabilityFloats), owned);
+            if (plan.ProbabilityFloats > 0)
+            {
+                _probabilities = Track(device.Allocate<float>(plan.ProbabilityFloats), owned);
+                _logits = Track(device.Allocate<float>(plan.ProbabilityFloats), owned);
+            }
             for (int i = 0; i < 8; i++)
             {
                 LayerWeights layer = weights.Layers[i];
@@ -389,10 +393,13 @@ public sealed class AlexNetModel : IDisposable
         for (int layer = 5; layer < 8; layer++)
         {
             ActivationPlan fcPlan = _activations[act++];
-            DeviceBuffer output = Other(current);
+            // fc8's logits are FP32 in every precision (softmax.cu): with 16-bit storage the GEMM writes its FP32
+            // accumulation to a buffer of its own.
+            bool logits = layer == 7 && _logits is not null;
+            DeviceBuffer output = logits ? _logits! : Other(current);
             int outputs = fcPlan.Channels;
             s.Gemm(MatrixView.RowMajor(current, _format, n, inputs), MatrixView.RowMajor(_weights[layer], _format, inputs, outputs),
-                MatrixView.RowMajor(output, _format, n, outputs), math: _math);
+                MatrixView.RowMajor(output, logits ? ElementFormat.Float32 : _format, n, outputs), math: _math);
             profile?.Mark(s, FcGemm[layer - 5]);
             if (layer < 7)
             {
@@ -419,7 +426,7 @@ public sealed class AlexNetModel : IDisposable
                 // writes the probabilities.
                 // The probabilities are FP32: in the other arena when that holds floats, else in their own buffer.
                 DeviceBuffer<float> probabilities = _probabilities ?? (DeviceBuffer<float>)Other(output);
-                _kernels.Softmax(s, probabilities, output, _biases[layer], n, outputs);
+                _kernels.Softmax(s, probabilities, (DeviceBuffer<float>)output, _biases[layer], n, outputs);
                 _fc8Buffer = output;
                 _probBuffer = probabilities;
                 profile?.Mark(s, "softmax");
@@ -599,6 +606,7 @@ public sealed class AlexNetModel : IDisposable
         _workspace?.Dispose();
         if (_arenas is not null) foreach (DeviceBuffer a in _arenas) a?.Dispose();
         _probabilities?.Dispose();
+        _logits?.Dispose();
         foreach (DeviceBuffer? w in _weights) w?.Dispose();
         foreach (DeviceBuffer<float>? b in _biases) b?.Dispose();
     }

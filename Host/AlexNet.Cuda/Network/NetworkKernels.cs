@@ -487,7 +487,7 @@ public sealed class NetworkKernels : IDisposable
     /// fc8's epilogue: <c>logits[r][k] += bias[k]</c> (written back: the exported logits), then
     /// <c>prob[r]</c> = softmax of that row, with the row maximum subtracted first.
     /// </summary>
-    public void Softmax(ComputeStream s, DeviceBuffer<float> prob, DeviceBuffer logits, DeviceBuffer<float> bias, int rows, int classes)
+    public void Softmax(ComputeStream s, DeviceBuffer<float> prob, DeviceBuffer<float> logits, DeviceBuffer<float> bias, int rows, int classes)
     {
         const string op = "Softmax";
         Check(s, op);
@@ -497,7 +497,7 @@ public sealed class NetworkKernels : IDisposable
         Distinct(op, prob, bias);
         Distinct(op, logits, bias);
         Holds(op, "prob", prob, count);
-        HoldsActivations(op, "logits", logits, count);
+        Holds(op, "logits", logits, count);
         Holds(op, "bias", bias, classes);
 
         var args = new KernelArguments();

@@ -94,7 +94,7 @@ public sealed class NetworkPlan
         ArenaFloats = [StagingFloats, 0];
         foreach (ActivationPlan a in activations)
             ArenaFloats[a.Arena] = Math.Max(ArenaFloats[a.Arena], a.ElementsPerImage * maxBatch);
-        // 16-bit activations: the probabilities, FP32 whatever the storage, get a buffer of their own.
+        // 16-bit activations: the logits and the probabilities, FP32 whatever the storage, get buffers of their own.
         ProbabilityFloats = elementBytes == sizeof(float) ? 0 : (long)maxBatch * fullyConnected[2];
     }
 
@@ -105,7 +105,8 @@ public sealed class NetworkPlan
     /// input staging (the user's images) and the probabilities are FP32 in every precision.</summary>
     public int ElementBytes { get; }
 
-    /// <summary>Floats of the separate FP32 probability buffer of a 16-bit plan (0 in FP32, where prob takes its arena).</summary>
+    /// <summary>Floats of each of the two separate FP32 buffers of a 16-bit plan, fc8's logits and the probabilities
+    /// (0 in FP32, where they take their arenas).</summary>
     public long ProbabilityFloats { get; }
 
     public IReadOnlyList<ConvolutionPlan> Convolutions { get; }
@@ -129,7 +130,7 @@ public sealed class NetworkPlan
         + (long)Activation("pool5").ElementsPerImage * FullyConnected[0] + (long)FullyConnected[0] * FullyConnected[1] + (long)FullyConnected[1] * FullyConnected[2];
 
     /// <summary>Device bytes of the activations, staging and workspace (what the batch size drives).</summary>
-    public long ActivationBytes => (ArenaFloats[0] + ArenaFloats[1] + WorkspaceFloats) * ElementBytes + (StagingFloats + ProbabilityFloats) * sizeof(float);
+    public long ActivationBytes => (ArenaFloats[0] + ArenaFloats[1] + WorkspaceFloats) * ElementBytes + (StagingFloats + 2 * ProbabilityFloats) * sizeof(float);
 
     /// <summary>Device bytes of everything the model allocates: weights, biases, activations, workspace.</summary>
     public long PeakBytes => ActivationBytes + WeightFloats * ElementBytes;
@@ -194,12 +195,14 @@ public sealed class NetworkPlan
         for (int i = 0; i < 3; i++)
         {
             double outputs = FullyConnected[i];
-            steps.Add(new StepCost($"fc{6 + i} gemm", 2.0 * inputs * outputs * batch, (inputs * outputs + (inputs + outputs) * batch) * F));
+            // fc8's logits are FP32 in every precision.
+            double outputBytes = i == 2 ? F32 : F;
+            steps.Add(new StepCost($"fc{6 + i} gemm", 2.0 * inputs * outputs * batch, (inputs * outputs + inputs * batch) * F + outputs * batch * outputBytes));
             if (i < 2) steps.Add(new StepCost($"fc{6 + i} bias+relu", 0, 2 * outputs * batch * F + outputs * F32));
             inputs = outputs;
         }
         // The softmax adds fc8's bias to the logits in place and writes the probabilities.
-        steps.Add(new StepCost("softmax", 0, 2 * inputs * batch * F + (inputs * batch + inputs) * F32));
+        steps.Add(new StepCost("softmax", 0, (3 * inputs * batch + inputs) * F32));
         return steps;
     }
 
@@ -216,7 +219,7 @@ public sealed class NetworkPlan
         text.Append(c, $"memory plan for batch {MaxBatch}{(e == sizeof(float) ? "" : $", {8 * e}-bit activations and weights")}:\n");
         foreach (ActivationPlan a in Activations)
             text.Append(c, $"  {a.Name,-6} {a.Layout,-13} {a.Channels,5} x {a.Height,3} x {a.Width,3}  arena {a.Arena}  {Mib(a.ElementsPerImage * MaxBatch * e),10}\n");
-        text.Append(c, $"  arena 0 {Mib(ArenaFloats[0] * e)}, arena 1 {Mib(ArenaFloats[1] * e)}, input staging {Mib(StagingFloats * 4)}, im2col workspace {Mib(WorkspaceFloats * e)}{(ProbabilityFloats > 0 ? $", probabilities {Mib(ProbabilityFloats * 4)}" : "")}\n");
+        text.Append(c, $"  arena 0 {Mib(ArenaFloats[0] * e)}, arena 1 {Mib(ArenaFloats[1] * e)}, input staging {Mib(StagingFloats * 4)}, im2col workspace {Mib(WorkspaceFloats * e)}{(ProbabilityFloats > 0 ? $", FP32 logits and probabilities {Mib(2 * ProbabilityFloats * 4)}" : "")}\n");
         foreach (ConvolutionPlan p in Convolutions)
             text.Append(c, $"  {p.Name}: GEMM M={p.GroupOutputChannels} N={p.ChunkImages}x{p.OutputPixels} K={p.GroupK} batch {p.Groups}; {Chunking(p)}\n");
         text.Append(c, $"  activations {Mib(ActivationBytes)} (one buffer per tensor would take {Mib(UnsharedActivationBytes)}), weights {Mib(WeightFloats * e)}, peak {Mib(PeakBytes)}");
