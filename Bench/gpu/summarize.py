@@ -63,6 +63,26 @@ def steps_table(path):
     return lines + [""]
 
 
+# Dense peak FLOP/s by number format, from NVIDIA's datasheets: H100 SXM and H200 67 TFLOP/s FP32, 495 TF32,
+# 989 FP16/BF16; H100 PCIe 51, 378, 756. The first name found in the device's description decides.
+PEAKS = [("H100 PCIe", {"fp32": 51e12, "tf32": 378e12, "16": 756e12}),
+         ("H100", {"fp32": 67e12, "tf32": 495e12, "16": 989e12}),
+         ("H200", {"fp32": 67e12, "tf32": 495e12, "16": 989e12})]
+# BVLC AlexNet's forward pass: 724,406,816 multiply-adds per image (docs/model.md).
+FLOP_PER_IMAGE = 2 * 724406816
+
+
+def peak_share(device, precision, images_per_second):
+    """The share of the device's dense peak for the format that the rate reaches, or '?' for an unknown device."""
+    if images_per_second is None:
+        return ""
+    fmt = "16" if precision in ("fp16", "bf16") else precision if precision == "tf32" else "fp32"
+    for name, peaks in PEAKS:
+        if name in (device or ""):
+            return f"{images_per_second * FLOP_PER_IMAGE / peaks[fmt]:.1%}"
+    return "?"
+
+
 def throughput_tables(bench, bench_why, torch_report, torch_why):
     lines = ["## Whole forward pass: the engine against PyTorch", ""]
     if bench is None:
@@ -80,7 +100,12 @@ def throughput_tables(bench, bench_why, torch_report, torch_why):
                      f"{'on' if torch_report.get('settings', {}).get('cudnn_benchmark') else 'off'}"
                      f"{'' if torch_report.get('complete') else '; the PyTorch run did not complete'}.")
     lines += ["Ratio = the engine's images/s ÷ that row's (above 1: the engine is faster). Both are timed with device "
-              "events around each pass after a warm-up: median and minimum of the timed passes.", ""]
+              "events around each pass after a warm-up: median and minimum of the timed passes. Of peak = images/s × "
+              "1.449 GFLOP ÷ the GPU's dense peak for the row's number format (FP32, TF32, or FP16/BF16): the share of "
+              "the compute roofline reached.", ""]
+    engine_device = (bench or {}).get("description") or (bench or {}).get("device")
+    engine_precision = (bench or {}).get("precision", "fp32")
+    torch_device = (torch_report or {}).get("device") or engine_device
     ours = {r["batch"]: r for r in (bench or {}).get("results", [])}
     modes = (torch_report or {}).get("modes", {})
     theirs = {}
@@ -88,37 +113,38 @@ def throughput_tables(bench, bench_why, torch_report, torch_why):
         for r in entry.get("results", []):
             theirs.setdefault(r["batch"], {})[mode] = r
     for batch in sorted(set(ours) | set(theirs)):
-        lines += [f"### Batch {batch}", "", "| implementation | images/s | median ms | min ms | ours ÷ this |", "|---|---|---|---|---|"]
+        lines += [f"### Batch {batch}", "", "| implementation | images/s | median ms | min ms | of peak | ours ÷ this |", "|---|---|---|---|---|---|"]
         mine = ours.get(batch)
         mine_ips = None
         if mine is None:
-            lines.append("| engine (`alexnet bench`) | not measured | | | |")
+            lines.append("| engine (`alexnet bench`) | not measured | | | | |")
         elif "skipped" in mine:
-            lines.append(f"| engine (`alexnet bench`) | skipped: {mine['skipped']} | | | |")
+            lines.append(f"| engine (`alexnet bench`) | skipped: {mine['skipped']} | | | | |")
         else:
             mine_ips = mine.get("images_per_second")
             graph = " replaying its CUDA graph" if mine.get("graph") else ""
-            lines.append(f"| engine (`alexnet bench`{graph}) | {number(mine_ips, 1)} | {number(mine.get('median_ms'), 4)} | "
-                         f"{number(mine.get('min_ms'), 4)} | 1.000 |")
+            lines.append(f"| engine (`alexnet bench`{graph}, {engine_precision}) | {number(mine_ips, 1)} | {number(mine.get('median_ms'), 4)} | "
+                         f"{number(mine.get('min_ms'), 4)} | {peak_share(engine_device, engine_precision, mine_ips)} | 1.000 |")
             # With a graph, bench also timed the same pass launch by launch, in the same model and run.
             stream_ms = mine.get("stream_median_ms") if mine.get("graph") else None
             if stream_ms:
                 stream_ips = batch / (stream_ms / 1000)
                 lines.append(f"| launch by launch (the engine without its graph) | {number(stream_ips, 1)} | {number(stream_ms, 4)} | "
-                             f"{number(mine.get('stream_min_ms'), 4)} | {ratio(mine_ips, stream_ips)} |")
+                             f"{number(mine.get('stream_min_ms'), 4)} | {peak_share(engine_device, engine_precision, stream_ips)} | "
+                             f"{ratio(mine_ips, stream_ips)} |")
             elif mine.get("graph_failure"):
-                lines.append(f"| (no graph: its capture failed: {mine['graph_failure'].replace('|', '/')}) | | | | |")
+                lines.append(f"| (no graph: its capture failed: {mine['graph_failure'].replace('|', '/')}) | | | | | |")
         for mode, entry in modes.items():
             r = theirs.get(batch, {}).get(mode)
             label = f"PyTorch {mode} ({entry.get('description', '')})"
             if r is None:
                 continue
             if "error" in r:
-                lines.append(f"| {label} | error: {r['error'].replace('|', '/')} | | | |")
+                lines.append(f"| {label} | error: {r['error'].replace('|', '/')} | | | | |")
                 continue
             ips = r.get("images_per_second")
             lines.append(f"| {label} | {number(ips, 1)} | {number(r.get('median_ms'), 4)} | {number(r.get('min_ms'), 4)} | "
-                         f"{ratio(mine_ips, ips)} |")
+                         f"{peak_share(torch_device, mode, ips)} | {ratio(mine_ips, ips)} |")
         lines.append("")
     return lines
 
