@@ -17,16 +17,16 @@ public static class PrecisionChecks
 {
     public static IEnumerable<(string Name, Func<ComputeDevice, ComparisonResult> Run)> All()
     {
-        foreach (SixteenBitFormat format in new[] { SixteenBitFormat.Half, SixteenBitFormat.BFloat16 })
+        foreach (ElementFormat format in new[] { ElementFormat.Half, ElementFormat.BFloat16 })
         {
-            string name = format == SixteenBitFormat.Half ? "fp16" : "bf16";
+            string name = ElementFormats.Name(format);
             yield return ($"convert float to {name}: {Inputs(format).Length} values, round to nearest even", d => ToSixteen(d, format));
             yield return ($"convert {name} to float: all 65536 bit patterns", d => FromSixteen(d, format));
         }
     }
 
     /// <summary>The values a conversion to <paramref name="format"/> is checked on.</summary>
-    internal static float[] Inputs(SixteenBitFormat format)
+    internal static float[] Inputs(ElementFormat format)
     {
         var values = new List<float>(KernelChecks.TestData(1000, seed: 61));
         values.AddRange([0f, -0f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, -float.NaN,
@@ -35,7 +35,7 @@ public static class PrecisionChecks
             float.MaxValue, -float.MaxValue, float.Epsilon, 1f, -1f, 3.14159265f]);
         // Ties and their neighbours: the bits below the kept mantissa exactly half, and one ulp either side,
         // with the lowest kept bit even and odd, at several exponents.
-        int dropped = format == SixteenBitFormat.BFloat16 ? 16 : 13;
+        int dropped = format == ElementFormat.BFloat16 ? 16 : 13;
         uint half = 1u << (dropped - 1);
         foreach (uint exponent in new uint[] { 100, 112, 127, 130, 142, 150 })
         foreach (uint kept in new uint[] { 0, 1, 2, 3, 0x7E, 0x7F })
@@ -45,7 +45,7 @@ public static class PrecisionChecks
             uint mantissa = (kept << dropped) + (uint)((int)half + delta);
             values.Add(BitConverter.UInt32BitsToSingle(sign | exponent << 23 | (mantissa & 0x7F_FFFF)));
         }
-        if (format == SixteenBitFormat.Half)
+        if (format == ElementFormat.Half)
         {
             // The largest fp16 (65504), the last value that rounds down to it, the tie that rounds to infinity;
             // subnormal fp16 (2^-24 to 2^-14), half the smallest (a tie to 0), and the normal/subnormal border.
@@ -82,10 +82,10 @@ public static class PrecisionChecks
 
     private static ushort HalfNearest(float value) => BitConverter.HalfToUInt16Bits((Half)value);
 
-    public static ComparisonResult ToSixteen(ComputeDevice device, SixteenBitFormat format)
+    public static ComparisonResult ToSixteen(ComputeDevice device, ElementFormat format)
     {
         float[] input = Inputs(format);
-        ushort[] expected = [.. input.Select(v => format == SixteenBitFormat.BFloat16 ? BFloat16Nearest(v) : HalfNearest(v))];
+        ushort[] expected = [.. input.Select(v => format == ElementFormat.BFloat16 ? BFloat16Nearest(v) : HalfNearest(v))];
         using var kernels = new NetworkKernels(device);
         using DeviceBuffer<float> src = device.Upload<float>(input);
         using DeviceBuffer<ushort> dst = device.Upload<ushort>(Enumerable.Repeat((ushort)0xDEAD, input.Length + 3).ToArray());
@@ -94,10 +94,10 @@ public static class PrecisionChecks
         return Compare(got, expected, input.Length, i => $"{input[i]:R} (0x{BitConverter.SingleToUInt32Bits(input[i]):X8})", format);
     }
 
-    public static ComparisonResult FromSixteen(ComputeDevice device, SixteenBitFormat format)
+    public static ComparisonResult FromSixteen(ComputeDevice device, ElementFormat format)
     {
         ushort[] input = [.. Enumerable.Range(0, 65536).Select(i => (ushort)i)];
-        float[] expected = [.. input.Select(h => format == SixteenBitFormat.BFloat16
+        float[] expected = [.. input.Select(h => format == ElementFormat.BFloat16
             ? BitConverter.UInt32BitsToSingle((uint)h << 16) : (float)BitConverter.UInt16BitsToHalf(h))];
         using var kernels = new NetworkKernels(device);
         using DeviceBuffer<ushort> src = device.Upload<ushort>(input);
@@ -121,7 +121,7 @@ public static class PrecisionChecks
         return new ComparisonResult(wrong == 0, wrong, 0, first, 0, detail);
     }
 
-    private static ComparisonResult Compare(ushort[] got, ushort[] expected, int count, Func<int, string> describe, SixteenBitFormat format)
+    private static ComparisonResult Compare(ushort[] got, ushort[] expected, int count, Func<int, string> describe, ElementFormat format)
     {
         int wrong = 0, first = -1;
         for (int i = 0; i < got.Length; i++)
@@ -139,7 +139,7 @@ public static class PrecisionChecks
         return new ComparisonResult(wrong == 0, wrong, 0, first, 0, detail);
     }
 
-    private static bool IsNaN(ushort h, SixteenBitFormat format) => format == SixteenBitFormat.BFloat16
+    private static bool IsNaN(ushort h, ElementFormat format) => format == ElementFormat.BFloat16
         ? (h & 0x7F80) == 0x7F80 && (h & 0x7F) != 0
         : (h & 0x7C00) == 0x7C00 && (h & 0x3FF) != 0;
 }

@@ -16,16 +16,6 @@ public enum NetworkKernelTarget
     Cpu,
 }
 
-/// <summary>A 16-bit storage format: values kept in 16 bits, computed in float.</summary>
-public enum SixteenBitFormat
-{
-    /// <summary>IEEE binary16: 5 exponent bits, 10 mantissa bits; finite to 65504, subnormals from 2^-24.</summary>
-    Half,
-
-    /// <summary>bfloat16: a float's top 16 bits: float's range with 7 mantissa bits.</summary>
-    BFloat16,
-}
-
 /// <summary>One kernel the network launches: its file, entry point, the block size of its launches, the
 /// <c>-D</c> defines its module is compiled with (null: none) and the targets that launch it.</summary>
 public sealed record NetworkKernelInfo(string File, string EntryPoint, int BlockSize, IReadOnlyDictionary<string, string>? Defines,
@@ -149,18 +139,23 @@ public sealed class NetworkKernels : IDisposable
 
     /// <summary>
     /// Converts the first <paramref name="count"/> floats of <paramref name="input"/> to <paramref name="format"/>'s
-    /// 16-bit storage in <paramref name="output"/>, rounding to nearest, ties to even (a NaN stays NaN).
+    /// 16-bit storage (<see cref="ElementFormat.Half"/> or <see cref="ElementFormat.BFloat16"/>) in
+    /// <paramref name="output"/>, rounding to nearest, ties to even (a NaN stays NaN).
     /// </summary>
-    public void ToSixteenBits(ComputeStream s, DeviceBuffer<ushort> output, DeviceBuffer<float> input, int count, SixteenBitFormat format) =>
-        Convert(s, "ToSixteenBits", format == SixteenBitFormat.BFloat16 ? "float_to_bf16_kernel1" : "float_to_half_kernel1", output, input, count);
+    public void ToSixteenBits(ComputeStream s, DeviceBuffer<ushort> output, DeviceBuffer<float> input, int count, ElementFormat format) =>
+        Convert(s, "ToSixteenBits", SixteenBits("ToSixteenBits", format) == ElementFormat.BFloat16 ? "float_to_bf16_kernel1" : "float_to_half_kernel1",
+            output, input, count);
 
     /// <summary>The floats of the first <paramref name="count"/> 16-bit values of <paramref name="input"/> (exact).</summary>
-    public void FromSixteenBits(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<ushort> input, int count, SixteenBitFormat format) =>
-        Convert(s, "FromSixteenBits", format == SixteenBitFormat.BFloat16 ? "bf16_to_float_kernel1" : "half_to_float_kernel1", output, input, count);
+    public void FromSixteenBits(ComputeStream s, DeviceBuffer<float> output, DeviceBuffer<ushort> input, int count, ElementFormat format) =>
+        Convert(s, "FromSixteenBits", SixteenBits("FromSixteenBits", format) == ElementFormat.BFloat16 ? "bf16_to_float_kernel1" : "half_to_float_kernel1",
+            output, input, count);
+
+    private static ElementFormat SixteenBits(string op, ElementFormat format) =>
+        format == ElementFormat.Float32 ? throw Error(op, "the format must be a 16-bit one (fp16 or bf16), not fp32") : format;
 
     /// <summary>One of convert.cu's element-by-element kernels over the first <paramref name="count"/> values.</summary>
-    private void Convert<TOut, TIn>(ComputeStream s, string op, string entryPoint, DeviceBuffer<TOut> output, DeviceBuffer<TIn> input, int count)
-        where TOut : unmanaged where TIn : unmanaged
+    private void Convert(ComputeStream s, string op, string entryPoint, DeviceBuffer output, DeviceBuffer input, int count)
     {
         Check(s, op);
         Positive(op, ("count", count));
