@@ -30,8 +30,13 @@ public static class GemmPrecisionChecks
         }
     }
 
+    /// <summary>
+    /// One GEMM or strided batch in <paramref name="precision"/> (FP32 for <see cref="KernelChecks.Gemm"/>): padded
+    /// leading dimensions, non-zero offsets, padding between batch entries, alpha ≠ 1 and beta ≠ 0; with
+    /// <paramref name="floatC"/> a 16-bit A and B with an FP32 C. <paramref name="seed"/> picks the test data.
+    /// </summary>
     public static ComparisonResult Gemm(ComputeDevice device, Precision precision, MatrixOp ta, MatrixOp tb, int m, int n, int k, int batch,
-        bool floatC = false)
+        bool floatC = false, int seed = 21)
     {
         if (!Precisions.IsSupported(device, precision, out string? reason)) throw new CheckNotApplicableException(reason!);
         ElementFormat format = Precisions.Storage(precision);
@@ -42,10 +47,10 @@ public static class GemmPrecisionChecks
         long aOffset = 5, bOffset = 7, cOffset = 3;
         long strideA = (long)lda * aCols + 11, strideB = (long)ldb * bCols + 13, strideC = (long)ldc * n + 17;
         // The operands as the GEMM sees them: stored in the format (so exactly representable), TF32's inputs rounded.
-        float[] a = Stored(KernelChecks.TestData((int)(aOffset + strideA * batch), seed: 21 + m), format);
-        float[] b = Stored(KernelChecks.TestData((int)(bOffset + strideB * batch), seed: 22 + n), format);
+        float[] a = Stored(KernelChecks.TestData((int)(aOffset + strideA * batch), seed: seed + m), format);
+        float[] b = Stored(KernelChecks.TestData((int)(bOffset + strideB * batch), seed: seed + 1 + n), format);
         ElementFormat cFormat = floatC ? ElementFormat.Float32 : format;
-        float[] c = Stored(KernelChecks.TestData((int)(cOffset + strideC * batch), seed: 23 + k), cFormat);
+        float[] c = Stored(KernelChecks.TestData((int)(cOffset + strideC * batch), seed: seed + 2 + k), cFormat);
         float[] aSeen = math == GemmMath.Tf32 ? [.. a.Select(ElementFormats.RoundToTf32)] : a;
         float[] bSeen = math == GemmMath.Tf32 ? [.. b.Select(ElementFormats.RoundToTf32)] : b;
         const float alpha = 0.75f, beta = -0.5f;
@@ -56,14 +61,15 @@ public static class GemmPrecisionChecks
             CpuReference.Gemm(ta, tb, m, n, k, alpha, aSeen, aOffset + i * strideA, lda, bSeen, bOffset + i * strideB, ldb,
                 beta, expected, cOffset + i * strideC, ldc, magnitude);
 
-        using DeviceBuffer da = Upload(device, a, format), db = Upload(device, b, format), dc = Upload(device, c, cFormat);
+        using DeviceBuffer da = device.Upload(a, format), db = device.Upload(b, format), dc = device.Upload(c, cFormat);
         MatrixView va = MatrixView.ColumnMajor(da, format, aRows, aCols, aOffset, lda);
         MatrixView vb = MatrixView.ColumnMajor(db, format, bRows, bCols, bOffset, ldb);
         if (ta == MatrixOp.Transpose) va = va.T;
         if (tb == MatrixOp.Transpose) vb = vb.T;
         MatrixView vc = MatrixView.ColumnMajor(dc, cFormat, m, n, cOffset, ldc);
         device.DefaultStream.GemmBatched(va, vb, vc, new GemmBatch(batch, strideA, strideB, strideC), alpha, beta, math);
-        float[] got = Download(device, dc, cFormat);
+        // The whole C buffer is compared: elements outside the m×n blocks (magnitude 0) must be untouched.
+        float[] got = ComputeDevice.Download(device.DefaultStream, dc, cFormat, dc.Length);
         // A 16-bit C is the FP32 result rounded once more: half a unit of its last place, relative to the value.
         double unit = cFormat switch { ElementFormat.Half => Math.Pow(2, -11), ElementFormat.BFloat16 => Math.Pow(2, -8), _ => 0 };
         // TF32: the reference rounds the inputs to nearest even; tensor cores may round otherwise (one TF32 unit,
@@ -79,23 +85,5 @@ public static class GemmPrecisionChecks
     {
         if (format == ElementFormat.Float32) return values;
         return [.. values.Select(v => ElementFormats.ToFloat(ElementFormats.ToBits(v, format), format))];
-    }
-
-    private static DeviceBuffer Upload(ComputeDevice device, float[] values, ElementFormat format)
-    {
-        if (format == ElementFormat.Float32) return device.Upload<float>(values);
-        var bits = new ushort[values.Length];
-        ElementFormats.FromFloat(values, bits, format);
-        return device.Upload<ushort>(bits);
-    }
-
-    private static float[] Download(ComputeDevice device, DeviceBuffer buffer, ElementFormat format)
-    {
-        if (format == ElementFormat.Float32) return device.Download((DeviceBuffer<float>)buffer);
-        var bits = new ushort[buffer.Length];
-        device.DefaultStream.CopyToHost((DeviceBuffer<ushort>)buffer, bits);
-        var values = new float[bits.Length];
-        ElementFormats.ToFloat(bits, values, format);
-        return values;
     }
 }

@@ -136,39 +136,8 @@ public static class KernelChecks
 
     /// <summary>One GEMM (batch 1) or a strided batch, with padded leading dimensions, non-zero offsets,
     /// padding between batch entries, alpha ≠ 1 and beta ≠ 0, so every parameter's handling is observed.</summary>
-    public static ComparisonResult Gemm(ComputeDevice device, MatrixOp ta, MatrixOp tb, int m, int n, int k, int batch)
-    {
-        (int aRows, int aCols) = ta == MatrixOp.None ? (m, k) : (k, m);
-        (int bRows, int bCols) = tb == MatrixOp.None ? (k, n) : (n, k);
-        int lda = aRows + 3, ldb = bRows + 1, ldc = m + 2;
-        long aOffset = 5, bOffset = 7, cOffset = 3;
-        long strideA = (long)lda * aCols + 11, strideB = (long)ldb * bCols + 13, strideC = (long)ldc * n + 17;
-        float[] a = TestData((int)(aOffset + strideA * batch), seed: 1 + m);
-        float[] b = TestData((int)(bOffset + strideB * batch), seed: 2 + n);
-        float[] c = TestData((int)(cOffset + strideC * batch), seed: 3 + k);
-        const float alpha = 0.75f, beta = -0.5f;
-
-        float[] expected = (float[])c.Clone();
-        var magnitude = new double[c.Length];
-        for (int i = 0; i < batch; i++)
-            CpuReference.Gemm(ta, tb, m, n, k, alpha, a, aOffset + i * strideA, lda, b, bOffset + i * strideB, ldb,
-                beta, expected, cOffset + i * strideC, ldc, magnitude);
-
-        using DeviceBuffer<float> da = device.Upload<float>(a);
-        using DeviceBuffer<float> db = device.Upload<float>(b);
-        using DeviceBuffer<float> dc = device.Upload<float>(c);
-        MatrixView va = MatrixView.ColumnMajor(da, aRows, aCols, aOffset, lda);
-        MatrixView vb = MatrixView.ColumnMajor(db, bRows, bCols, bOffset, ldb);
-        if (ta == MatrixOp.Transpose) va = va.T;
-        if (tb == MatrixOp.Transpose) vb = vb.T;
-        MatrixView vc = MatrixView.ColumnMajor(dc, m, n, cOffset, ldc);
-        if (batch == 1)
-            device.Gemm(va, vb, vc, alpha, beta);
-        else
-            device.GemmBatched(va, vb, vc, new GemmBatch(batch, strideA, strideB, strideC), alpha, beta);
-        // The whole C buffer is compared: elements outside the m×n blocks (magnitude 0) must be untouched.
-        return Comparison.AgainstMagnitude(device.Download(dc), expected, magnitude, Tolerances.GemmAtol, Tolerances.GemmRtol(k));
-    }
+    public static ComparisonResult Gemm(ComputeDevice device, MatrixOp ta, MatrixOp tb, int m, int n, int k, int batch) =>
+        GemmPrecisionChecks.Gemm(device, Precision.Fp32, ta, tb, m, n, k, batch, seed: 1);
 
     /// <summary>
     /// GEMM through row-major views, as the network calls it (out[Cout × P] = W[Cout × K] · col[K × P] with

@@ -182,6 +182,33 @@ public abstract class ComputeDevice : IDisposable
         return result;
     }
 
+    /// <summary>A buffer holding <paramref name="values"/> stored as <paramref name="format"/>: floats, or 16-bit values
+    /// converted here (rounding to nearest even, <see cref="ElementFormats.FromFloat"/>).</summary>
+    public DeviceBuffer Upload(ReadOnlySpan<float> values, ElementFormat format)
+    {
+        if (format == ElementFormat.Float32) return Upload<float>(values);
+        var bits = new ushort[values.Length];
+        ElementFormats.FromFloat(values, bits, format);
+        return Upload<ushort>(bits);
+    }
+
+    /// <summary>The first <paramref name="count"/> values of a buffer of <paramref name="format"/> as floats (16-bit values
+    /// converted exactly), copied on <paramref name="stream"/> after the work queued on it.</summary>
+    public static float[] Download(ComputeStream stream, DeviceBuffer buffer, ElementFormat format, long count)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var values = new float[count];
+        if (format == ElementFormat.Float32)
+        {
+            stream.CopyToHost((DeviceBuffer<float>)buffer, values);
+            return values;
+        }
+        var bits = new ushort[count];
+        stream.CopyToHost((DeviceBuffer<ushort>)buffer, bits);
+        ElementFormats.ToFloat(bits, values, format);
+        return values;
+    }
+
     /// <summary>Queues setting every element of <paramref name="buffer"/> to <paramref name="value"/>.</summary>
     public void Fill(DeviceBuffer<float> buffer, float value) => DefaultStream.Fill(buffer, value);
 

@@ -88,7 +88,8 @@ public sealed class AlexNetModel : IDisposable
             {
                 LayerWeights layer = weights.Layers[i];
                 float[] converted = i < 5 ? ConvolutionWeights(layer) : i == 5 ? Fc6Weights(layer, plan) : layer.Weight;
-                _weights[i] = Track(Upload(device, _format, converted), owned);
+                // Weights in the precision's storage: converted once, here.
+                _weights[i] = Track(device.Upload(converted, _format), owned);
                 _biases[i] = Track(device.Upload<float>(layer.Bias), owned);
                 if (i < 5) _convolutionBiases[plan.Convolutions[i].Name] = (float[])layer.Bias.Clone();
             }
@@ -112,15 +113,6 @@ public sealed class AlexNetModel : IDisposable
     /// <summary><paramref name="length"/> elements of <paramref name="format"/>: floats, or 16-bit values.</summary>
     private static DeviceBuffer Allocate(ComputeDevice device, ElementFormat format, long length) =>
         format == ElementFormat.Float32 ? device.Allocate<float>(length) : device.Allocate<ushort>(length);
-
-    /// <summary>Weights in the precision's storage: converted once, here, rounding to nearest even.</summary>
-    private static DeviceBuffer Upload(ComputeDevice device, ElementFormat format, float[] values)
-    {
-        if (format == ElementFormat.Float32) return device.Upload<float>(values);
-        var bits = new ushort[values.Length];
-        ElementFormats.FromFloat(values, bits, format);
-        return device.Upload<ushort>(bits);
-    }
 
     /// <summary>
     /// Builds the model from weights already read (<see cref="WeightFile.Load"/> with
@@ -446,12 +438,6 @@ public sealed class AlexNetModel : IDisposable
     /// <summary>Layer <paramref name="layer"/>'s weights (0…7) in the layout the forward pass uses.</summary>
     internal DeviceBuffer WeightBuffer(int layer) => _weights[layer];
 
-    /// <summary>How this model's activations and weights are stored.</summary>
-    internal ElementFormat Storage => _format;
-
-    /// <summary>How this model's GEMMs multiply.</summary>
-    internal GemmMath GemmMath => _math;
-
     internal DeviceBuffer<float> BiasBuffer(int layer) => _biases[layer];
 
     /// <summary>Queues convolution <paramref name="layer"/> (0…4) + bias + ReLU of <paramref name="n"/> images from
@@ -563,18 +549,8 @@ public sealed class AlexNetModel : IDisposable
     private float[] Export(ActivationPlan plan, DeviceBuffer buffer, int n)
     {
         long count = plan.ElementsPerImage * n;
-        var raw = new float[count];
-        if (buffer is DeviceBuffer<float> floats)
-        {
-            _stream.CopyToHost(floats, raw);
-        }
-        else
-        {
-            // 16-bit storage: the values exactly as the kernels stored them, as floats.
-            var bits = new ushort[count];
-            _stream.CopyToHost((DeviceBuffer<ushort>)buffer, bits);
-            ElementFormats.ToFloat(bits, raw, _format);
-        }
+        // 16-bit storage: the values exactly as the kernels stored them, as floats (fc8 and prob are FP32 buffers).
+        float[] raw = ComputeDevice.Download(_stream, buffer, buffer is DeviceBuffer<float> ? ElementFormat.Float32 : _format, count);
         if (plan.Layout != "[C][N][H][W]") return raw;
         int channels = plan.Channels, pixels = plan.Height * plan.Width;
         float[]? bias = FusesActivations ? _convolutionBiases.GetValueOrDefault(plan.Name) : null;
