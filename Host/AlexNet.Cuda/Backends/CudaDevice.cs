@@ -139,7 +139,6 @@ public sealed unsafe class CudaDevice : ComputeDevice
         return false;
     }
 
-
     public override string Name { get; }
 
     public (int Major, int Minor) ComputeCapability { get; }

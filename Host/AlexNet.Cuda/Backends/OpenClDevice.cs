@@ -132,8 +132,8 @@ public sealed unsafe class OpenClDevice : ComputeDevice
 
     public override string GemmProvider { get; }
 
-    /// <summary>OpenBLAS on mapped buffers runs every format (converted on the host, <c>GemmExCore</c>); CLBlast
-    /// only FP32.</summary>
+    /// <summary>The host GEMM (oneDNN or OpenBLAS) on mapped buffers runs every format (converted on the host,
+    /// <c>GemmExCore</c>); CLBlast only FP32.</summary>
     public override bool SupportsGemm(ElementFormat format, GemmMath math, out string? reason)
     {
         if (GemmsOnHost)
@@ -143,7 +143,6 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         }
         return base.SupportsGemm(format, math, out reason);
     }
-
 
     /// <summary>The provider this device's GEMMs use.</summary>
     public OpenClGemmProvider GemmProviderKind => _gemm;
@@ -590,14 +589,14 @@ public sealed unsafe class OpenClDevice : ComputeDevice
             return _scratch;
         }
 
-        /// <summary>Elements [offset, end) that an operand of <paramref name="rows"/>×<paramref name="columns"/>
-        /// (stored, column-major, leading dimension <paramref name="ld"/>) touches over the batch.</summary>
-        private static long Span(long offset, int rows, int columns, int ld, long stride, int batchCount) =>
+        /// <summary>How many elements, from its first, an operand of <paramref name="rows"/>×<paramref name="columns"/>
+        /// (stored, column-major, leading dimension <paramref name="ld"/>) spans over the batch.</summary>
+        private static long Span(int rows, int columns, int ld, long stride, int batchCount) =>
             (long)(batchCount - 1) * stride + (long)(columns - 1) * ld + rows;
 
         /// <summary>
-        /// TF32 and 16-bit GEMMs when OpenBLAS runs them on mapped buffers: each operand's span is converted to
-        /// floats (16-bit values exactly; FP32 values of a TF32 GEMM rounded to TF32), SGEMM runs on the floats,
+        /// TF32 and 16-bit GEMMs when the host GEMM (oneDNN or OpenBLAS) runs them on mapped buffers: each operand's
+        /// span is converted to floats (16-bit values exactly; FP32 values of a TF32 GEMM rounded to TF32), SGEMM runs on the floats,
         /// and a 16-bit C gets each of its elements rounded once. Products of 11-bit (and 8-bit) significands are
         /// exact in FP32, so this is what tensor cores compute up to the order of the FP32 additions: the
         /// precisions' accuracy is measured here. CLBlast devices have no such path (<see cref="SupportsGemm"/>).
@@ -606,13 +605,13 @@ public sealed unsafe class OpenClDevice : ComputeDevice
         {
             LoadHostGemm();
             IntPtr queue = Live();
-            // sixteen: C is 16-bit (its floats are computed in scratch and rounded once into it).
-            bool sixteen = call.CFormat != ElementFormat.Float32;
+            // A 16-bit C: its floats are computed in scratch and rounded once into it.
+            bool sixteenBitC = call.CFormat != ElementFormat.Float32;
             int aRows = call.TransA == MatrixOp.None ? call.M : call.K, aColumns = call.TransA == MatrixOp.None ? call.K : call.M;
             int bRows = call.TransB == MatrixOp.None ? call.K : call.N, bColumns = call.TransB == MatrixOp.None ? call.N : call.K;
-            long aSpan = Span(call.AOffset, aRows, aColumns, call.Lda, call.StrideA, call.BatchCount);
-            long bSpan = Span(call.BOffset, bRows, bColumns, call.Ldb, call.StrideB, call.BatchCount);
-            long cSpan = Span(call.COffset, call.M, call.N, call.Ldc, call.StrideC, call.BatchCount);
+            long aSpan = Span(aRows, aColumns, call.Lda, call.StrideA, call.BatchCount);
+            long bSpan = Span(bRows, bColumns, call.Ldb, call.StrideB, call.BatchCount);
+            long cSpan = Span(call.M, call.N, call.Ldc, call.StrideC, call.BatchCount);
             Span<nint> handles = stackalloc nint[3];
             Span<nint> pointers = stackalloc nint[3];
             int mapped = 0, unmapError = OpenCl.Success;
@@ -621,20 +620,20 @@ public sealed unsafe class OpenClDevice : ComputeDevice
                 byte* pc = (byte*)Map(queue, call.C, OpenCl.MapRead | OpenCl.MapWrite, handles, pointers, ref mapped);
                 byte* pa = (byte*)Map(queue, call.A, OpenCl.MapRead, handles, pointers, ref mapped);
                 byte* pb = (byte*)Map(queue, call.B, OpenCl.MapRead, handles, pointers, ref mapped);
-                float* scratch = Scratch(aSpan + bSpan + (sixteen ? cSpan : 0));
+                float* scratch = Scratch(aSpan + bSpan + (sixteenBitC ? cSpan : 0));
                 float* fa = scratch, fb = scratch + aSpan;
                 Widen(pa + call.AOffset * call.A.ElementSize, fa, aSpan, call.Format, call.Math);
                 Widen(pb + call.BOffset * call.B.ElementSize, fb, bSpan, call.Format, call.Math);
                 // C: the floats themselves when FP32 (TF32 math), else scratch holding C's floats when beta reads them.
-                float* fc = sixteen ? fb + bSpan : (float*)(pc + call.COffset * sizeof(float));
-                if (sixteen && call.Beta != 0f) Widen(pc + call.COffset * 2, fc, cSpan, call.CFormat, GemmMath.Default);
+                float* fc = sixteenBitC ? fb + bSpan : (float*)(pc + call.COffset * sizeof(float));
+                if (sixteenBitC && call.Beta != 0f) Widen(pc + call.COffset * call.C.ElementSize, fc, cSpan, call.CFormat, GemmMath.Default);
                 for (int i = 0; i < call.BatchCount; i++)
                 {
                     HostSgemm(call.TransA, call.TransB, call.M, call.N, call.K,
                         call.Alpha, fa + i * call.StrideA, call.Lda, fb + i * call.StrideB, call.Ldb,
                         call.Beta, fc + i * call.StrideC, call.Ldc);
                 }
-                if (sixteen)
+                if (sixteenBitC)
                 {
                     // Only C's own elements: its span may cross elements of other matrices (a chunk of a wider row).
                     ushort* c16 = (ushort*)pc + call.COffset;
