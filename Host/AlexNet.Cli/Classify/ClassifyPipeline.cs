@@ -66,8 +66,6 @@ internal sealed class ClassifyPipeline : IDisposable
         public readonly DeviceEvent Uploaded = device.CreateEvent(timing: true);
         public readonly string?[] Errors = new string?[batch];
         public int First, Count;
-        // The device input buffer its upload went to (overlapped uploads), or -1.
-        public int Buffer = -1;
         public bool InFlight;
 
         public void Dispose()
@@ -118,14 +116,12 @@ internal sealed class ClassifyPipeline : IDisposable
         double deviceMs = 0, uploadMs = 0;
         int done = 0, failed = 0, batch = _model.MaxBatch, next = 0;
         ComputeStream stream = _model.Stream;
-        // Per device input buffer: whether a pass has recorded its inputRead event yet.
-        bool[] read = [false, false];
 
         void Finish(Slot slot)
         {
             slot.Done.Synchronize();
             deviceMs += _model.Device.ElapsedMilliseconds(slot.Start, slot.Done);
-            if (slot.Buffer >= 0) uploadMs += _model.Device.ElapsedMilliseconds(slot.UploadStart, slot.Uploaded);
+            if (_copy is not null) uploadMs += _model.Device.ElapsedMilliseconds(slot.UploadStart, slot.Uploaded);
             Span<float> output = slot.Output.Span;
             int classes = _model.NumClasses;
             for (int i = 0; i < slot.Count; i++)
@@ -177,7 +173,6 @@ internal sealed class ClassifyPipeline : IDisposable
                 long floats = (long)slot.Count * AlexNetModel.InputFloatsPerImage;
                 if (_copy is null)
                 {
-                    slot.Buffer = -1;
                     stream.Record(slot.Start);
                     stream.CopyToDeviceAsync(input, 0, _model.InputBuffer, 0, floats);
                     _model.Run(slot.Count);
@@ -186,15 +181,13 @@ internal sealed class ClassifyPipeline : IDisposable
                 {
                     // Batch k uploads into buffer k mod 2, after the pass of batch k−2 has read that buffer.
                     int b = k % 2;
-                    slot.Buffer = b;
-                    if (read[b]) _copy.Wait(_inputRead[b]);
+                    if (k >= 2) _copy.Wait(_inputRead[b]);
                     _copy.Record(slot.UploadStart);
                     _copy.CopyToDeviceAsync(input, 0, _inputs[b], 0, floats);
                     _copy.Record(slot.Uploaded);
                     stream.Wait(slot.Uploaded);
                     stream.Record(slot.Start);
                     _model.Run(slot.Count, _inputs[b], _inputRead[b]);
-                    read[b] = true;
                 }
                 _model.CopyProbabilitiesAsync(slot.Output);
                 stream.Record(slot.Done);
