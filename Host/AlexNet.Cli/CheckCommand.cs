@@ -12,19 +12,9 @@ internal static class CheckCommand
     public static Command Create()
     {
         Option<DeviceChoice?> device = CliOptions.Device();
-        var precision = new Option<PrecisionChoice?>("--precision")
-        {
-            Description = "Check the whole network in this precision only (fp32, tf32, fp16, bf16) beside FP32; without it, in every precision, " +
-                "those the device lacks reported as skipped with the reason",
-            HelpName = "fp32|tf32|fp16|bf16",
-            CustomParser = result =>
-            {
-                string text = result.Tokens[^1].Value;
-                if (Precisions.Parse(text) is Precision p) return new PrecisionChoice(p);
-                result.AddError($"--precision takes fp32, tf32, fp16 or bf16, not '{text}'");
-                return null;
-            },
-        };
+        Option<PrecisionChoice?> precision = CliOptions.OptionalPrecision(
+            "Check the whole network in this precision only (fp32, tf32, fp16, bf16) beside FP32; without it, in every precision, " +
+            "those the device lacks reported as skipped with the reason");
         var command = new Command("check",
             "Run every kernel, GEMM, device promise and the whole network on a device against the C# references (in double); exit status 1 when one fails")
         {

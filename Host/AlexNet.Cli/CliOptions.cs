@@ -216,15 +216,28 @@ internal static class CliOptions
 
     /// <summary>--precision: the number formats of the pass (<see cref="AlexNet.Cuda.Network.Precision"/>); fp32 when absent.</summary>
     public static Option<PrecisionChoice> Precision() =>
-        Typed<PrecisionChoice>("--precision", "fp32|tf32|fp16|bf16",
+        Typed<PrecisionChoice>("--precision", PrecisionNames,
             "Number formats of the pass: fp32; tf32 (FP32 storage, the GEMMs' inputs rounded to TF32 on tensor cores); fp16 or bf16 " +
             "(weights and activations stored in 16 bits, FP32 accumulation, FP32 probabilities). `alexnet info` lists each device's",
             (string text, out PrecisionChoice value) =>
             {
-                Precision? parsed = Precisions.Parse(text);
-                value = new PrecisionChoice(parsed ?? AlexNet.Cuda.Network.Precision.Fp32);
-                return parsed is not null;
-            }, "fp32, tf32, fp16 or bf16", new PrecisionChoice(AlexNet.Cuda.Network.Precision.Fp32));
+                bool ok = TryParsePrecision(text, out PrecisionChoice? parsed);
+                value = parsed ?? new PrecisionChoice(AlexNet.Cuda.Network.Precision.Fp32);
+                return ok;
+            }, PrecisionExpected, new PrecisionChoice(AlexNet.Cuda.Network.Precision.Fp32));
+
+    /// <summary>--precision with no default (null when absent), for a command that does every precision unless told one.</summary>
+    public static Option<PrecisionChoice?> OptionalPrecision(string description) =>
+        Typed<PrecisionChoice?>("--precision", PrecisionNames, description, TryParsePrecision, PrecisionExpected, null);
+
+    private const string PrecisionNames = "fp32|tf32|fp16|bf16";
+    private const string PrecisionExpected = "fp32, tf32, fp16 or bf16";
+
+    private static bool TryParsePrecision(string text, out PrecisionChoice? value)
+    {
+        value = Precisions.Parse(text) is Precision p ? new PrecisionChoice(p) : null;
+        return value is not null;
+    }
 
     // The default is shown by help as "[default: …]" when it is a value; null (absent) shows nothing.
     private static Option<T> Typed<T>(string name, string helpName, string description, TryParse<T> parse, string expected, T fallback) =>

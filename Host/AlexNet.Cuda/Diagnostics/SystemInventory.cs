@@ -94,12 +94,14 @@ public sealed record SystemInventory(
     /// <summary>A CUDA device's description and the precisions its cuBLAS GEMMs run (<c>--precision</c>).</summary>
     private static string WithPrecisions(ComputeDevice device)
     {
-        IEnumerable<string> missing = Network.Precisions.All
-            .Where(p => !Network.Precisions.IsSupported(device, p, out _))
-            .Select(p => { Network.Precisions.IsSupported(device, p, out string? why); return $"{Network.Precisions.Name(p)}: {why}"; });
-        string lacks = string.Join("; ", missing);
-        return $"{device.Description}; precisions {string.Join(", ", Network.Precisions.SupportedBy(device).Select(Network.Precisions.Name))}" +
-            (lacks.Length > 0 ? $" (not {lacks})" : "");
+        var supported = new List<string>();
+        var lacking = new List<string>();
+        foreach (Network.Precision p in Network.Precisions.All)
+        {
+            if (Network.Precisions.IsSupported(device, p, out string? why)) supported.Add(Network.Precisions.Name(p));
+            else lacking.Add($"{Network.Precisions.Name(p)}: {why}");
+        }
+        return $"{device.Description}; precisions {string.Join(", ", supported)}" + (lacking.Count > 0 ? $" (not {string.Join("; ", lacking)})" : "");
     }
 
     /// <summary>Why this toolkit release: the newest the driver supports, naming the newer ones skipped.</summary>
