@@ -115,7 +115,7 @@ public static class NpyWriter
         _ => e.Message.Replace(temp, folder, StringComparison.Ordinal).ReplaceLineEndings(" ").TrimEnd('.'),
     };
 
-    private static void WriteAtomically(string path, Action<Stream> write, bool keep = true)
+    internal static void WriteAtomically(string path, Action<Stream> write, bool keep = true)
     {
         string full = Path.GetFullPath(path);
         string folder = Path.GetDirectoryName(full)!;
