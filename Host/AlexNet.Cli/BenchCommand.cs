@@ -2,6 +2,7 @@ using System.CommandLine;
 using AlexNet.Cuda;
 using AlexNet.Cuda.Bench;
 using AlexNet.Cuda.Devices;
+using AlexNet.Cuda.Labels;
 using AlexNet.Cuda.Network;
 
 namespace AlexNet.Cli;
@@ -85,6 +86,15 @@ internal static class BenchCommand
             ? AlexNet.Cuda.Checks.SyntheticNetwork.Weights(AlexNet.Cuda.Weights.AlexNetArchitecture.Default, seed: 1)
             : AlexNet.Cuda.Weights.WeightFile.Load(weightFile);
         string weights = weightFile ?? "synthetic (seeded, BVLC AlexNet's shapes)";
+        // Timing needs no class names, but a labels file beside the weights that does not fit them is refused
+        // as classify refuses it, and one that fits is named in the text header.
+        string names = "";
+        if (weightFile is not null)
+        {
+            ClassLabels.ForWeights(w.NumClasses, weightFile, labelsPath: null);
+            string beside = ClassLabels.BesidePath(weightFile);
+            if (File.Exists(beside)) names = $" ({w.NumClasses} classes named by {beside})";
+        }
         var progress = ProgressLine.For(stderr);
         // Each step is a unit of work after which a stop can be honoured: the results so far are still written.
         Action<string> step = line =>
@@ -94,7 +104,7 @@ internal static class BenchCommand
         };
         if (!json)
             NetworkBench.WriteTextHeader(stdout,
-                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(workspaceBytes, device)}\nprecision: {precision.Describe()}\ngraph: {NetworkBench.DescribeGraphs(graphsOff)}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
+                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}{names}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(workspaceBytes, device)}\nprecision: {precision.Describe()}\ngraph: {NetworkBench.DescribeGraphs(graphsOff)}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
                 peer, graphsOff is null);
         var results = new List<NetworkBenchResult>();
         try

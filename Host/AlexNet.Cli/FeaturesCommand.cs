@@ -3,6 +3,7 @@ using System.Text;
 using AlexNet.Cuda;
 using AlexNet.Cuda.Devices;
 using AlexNet.Cuda.Export;
+using AlexNet.Cuda.Labels;
 using AlexNet.Cuda.Network;
 
 namespace AlexNet.Cli;
@@ -102,8 +103,13 @@ internal static class FeaturesCommand
             Lrn = s.Lrn, MaxBatch = Math.Max(1, Math.Min(s.Batch, files.Count)), WorkspaceBytes = s.Workspace.For(selected.Device), Precision = s.Precision.Value,
         };
         using AlexNetModel model = AlexNetModel.Load(selected.Device, s.Weights, options);
+        // The activations carry no names, but a labels file beside the weights that does not fit them is refused
+        // as classify refuses it, and one that fits is named: it says what fc8's and prob's columns are.
+        ClassLabels.ForWeights(model.NumClasses, s.Weights, labelsPath: null);
+        string beside = ClassLabels.BesidePath(s.Weights);
+        string names = File.Exists(beside) ? $" named by {beside}" : "";
         stdout.WriteLine($"device: {selected.Device.Description} ({selected.Reason}); precision {s.Precision}");
-        stdout.WriteLine($"model: {model.NumClasses} classes, LRN {s.Lrn}; device memory {model.Plan.PeakBytes / 1048576.0:F1} MiB for batches of {model.MaxBatch}; {files.Count} images, {input.Loader.Decoder.Name} decoder");
+        stdout.WriteLine($"model: {model.NumClasses} classes{names}, LRN {s.Lrn}; device memory {model.Plan.PeakBytes / 1048576.0:F1} MiB for batches of {model.MaxBatch}; {files.Count} images, {input.Loader.Decoder.Name} decoder");
 
         const int F = AlexNetModel.InputFloatsPerImage;
         int maxBatch = model.MaxBatch;

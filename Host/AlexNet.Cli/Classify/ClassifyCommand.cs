@@ -31,7 +31,7 @@ internal static class ClassifyCommand
         Option<PrecisionChoice> precision = CliOptions.Precision();
         var labels = new Option<string?>("--labels")
         {
-            Description = "Class names: Caffe's synset_words.txt form or one name per line (the bundled ImageNet names serve when there are 1000 classes)",
+            Description = "Class names: Caffe's synset_words.txt form or one name per line (default: the weight file's WEIGHTS.labels.txt beside it when there is one, else the bundled ImageNet names when there are 1000 classes)",
             HelpName = "FILE",
         };
         Option<string?> format = CliOptions.Choice("--format", "text (the default), or JSON lines for programs", "text", "json");
@@ -87,7 +87,7 @@ internal static class ClassifyCommand
             WorkspaceBytes = s.Workspace.For(selected.Device),
             Precision = s.Precision.Value,
         });
-        IReadOnlyList<string>? names = ClassLabels.ForClasses(model.NumClasses, s.Labels);
+        IReadOnlyList<string>? names = ClassLabels.ForWeights(model.NumClasses, s.Weights, s.Labels);
         using var pipeline = new ClassifyPipeline(model, input.Loader);
         if (paths.Count == 0)
         {

@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.RegularExpressions;
+using AlexNet.Cuda.Export;
 
 namespace AlexNet.Cuda.Labels;
 
@@ -36,6 +37,73 @@ public static partial class ClassLabels
             return labels;
         }
         return numClasses == ImageNetClassCount ? ImageNet : null;
+    }
+
+    /// <summary>
+    /// The labels file kept beside a weight file: <c>model.npy</c> → <c>model.labels.txt</c> (the weight file's
+    /// extension replaced, or <c>.labels.txt</c> added when it has none), one class name per line.
+    /// </summary>
+    public static string BesidePath(string weightsPath)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(weightsPath);
+        return Path.ChangeExtension(weightsPath, ".labels.txt");
+    }
+
+    /// <summary>
+    /// The labels for a model read from <paramref name="weightsPath"/> with <paramref name="numClasses"/> outputs:
+    /// <paramref name="labelsPath"/> when given (as <see cref="ForClasses"/>); otherwise the file beside the
+    /// weights (<see cref="BesidePath"/>) when it exists, which must name exactly <paramref name="numClasses"/>
+    /// classes; otherwise ImageNet's for 1000 classes, or none.
+    /// </summary>
+    public static IReadOnlyList<string>? ForWeights(int numClasses, string weightsPath, string? labelsPath)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(numClasses, 1);
+        if (labelsPath is not null) return ForClasses(numClasses, labelsPath);
+        string beside = BesidePath(weightsPath);
+        if (!File.Exists(beside)) return ForClasses(numClasses, null);
+        IReadOnlyList<string> labels = Load(beside);
+        if (labels.Count != numClasses)
+            throw new AlexNetException(
+                $"labels file '{beside}' beside the weights names {labels.Count} classes but the weights' fc8 has {numClasses}; correct or remove it, or name another labels file");
+        return labels;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="names"/> as the labels file beside <paramref name="weightsPath"/>
+    /// (<see cref="BesidePath"/>), atomically (a temporary file in the same folder, then renamed), in a form
+    /// <see cref="Load"/> reads back to the same names: one name per line, or, when every name starts with a
+    /// WordNet id (ImageNet's folder names: <c>n01440764</c>), each line that id and the name, so the id is
+    /// not taken for a synset_words.txt line's own. A name that is blank, has a line break or other control
+    /// character, or spaces at either end, and a mix of names that no one form keeps, are refused.
+    /// </summary>
+    public static void WriteBeside(string weightsPath, IReadOnlyList<string> names)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        string path = BesidePath(weightsPath);
+        if (names.Count == 0) throw new AlexNetException($"cannot write labels file '{path}': there are no class names");
+        for (int i = 0; i < names.Count; i++)
+        {
+            string name = names[i] ?? throw new AlexNetException($"cannot write labels file '{path}': class {i} has no name");
+            string? problem = name.Trim().Length == 0 ? "is blank"
+                : name.Any(c => char.IsControl(c) && c != '\t') ? "holds a line break or another control character"
+                : name != name.Trim() ? "has spaces at an end, which a labels file does not keep"
+                : null;
+            if (problem is not null)
+                throw new AlexNetException($"cannot write labels file '{path}': the name of class {i} {problem}");
+        }
+        // A labels file is one form throughout, and a line starting with a WordNet id is read as synset_words.txt's.
+        int withId = names.Count(n => SynsetLine().IsMatch(n));
+        if (withId != 0 && withId != names.Count)
+        {
+            int first = Enumerable.Range(0, names.Count).First(i => SynsetLine().IsMatch(names[i]));
+            int other = Enumerable.Range(0, names.Count).First(i => !SynsetLine().IsMatch(names[i]));
+            throw new AlexNetException(
+                $"cannot write labels file '{path}': class {first}'s name '{names[first]}' starts with a WordNet id but class {other}'s '{names[other]}' does not, and no labels file form keeps both; rename the classes");
+        }
+        var text = new StringBuilder();
+        foreach (string name in names)
+            text.Append(withId > 0 ? $"{name[..9]} {name}" : name).Append('\n');
+        NpyWriter.WriteText(path, text.ToString());
     }
 
     /// <summary>
