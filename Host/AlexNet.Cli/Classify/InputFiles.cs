@@ -60,7 +60,7 @@ internal static class InputFiles
         MatchType = MatchType.Simple,
     };
 
-    private static void AddImagesUnder(string folder, List<string> files)
+    internal static void AddImagesUnder(string folder, List<string> files)
     {
         var entries = new FileSystemEnumerable<string>(folder, (ref FileSystemEntry entry) => entry.ToSpecifiedFullPath(), Options)
         {
