@@ -36,8 +36,20 @@ public class KernelResourceTests(ITestOutputHelper output)
         TestNative.Require(NativeLibraryId.Nvrtc);
         NetworkKernelInfo info = NetworkKernels.Kernels.Single(k => k.EntryPoint == entryPoint);
         ElementFormat format = storage switch { "fp16" => ElementFormat.Half, "bf16" => ElementFormat.BFloat16, _ => ElementFormat.Float32 };
-        KernelResourceUsage usage = KernelResources.Measure(KernelSource.FromEmbedded(info.File), NvrtcTarget.Sm(architecture),
-                NetworkKernels.ModuleDefines(info, format))
+        AssertNoSpillsAndHalfOccupancy(output, info, NetworkKernels.ModuleDefines(info, format), architecture, storage);
+    }
+
+    /// <summary>
+    /// Compiles <paramref name="info"/>'s file with <paramref name="defines"/> for sm_<paramref name="architecture"/>
+    /// and asserts what the theory above does for its kernel (no spills, no stack frame, at least half of an SM's
+    /// threads resident at the launch block size), printing its row of the figures table. Shared by every list of
+    /// kernels (the training kernels' too).
+    /// </summary>
+    internal static void AssertNoSpillsAndHalfOccupancy(ITestOutputHelper output, NetworkKernelInfo info,
+        IReadOnlyDictionary<string, string>? defines, int architecture, string storage)
+    {
+        string entryPoint = info.EntryPoint;
+        KernelResourceUsage usage = KernelResources.Measure(KernelSource.FromEmbedded(info.File), NvrtcTarget.Sm(architecture), defines)
             .Single(u => u.Kernel == entryPoint);
         KernelOccupancy occupancy = KernelResources.Occupancy(usage, info.BlockSize, SmLimits.For(architecture));
         output.WriteLine($"| {entryPoint} | {storage} | sm_{architecture} | {info.BlockSize} | {usage.Registers} | {usage.SharedMemoryBytes} | " +

@@ -512,24 +512,31 @@ public sealed class NetworkKernels : IDisposable
     }
 
     // ---- checks: each throws an AlexNetException whose one line names the operation and the problem ----
+    // (internal: the training kernels check their arguments with these same methods and messages)
 
-    private static AlexNetException Error(string op, string problem) => new($"{op}: {problem}");
+    internal static AlexNetException Error(string op, string problem) => new($"{op}: {problem}");
 
     private void Check(ComputeStream s, string op)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentNullException.ThrowIfNull(s);
-        if (!ReferenceEquals(s.Device, _device))
-            throw Error(op, $"the stream belongs to another device ({s.Device.Description}) than these kernels ({_device.Description})");
+        CheckStream(_device, s, op);
     }
 
-    private static void Positive(string op, params ReadOnlySpan<(string Name, int Value)> sizes)
+    /// <summary>The stream is given and belongs to <paramref name="device"/>, the kernels' device.</summary>
+    internal static void CheckStream(ComputeDevice device, ComputeStream s, string op)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        if (!ReferenceEquals(s.Device, device))
+            throw Error(op, $"the stream belongs to another device ({s.Device.Description}) than these kernels ({device.Description})");
+    }
+
+    internal static void Positive(string op, params ReadOnlySpan<(string Name, int Value)> sizes)
     {
         foreach ((string name, int value) in sizes)
             if (value <= 0) throw Error(op, $"{name} must be positive, not {value}");
     }
 
-    private static int FitsInInt(string op, string what, long value) =>
+    internal static int FitsInInt(string op, string what, long value) =>
         value <= int.MaxValue ? (int)value
             : throw Error(op, $"{what} = {value} elements exceeds {int.MaxValue}, the kernels' index range; process fewer images per call");
 
@@ -539,10 +546,13 @@ public sealed class NetworkKernels : IDisposable
             throw Error(op, $"{name} = {value} exceeds {MaxGridYZ}, the grid's y/z limit that the launch puts it in; split the call");
     }
 
-    private void Holds(string op, string name, DeviceBuffer buffer, long needed)
+    private void Holds(string op, string name, DeviceBuffer buffer, long needed) => Holds(_device, op, name, buffer, needed);
+
+    /// <summary>The buffer is given, on <paramref name="device"/>, and holds at least <paramref name="needed"/> elements.</summary>
+    internal static void Holds(ComputeDevice device, string op, string name, DeviceBuffer buffer, long needed)
     {
         ArgumentNullException.ThrowIfNull(buffer, name);
-        if (!ReferenceEquals(buffer.Device, _device))
+        if (!ReferenceEquals(buffer.Device, device))
             throw Error(op, $"{name} belongs to another device ({buffer.Device.Description})");
         if (buffer.Length < needed)
             throw Error(op, $"{name} holds {buffer.Length} {(buffer is DeviceBuffer<float> ? "floats" : "values")} but the operation needs {needed}");
@@ -558,7 +568,7 @@ public sealed class NetworkKernels : IDisposable
         Holds(op, name, buffer, needed);
     }
 
-    private static void Distinct(string op, DeviceBuffer a, DeviceBuffer b)
+    internal static void Distinct(string op, DeviceBuffer a, DeviceBuffer b)
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
