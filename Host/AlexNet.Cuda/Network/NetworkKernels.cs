@@ -513,9 +513,9 @@ public sealed class NetworkKernels : IDisposable
 
     // ---- checks: each throws an AlexNetException whose one line names the operation and the problem ----
 
-    private static AlexNetException Error(string op, string problem) => new($"{op}: {problem}");
+    internal static AlexNetException Error(string op, string problem) => new($"{op}: {problem}");
 
-    private void Check(ComputeStream s, string op)
+    internal void Check(ComputeStream s, string op)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         ArgumentNullException.ThrowIfNull(s);
@@ -523,23 +523,23 @@ public sealed class NetworkKernels : IDisposable
             throw Error(op, $"the stream belongs to another device ({s.Device.Description}) than these kernels ({_device.Description})");
     }
 
-    private static void Positive(string op, params ReadOnlySpan<(string Name, int Value)> sizes)
+    internal static void Positive(string op, params ReadOnlySpan<(string Name, int Value)> sizes)
     {
         foreach ((string name, int value) in sizes)
             if (value <= 0) throw Error(op, $"{name} must be positive, not {value}");
     }
 
-    private static int FitsInInt(string op, string what, long value) =>
+    internal static int FitsInInt(string op, string what, long value) =>
         value <= int.MaxValue ? (int)value
             : throw Error(op, $"{what} = {value} elements exceeds {int.MaxValue}, the kernels' index range; process fewer images per call");
 
-    private static void GridLimit(string op, string name, int value)
+    internal static void GridLimit(string op, string name, int value)
     {
         if (value > MaxGridYZ)
             throw Error(op, $"{name} = {value} exceeds {MaxGridYZ}, the grid's y/z limit that the launch puts it in; split the call");
     }
 
-    private void Holds(string op, string name, DeviceBuffer buffer, long needed)
+    internal void Holds(string op, string name, DeviceBuffer buffer, long needed)
     {
         ArgumentNullException.ThrowIfNull(buffer, name);
         if (!ReferenceEquals(buffer.Device, _device))
@@ -558,7 +558,7 @@ public sealed class NetworkKernels : IDisposable
         Holds(op, name, buffer, needed);
     }
 
-    private static void Distinct(string op, DeviceBuffer a, DeviceBuffer b)
+    internal static void Distinct(string op, DeviceBuffer a, DeviceBuffer b)
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
@@ -567,7 +567,7 @@ public sealed class NetworkKernels : IDisposable
     }
 
     /// <summary>A fused input activation's bias: one float per input channel, on this device, not the output.</summary>
-    private void InputBias(string op, DeviceBuffer<float>? inputBias, int channels, DeviceBuffer output)
+    internal void InputBias(string op, DeviceBuffer<float>? inputBias, int channels, DeviceBuffer output)
     {
         if (inputBias is null) return;
         Holds(op, "inputBias", inputBias, channels);
@@ -577,14 +577,14 @@ public sealed class NetworkKernels : IDisposable
 
     /// <summary>The kernels' (input_bias, biased) pair: without a bias the input itself stands in for the
     /// pointer, which the kernel then never reads.</summary>
-    private static void AddInputBias(ref KernelArguments args, DeviceBuffer<float>? inputBias, DeviceBuffer input)
+    internal static void AddInputBias(ref KernelArguments args, DeviceBuffer<float>? inputBias, DeviceBuffer input)
     {
         args.Add(inputBias ?? input);
         args.Add(inputBias is null ? 0 : 1);
     }
 
     /// <summary>The window-count formula of a convolution or pooling: the size must be exactly what it gives.</summary>
-    private static void OutputSize(string op, string name, int value, string dimension, int length, int window, int stride, int pad)
+    internal static void OutputSize(string op, string name, int value, string dimension, int length, int window, int stride, int pad)
     {
         long padded = (long)length + 2L * pad;
         if (window > padded)
@@ -598,7 +598,7 @@ public sealed class NetworkKernels : IDisposable
     /// One past the last output element of a pooling with element (c, n) planes of <paramref name="plane"/>
     /// floats at c·strideC + n·strideN; throws when two planes would overlap.
     /// </summary>
-    private static long OutputExtent(string op, int channels, int batch, int plane, int strideC, int strideN)
+    internal static long OutputExtent(string op, int channels, int batch, int plane, int strideC, int strideN)
     {
         if (strideC < 0 || strideN < 0)
             throw Error(op, $"output strides must not be negative (outStrideC {strideC}, outStrideN {strideN})");
