@@ -45,6 +45,7 @@ public static class KernelChecks
         foreach (var check in GemmPrecisionChecks.All()) yield return check;
         yield return ("streams: pinned async copies, a slow producer, transpose on a second stream ordered by events", d => Streams(d, 3, 45, 77));
         foreach (var check in LayerChecks.All()) yield return check;
+        foreach (var check in ConvolutionBackwardChecks.All()) yield return check;
         foreach (var check in PrecisionChecks.All()) yield return check;
         foreach (var check in NetworkChecks.All()) yield return check;
         foreach (var check in PrecisionNetworkChecks.All(precisions)) yield return check;
