@@ -33,11 +33,22 @@ public class KernelResourceTests(ITestOutputHelper output)
     [MemberData(nameof(NetworkKernelsAndArchitectures))]
     public void NoSpillsAndAtLeastHalfOccupancyAtTheLaunchBlockSize(string entryPoint, int architecture, string storage)
     {
-        TestNative.Require(NativeLibraryId.Nvrtc);
         NetworkKernelInfo info = NetworkKernels.Kernels.Single(k => k.EntryPoint == entryPoint);
         ElementFormat format = storage switch { "fp16" => ElementFormat.Half, "bf16" => ElementFormat.BFloat16, _ => ElementFormat.Float32 };
-        KernelResourceUsage usage = KernelResources.Measure(KernelSource.FromEmbedded(info.File), NvrtcTarget.Sm(architecture),
-                NetworkKernels.ModuleDefines(info, format))
+        AssertNoSpillsAndHalfOccupancy(info, architecture, NetworkKernels.ModuleDefines(info, format), storage, output);
+    }
+
+    /// <summary>
+    /// Compiles <paramref name="info"/>'s file with <paramref name="defines"/> for sm_<paramref name="architecture"/>,
+    /// writes its docs/kernels.md table row (labelled <paramref name="storage"/>) and asserts no spills, no local memory
+    /// and at least half an SM's threads resident at the kernel's launch block size.
+    /// </summary>
+    internal static void AssertNoSpillsAndHalfOccupancy(NetworkKernelInfo info, int architecture, IReadOnlyDictionary<string, string>? defines,
+        string storage, ITestOutputHelper output)
+    {
+        TestNative.Require(NativeLibraryId.Nvrtc);
+        string entryPoint = info.EntryPoint;
+        KernelResourceUsage usage = KernelResources.Measure(KernelSource.FromEmbedded(info.File), NvrtcTarget.Sm(architecture), defines)
             .Single(u => u.Kernel == entryPoint);
         KernelOccupancy occupancy = KernelResources.Occupancy(usage, info.BlockSize, SmLimits.For(architecture));
         output.WriteLine($"| {entryPoint} | {storage} | sm_{architecture} | {info.BlockSize} | {usage.Registers} | {usage.SharedMemoryBytes} | " +
