@@ -266,6 +266,11 @@ public sealed class ConvolutionBackward : IDisposable
             Distinct(op, gradInput, input, weights, gradOutput, gradWeights, workspace);
         }
         _network.InputBias(op, inputBias, layer.InputChannels, gradWeights);
+        if (inputBias is not null)
+        {
+            Distinct(op, workspace, inputBias);
+            if (gradInput is not null) Distinct(op, gradInput, inputBias);
+        }
 
         int k = layer.KernelSize, size = layer.InputSize, outSize = layer.OutputSize;
         for (int image0 = 0; image0 < batch; image0 += chunk)
