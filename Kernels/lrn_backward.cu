@@ -1,7 +1,8 @@
 // lrn_backward.cu: the gradient of lrn.cu's local response normalisation with respect to its input.
 //
 //   in, grad_out, grad_in are (C, S): [c][s], S = N*H*W (the [C][N][H][W] activations with the batch inside)
-//   forward (lrn.cu):  base[c] = bias + alpha * sum of in[c']^2 for c' in W(c) = [c - radius, c + radius] ∩ [0, C)
+//   forward (lrn.cu):  base[c] = bias + alpha * sum of in[c']^2 for c' in W(c) = [c - radius, c + radius]
+//                      intersected with [0, C)
 //                      out[c]  = in[c] * base[c]^-beta
 //   backward, the exact derivative (c runs over W(j): j is in W(c) exactly when c is in W(j)):
 //     grad_in[j] = grad_out[j] * base[j]^-beta
@@ -27,8 +28,8 @@
 // Cost per element: 4 bytes written, and from DRAM 4 bytes of grad_out and 4 of the input (the other reads
 // hit the cache: neighbouring channels are read by neighbouring blocks at the same time); from cache
 // (2*radius + 1)^2 + 2*radius + 1 input reads and 2*radius + 1 grad_out reads; about
-// (2*radius + 1) * (2*(2*radius + 1) + 10) FLOPs with 2*radius + 1 powers and divisions (5 and 100 for
-// AlexNet's radius 2). Memory-bound on a GPU as long as the fast power replaces powf.
+// (2*radius + 1) * (2*(2*radius + 1) + 10) FLOPs with 2*radius + 1 powers and divisions (for AlexNet's
+// radius 2: 100 FLOPs, 5 powers, 5 divisions). Memory-bound on a GPU as long as the fast power replaces powf.
 #include "prelude.h"
 
 // The activated input value of element (c, s).
