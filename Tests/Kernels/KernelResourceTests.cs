@@ -33,7 +33,6 @@ public class KernelResourceTests(ITestOutputHelper output)
     [MemberData(nameof(NetworkKernelsAndArchitectures))]
     public void NoSpillsAndAtLeastHalfOccupancyAtTheLaunchBlockSize(string entryPoint, int architecture, string storage)
     {
-        TestNative.Require(NativeLibraryId.Nvrtc);
         NetworkKernelInfo info = NetworkKernels.Kernels.Single(k => k.EntryPoint == entryPoint);
         ElementFormat format = storage switch { "fp16" => ElementFormat.Half, "bf16" => ElementFormat.BFloat16, _ => ElementFormat.Float32 };
         AssertNoSpillsAndHalfOccupancy(output, info, NetworkKernels.ModuleDefines(info, format), architecture, storage);
@@ -48,6 +47,7 @@ public class KernelResourceTests(ITestOutputHelper output)
     internal static void AssertNoSpillsAndHalfOccupancy(ITestOutputHelper output, NetworkKernelInfo info,
         IReadOnlyDictionary<string, string>? defines, int architecture, string storage)
     {
+        TestNative.Require(NativeLibraryId.Nvrtc);
         string entryPoint = info.EntryPoint;
         KernelResourceUsage usage = KernelResources.Measure(KernelSource.FromEmbedded(info.File), NvrtcTarget.Sm(architecture), defines)
             .Single(u => u.Kernel == entryPoint);

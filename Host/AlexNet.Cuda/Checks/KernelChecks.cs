@@ -46,6 +46,7 @@ public static class KernelChecks
         yield return ("streams: pinned async copies, a slow producer, transpose on a second stream ordered by events", d => Streams(d, 3, 45, 77));
         foreach (var check in LayerChecks.All()) yield return check;
         foreach (var check in BackwardChecks.All()) yield return check;
+        foreach (var check in ConvolutionBackwardChecks.All()) yield return check;
         foreach (var check in PrecisionChecks.All()) yield return check;
         foreach (var check in NetworkChecks.All()) yield return check;
         foreach (var check in PrecisionNetworkChecks.All(precisions)) yield return check;

@@ -15,10 +15,10 @@ namespace AlexNet.Cuda.Checks;
 public static class LayerChecks
 {
     /// <summary>Elements after each output that the kernel must leave alone.</summary>
-    private const int Guard = 5;
+    internal const int Guard = 5;
 
     /// <summary>A NaN with a payload of its own, to tell it from the NaN the output buffers are filled with.</summary>
-    private static readonly float MarkedNaN = BitConverter.UInt32BitsToSingle(0x7FC0_0123);
+    internal static readonly float MarkedNaN = BitConverter.UInt32BitsToSingle(0x7FC0_0123);
 
     public static IEnumerable<(string Name, Func<ComputeDevice, ComparisonResult> Run)> All()
     {
@@ -121,7 +121,7 @@ public static class LayerChecks
 
     /// <summary>The fused activation's bias for <paramref name="channels"/> channels, and the input as the
     /// unfused pass would have handed it on: relu(x + bias[c]) for x laid out as [C][inner].</summary>
-    private static (float[] Bias, float[] Activated) FusedInput(float[] input, int channels, int seed)
+    internal static (float[] Bias, float[] Activated) FusedInput(float[] input, int channels, int seed)
     {
         float[] bias = KernelChecks.TestData(channels, seed: seed);
         return (bias, LayerReference.BiasRelu(input, bias, 1, channels, input.Length / channels, relu: true));
@@ -369,7 +369,7 @@ public static class LayerChecks
     private static ComparisonResult SameValues(float[] got, float[] expected) =>
         Comparison.AgainstMagnitude(got, expected, new double[expected.Length], 0, 0);
 
-    private static DeviceBuffer<float> NaNFilled(ComputeDevice device, int length)
+    internal static DeviceBuffer<float> NaNFilled(ComputeDevice device, int length)
     {
         DeviceBuffer<float> buffer = device.Allocate<float>(length);
         device.Fill(buffer, float.NaN);
@@ -377,7 +377,7 @@ public static class LayerChecks
     }
 
     /// <summary>The values followed by <see cref="Guard"/> NaNs, as a NaN-filled output buffer ends.</summary>
-    private static float[] Guarded(float[] values)
+    internal static float[] Guarded(float[] values)
     {
         var result = new float[values.Length + Guard];
         values.CopyTo(result, 0);

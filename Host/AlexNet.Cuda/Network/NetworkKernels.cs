@@ -516,7 +516,7 @@ public sealed class NetworkKernels : IDisposable
 
     internal static AlexNetException Error(string op, string problem) => new($"{op}: {problem}");
 
-    private void Check(ComputeStream s, string op)
+    internal void Check(ComputeStream s, string op)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         CheckStream(_device, s, op);
@@ -540,13 +540,13 @@ public sealed class NetworkKernels : IDisposable
         value <= int.MaxValue ? (int)value
             : throw Error(op, $"{what} = {value} elements exceeds {int.MaxValue}, the kernels' index range; process fewer images per call");
 
-    private static void GridLimit(string op, string name, int value)
+    internal static void GridLimit(string op, string name, int value)
     {
         if (value > MaxGridYZ)
             throw Error(op, $"{name} = {value} exceeds {MaxGridYZ}, the grid's y/z limit that the launch puts it in; split the call");
     }
 
-    private void Holds(string op, string name, DeviceBuffer buffer, long needed) => Holds(_device, op, name, buffer, needed);
+    internal void Holds(string op, string name, DeviceBuffer buffer, long needed) => Holds(_device, op, name, buffer, needed);
 
     /// <summary>The buffer is given, on <paramref name="device"/>, and holds at least <paramref name="needed"/> elements.</summary>
     internal static void Holds(ComputeDevice device, string op, string name, DeviceBuffer buffer, long needed)
@@ -577,7 +577,7 @@ public sealed class NetworkKernels : IDisposable
     }
 
     /// <summary>A fused input activation's bias: one float per input channel, on this device, not the output.</summary>
-    private void InputBias(string op, DeviceBuffer<float>? inputBias, int channels, DeviceBuffer output)
+    internal void InputBias(string op, DeviceBuffer<float>? inputBias, int channels, DeviceBuffer output)
     {
         if (inputBias is null) return;
         Holds(op, "inputBias", inputBias, channels);
@@ -587,14 +587,14 @@ public sealed class NetworkKernels : IDisposable
 
     /// <summary>The kernels' (input_bias, biased) pair: without a bias the input itself stands in for the
     /// pointer, which the kernel then never reads.</summary>
-    private static void AddInputBias(ref KernelArguments args, DeviceBuffer<float>? inputBias, DeviceBuffer input)
+    internal static void AddInputBias(ref KernelArguments args, DeviceBuffer<float>? inputBias, DeviceBuffer input)
     {
         args.Add(inputBias ?? input);
         args.Add(inputBias is null ? 0 : 1);
     }
 
     /// <summary>The window-count formula of a convolution or pooling: the size must be exactly what it gives.</summary>
-    private static void OutputSize(string op, string name, int value, string dimension, int length, int window, int stride, int pad)
+    internal static void OutputSize(string op, string name, int value, string dimension, int length, int window, int stride, int pad)
     {
         long padded = (long)length + 2L * pad;
         if (window > padded)
@@ -608,7 +608,7 @@ public sealed class NetworkKernels : IDisposable
     /// One past the last output element of a pooling with element (c, n) planes of <paramref name="plane"/>
     /// floats at c·strideC + n·strideN; throws when two planes would overlap.
     /// </summary>
-    private static long OutputExtent(string op, int channels, int batch, int plane, int strideC, int strideN)
+    internal static long OutputExtent(string op, int channels, int batch, int plane, int strideC, int strideN)
     {
         if (strideC < 0 || strideN < 0)
             throw Error(op, $"output strides must not be negative (outStrideC {strideC}, outStrideN {strideN})");
