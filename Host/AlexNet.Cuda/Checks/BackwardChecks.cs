@@ -44,8 +44,13 @@ public static class BackwardChecks
             yield return ($"{(inner == 1 ? "bias_grad_columns_kernel1" : "bias_grad_kernel1")} ({outer}, {channels}, {inner}){(accumulate ? " accumulate" : "")}{note}",
                 d => BiasGradient(d, outer, channels, inner, accumulate));
         foreach ((int count, float lr, float momentum, float decay, string note) in SgdCases)
+        {
+            // Both variants on whatever device runs the checks, so PoCL proves the GPU's kernel too.
             yield return (string.Create(CultureInfo.InvariantCulture, $"sgd_momentum_kernel1 {count} elements lr {lr} momentum {momentum} decay {decay}{note}"),
-                d => SgdMomentum(d, count, lr, momentum, decay));
+                d => SgdMomentum(d, count, lr, momentum, decay, NetworkKernelTarget.Gpu));
+            yield return (string.Create(CultureInfo.InvariantCulture, $"sgd_momentum_kernel2 {count} elements lr {lr} momentum {momentum} decay {decay}{note}"),
+                d => SgdMomentum(d, count, lr, momentum, decay, NetworkKernelTarget.Cpu));
+        }
         foreach ((int batch, int inputs, int outputs, string note) in FullyConnectedCases)
             yield return ($"fc backward {batch}x{inputs}->{outputs}: dW = X^T dY, dX = dY W^T (sgemm), dB (bias_grad_columns_kernel1){note}",
                 d => FullyConnectedBackward(d, batch, inputs, outputs));
@@ -277,7 +282,8 @@ public static class BackwardChecks
             BackwardTolerances.BiasGradientRtol(outer, inner));
     }
 
-    public static ComparisonResult SgdMomentum(ComputeDevice device, int count, float learningRate, float momentum, float weightDecay)
+    public static ComparisonResult SgdMomentum(ComputeDevice device, int count, float learningRate, float momentum, float weightDecay,
+        NetworkKernelTarget target)
     {
         float[] weights = KernelChecks.TestData(count, seed: 131 + count);
         float[] velocity = KernelChecks.TestData(count, seed: 137 + count);
@@ -296,7 +302,7 @@ public static class BackwardChecks
             if (weightMagnitude[i] == 0) weightMagnitude[i] = double.Epsilon;
         }
 
-        using var kernels = new BackwardKernels(device);
+        using var kernels = new BackwardKernels(device, target);
         using DeviceBuffer<float> dWeights = device.Upload<float>(Guarded(weights));
         using DeviceBuffer<float> dVelocity = device.Upload<float>(Guarded(velocity));
         using DeviceBuffer<float> dGrad = device.Upload<float>(grad);

@@ -41,7 +41,7 @@ public sealed class BackwardKernels : IDisposable
     };
 
     /// <summary>Every kernel this class launches, as it launches it (the same record as <see cref="NetworkKernels.Kernels"/>;
-    /// every one serves both targets).</summary>
+    /// all but the SGD step's CPU variant serve both targets).</summary>
     public static IReadOnlyList<NetworkKernelInfo> Kernels { get; } =
     [
         new("softmax_xent_backward.cu", "softmax_xent_backward_kernel1", BlockSize, BlockDefine),
@@ -49,7 +49,8 @@ public sealed class BackwardKernels : IDisposable
         new("dropout_backward.cu", "dropout_backward_kernel1", BlockSize, null),
         new("bias_grad.cu", "bias_grad_kernel1", BlockSize, BiasGradientDefines),
         new("bias_grad.cu", "bias_grad_columns_kernel1", BlockSize, BiasGradientDefines),
-        new("sgd.cu", "sgd_momentum_kernel1", BlockSize, null),
+        new("sgd.cu", "sgd_momentum_kernel1", BlockSize, null, NetworkKernelTarget.Gpu),
+        new("sgd.cu", "sgd_momentum_kernel2", RunBlockSize, null, NetworkKernelTarget.Cpu),
     ];
 
     private readonly ComputeDevice _device;
@@ -57,11 +58,14 @@ public sealed class BackwardKernels : IDisposable
     private readonly Kernel _softmaxXent, _reluBackward, _dropoutBackward, _biasGradient, _biasGradientColumns, _sgd;
     private bool _disposed;
 
-    /// <summary>Compiles (or loads from the disk cache) the kernels on <paramref name="device"/>.</summary>
-    public BackwardKernels(ComputeDevice device)
+    /// <summary>Compiles (or loads from the disk cache) the kernels on <paramref name="device"/>, with the launch
+    /// shapes of <paramref name="target"/> (null: the device's own, <see cref="NetworkKernels.TargetOf"/>; the checks
+    /// pass each target to prove both variants on one device).</summary>
+    public BackwardKernels(ComputeDevice device, NetworkKernelTarget? target = null)
     {
         ArgumentNullException.ThrowIfNull(device);
         _device = device;
+        Target = target ?? TargetOf(device);
         var byEntryPoint = new Dictionary<string, Kernel>();
         try
         {
@@ -69,6 +73,7 @@ public sealed class BackwardKernels : IDisposable
             var modules = new Dictionary<string, KernelModule>();
             foreach (NetworkKernelInfo info in Kernels)
             {
+                if (!info.LaunchedFor(Target)) continue;
                 if (!modules.TryGetValue(info.File, out KernelModule? module))
                 {
                     module = device.LoadModule(info.File, info.Defines);
@@ -88,10 +93,13 @@ public sealed class BackwardKernels : IDisposable
         _dropoutBackward = byEntryPoint["dropout_backward_kernel1"];
         _biasGradient = byEntryPoint["bias_grad_kernel1"];
         _biasGradientColumns = byEntryPoint["bias_grad_columns_kernel1"];
-        _sgd = byEntryPoint["sgd_momentum_kernel1"];
+        _sgd = byEntryPoint[Target == NetworkKernelTarget.Cpu ? "sgd_momentum_kernel2" : "sgd_momentum_kernel1"];
     }
 
     public ComputeDevice Device => _device;
+
+    /// <summary>The launch shapes these kernels use.</summary>
+    public NetworkKernelTarget Target { get; }
 
     /// <summary>
     /// Softmax cross-entropy over <paramref name="rows"/> rows of <paramref name="classes"/> logits: writes
@@ -242,6 +250,12 @@ public sealed class BackwardKernels : IDisposable
         args.Add(learningRate);
         args.Add(momentum);
         args.Add(weightDecay);
+        if (Target == NetworkKernelTarget.Cpu)
+        {
+            args.Add(RunSegment);
+            s.Launch(_sgd, new Dim3(Dim3.CeilDiv(Dim3.CeilDiv(count, RunSegment), RunBlockSize)), new Dim3(RunBlockSize), args);
+            return;
+        }
         s.Launch(_sgd, GridStride(count), new Dim3(BlockSize), args);
     }
 
