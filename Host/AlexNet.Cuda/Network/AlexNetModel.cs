@@ -35,7 +35,7 @@ public sealed class AlexNetModel : IDisposable
         ["conv1", "norm1", "pool1", "conv2", "norm2", "pool2", "conv3", "conv4", "conv5", "pool5", "fc6", "fc7", "fc8", "prob"];
 
     /// <summary>Dropout's counter offset for fc7, so its mask never repeats fc6's (fc6 uses 0..N·4096).</summary>
-    private const uint Fc7DropoutOffset = 1u << 31;
+    internal const uint Fc7DropoutOffset = 1u << 31;
 
     private readonly ComputeDevice _device;
     private readonly ComputeStream _stream;
@@ -200,12 +200,21 @@ public sealed class AlexNetModel : IDisposable
     private static float[] Fc6Weights(LayerWeights layer, NetworkPlan plan)
     {
         ActivationPlan pool5 = plan.Activation("pool5");
-        int channels = pool5.Channels, pixels = pool5.Height * pool5.Width, outputs = layer.WeightShape[1];
-        float[] w = layer.Weight;
+        return Fc6Rows(layer.Weight, pool5.Channels, pool5.Height * pool5.Width, layer.WeightShape[1], toEngine: true);
+    }
+
+    /// <summary>fc6's weight rows reordered between the file's NHWC flatten of pool5 ((h·W + w)·C + c) and the
+    /// engine's [C][H][W] one (c·H·W + h·W + w): <paramref name="toEngine"/> false is the inverse, for writing a
+    /// trained fc6 back in the file's order.</summary>
+    internal static float[] Fc6Rows(float[] w, int channels, int pixels, int outputs, bool toEngine)
+    {
         var result = new float[w.Length];
         for (int p = 0; p < pixels; p++)
         for (int c = 0; c < channels; c++)
-            Array.Copy(w, (long)(p * channels + c) * outputs, result, (long)(c * pixels + p) * outputs, outputs);
+        {
+            long file = (long)(p * channels + c) * outputs, engine = (long)(c * pixels + p) * outputs;
+            Array.Copy(w, toEngine ? file : engine, result, toEngine ? engine : file, outputs);
+        }
         return result;
     }
 
