@@ -240,7 +240,7 @@ internal static class CliOptions
     }
 
     // The default is shown by help as "[default: …]" when it is a value; null (absent) shows nothing.
-    private static Option<T> Typed<T>(string name, string helpName, string description, TryParse<T> parse, string expected, T fallback) =>
+    public static Option<T> Typed<T>(string name, string helpName, string description, TryParse<T> parse, string expected, T fallback) =>
         new(name)
         {
             Description = description,

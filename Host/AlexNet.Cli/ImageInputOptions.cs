@@ -71,7 +71,19 @@ internal sealed class ImageInputOptions
         }
     }
 
-    public ImageInputSettings Read(ParseResult result) => new(
+    /// <summary>The options without the inputs, for a command that names its images another way (<c>finetune</c>).</summary>
+    public void AddOptionsTo(Command command)
+    {
+        foreach (Symbol symbol in Symbols)
+            if (symbol is Option option) command.Options.Add(option);
+    }
+
+    /// <summary>The settings of a command that added only the options (<see cref="AddOptionsTo"/>): no inputs.</summary>
+    public ImageInputSettings ReadOptions(ParseResult result) => Read(result, []);
+
+    public ImageInputSettings Read(ParseResult result) => Read(result, result.GetRequiredValue(Inputs));
+
+    private ImageInputSettings Read(ParseResult result, string[] inputs) => new(
         result.GetValue(Decoder) ?? ImageDecoders.DefaultName,
         result.GetValue(Resize) == "crop" ? ResizeMode.Crop : ResizeMode.Stretch,
         result.GetValue(Mean) is { Length: 3 } mean ? mean : [104f, 117f, 124f],
@@ -80,7 +92,7 @@ internal sealed class ImageInputOptions
         result.GetValue(Workers),
         result.GetValue(DecodeMemory).Bytes,
         TimeSpan.FromSeconds(result.GetValue(DecodeTimeout)),
-        result.GetRequiredValue(Inputs));
+        inputs);
 
     /// <summary>B,G,R as three finite numbers.</summary>
     internal static bool TryParseMean(string text, out float[] mean)

@@ -35,6 +35,7 @@ internal static class Program
         WeightsCommand.Create,
         FeaturesCommand.Create,
         Classify.ClassifyCommand.Create,
+        Finetune.FinetuneCommand.Create,
         TestCommand.Create,
         WorkerCommand.Create,
     ];
