@@ -20,16 +20,16 @@ namespace AlexNet.Cli.Finetune;
 /// TensorFlow fine-tuning code this engine follows (kratzert/finetune_alexnet_with_tensorflow): the layers named by
 /// <c>--train-layers</c> (its skip_layer) start afresh (Glorot-uniform weights, zero biases, from the seed) and are
 /// trained with softmax cross-entropy and SGD with momentum, dropout on fc6 and fc7 (keep_prob), the others loaded
-/// and frozen. The frozen convolutional part's output (pool5) is computed once per image (and per mirror image with
-/// <c>--flip</c>) and kept (<see cref="FeatureStore"/>), so an epoch costs only the fully connected head
-/// (<see cref="FullyConnectedHead"/>). Each epoch: a progress line on a terminal, one line on stdout, one JSON line
+/// and frozen. The frozen part's output (the lowest trained layer's input: pool5 when only fc layers train) is
+/// computed once per image (and per mirror image with <c>--flip</c>) and kept (<see cref="FeatureStore"/>), so an
+/// epoch costs only the trained part (<see cref="NetworkTrainer"/>). Each epoch: a progress line on a terminal, one line on stdout, one JSON line
 /// in <c>--log</c>, and a checkpoint (<c>model.npy</c> in bvlc_alexnet.npy's own format, <c>model.labels.txt</c>,
 /// <c>model.state.npz</c>); Ctrl+C writes one at the step it stopped at, and <c>--resume</c> continues from it to the
 /// same weights as a run never stopped. See docs/finetune.md.
 /// </summary>
 internal static class FinetuneCommand
 {
-    /// <summary>Images per pass of the frozen part (pool5 features): the forward pass's own batch, not the training one.</summary>
+    /// <summary>Images per pass of the frozen part (the kept features): the forward pass's own batch, not the training one.</summary>
     public const int FeatureBatch = 32;
 
     /// <summary>Called after every training step with the run's interruption, the epoch and the step: tests stop a run
@@ -75,7 +75,7 @@ internal static class FinetuneCommand
         var plot = new Option<string?>("--plot") { Description = "Draw the loss and accuracy curves to this PNG after every epoch", HelpName = "FILE.png" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run whose checkpoint --out is (its weights, momentum, epoch and step)" };
         Option<ByteSize> featureMemory = CliOptions.ByteSizeOption("--feature-memory",
-            "Memory for the kept pool5 features (36 KiB an image); beyond it they go to a temporary file beside --out", new ByteSize(4L << 30));
+            "Memory for the kept features of the frozen part (pool5: 36 KiB an image); beyond it they go to a temporary file beside --out", new ByteSize(4L << 30));
         var images = new ImageInputOptions();
         var command = new Command("finetune", "Train chosen layers (by default fc6, fc7, fc8) on a labelled image set, starting from a weight file")
         {
@@ -151,9 +151,6 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
 
     public int Run()
     {
-        foreach (string layer in s.TrainLayers)
-            if (!FullyConnectedHead.LayerNames.Contains(layer))
-                throw new AlexNetException($"--train-layers names {layer}: finetune trains the fully connected layers (fc6, fc7, fc8) only so far; the convolution backward kernels exist, the training loop through them does not yet");
         if (s.Plot is string plotPath && !plotPath.EndsWith(".png", StringComparison.OrdinalIgnoreCase))
             throw new AlexNetException($"--plot writes a PNG: give a path ending in .png, not {plotPath}");
 
@@ -196,44 +193,44 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
         stdout.WriteLine(FormattableString.Invariant(
             $"finetune: {trainSet.Images.Count} training and {valSet.Images.Count} validation images, {classes} classes; training {string.Join(",", s.TrainLayers)}; keep_prob {s.KeepProbability}, batch {s.Batch}, lr {s.LearningRate} ({s.Schedule}), momentum {s.Momentum}, weight decay {s.WeightDecay}{(s.Flip ? ", flips" : "")}, seed {s.Seed}"));
 
-        ActivationPlan pool5;
         string spillFolder = Path.GetDirectoryName(Path.GetFullPath(s.Out))!;
-        using var store = new FeatureStore(FeatureFloats(weights), s.FeatureMemoryBytes, spillFolder);
+        // The trained part starts at the lowest trained layer's input; what is below it is computed once per image.
+        using var trainer = new NetworkTrainer(device, weights, s.TrainLayers, Math.Min(s.Batch, trainSet.Images.Count), s.KeepProbability);
+        string inputLayer = trainer.InputLayer;
+        using var store = new FeatureStore(trainer.InputFloats, s.FeatureMemoryBytes, spillFolder);
         int[] trainKeys, valKeys;
         int[] trainLabels, valLabels;
         {
             var clock = Stopwatch.StartNew();
-            using AlexNetModel model = AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = FinetuneCommand.FeatureBatch });
-            pool5 = model.Plan.Activation("pool5");
+            using AlexNetModel? model = inputLayer == "input" ? null : AlexNetModel.Create(device, weights, new AlexNetOptions { MaxBatch = FinetuneCommand.FeatureBatch });
             using ImageInput input = s.Images.Open(s.Verbose ? (file, e) => stderr.WriteLine($"{Program.Name}: {file}: {e}") : null);
-            (trainKeys, trainLabels) = Extract(model, input, trainSet, store, keyBase: 0, flips: s.Flip, "training");
-            (valKeys, valLabels) = Extract(model, input, valSet, store, keyBase: 1 << 29, flips: false, "validation");
+            (trainKeys, trainLabels) = Extract(model, inputLayer, input, trainSet, store, keyBase: 0, flips: s.Flip, "training");
+            (valKeys, valLabels) = Extract(model, inputLayer, input, valSet, store, keyBase: 1 << 29, flips: false, "validation");
             double seconds = clock.Elapsed.TotalSeconds;
             int passes = trainKeys.Length * (s.Flip ? 2 : 1) + valKeys.Length;
             stdout.WriteLine(FormattableString.Invariant(
-                $"features: pool5 of {passes} images in {seconds:F1} s ({passes / seconds:F1} images/s), kept in {store.MemoryBytes / 1048576.0:F0} MiB{(store.Spilled > 0 ? $" and a file ({store.Spilled} images)" : "")}"));
+                $"features: {inputLayer} of {passes} images in {seconds:F1} s ({passes / seconds:F1} images/s), kept in {store.MemoryBytes / 1048576.0:F0} MiB{(store.Spilled > 0 ? $" and a file ({store.Spilled} images)" : "")}"));
         }
         if (trainKeys.Length == 0) throw new AlexNetException($"none of the training images of {s.Train} could be used");
         if (valKeys.Length == 0) throw new AlexNetException($"none of the validation images of {s.Val} could be used");
 
         int batch = Math.Min(s.Batch, trainKeys.Length);
-        using var head = new FullyConnectedHead(device, weights, pool5, s.TrainLayers, batch, s.KeepProbability);
         var history = new List<EpochRecord>();
         int startEpoch = 0, startStep = 0;
         double lossSum = 0;
         long lossImages = 0;
         if (resumed is not null)
         {
-            head.ImportVelocity(resumed.Velocity);
+            trainer.ImportVelocity(resumed.Velocity);
             history.AddRange(resumed.History.Select(EpochRecord.FromJson));
             (startEpoch, startStep, lossSum, lossImages) = (resumed.EpochsDone, resumed.StepsDone, resumed.EpochLossSum, resumed.EpochImages);
             stdout.WriteLine($"resumed: {startEpoch} epochs and {startStep} steps done");
         }
 
-        int floats = head.InputFloats;
-        var features = new float[(long)head.MaxBatch * floats];
-        var labels = new int[head.MaxBatch];
-        var losses = new float[head.MaxBatch];
+        int floats = trainer.InputFloats;
+        var features = new float[(long)trainer.MaxBatch * floats];
+        var labels = new int[trainer.MaxBatch];
+        var losses = new float[trainer.MaxBatch];
         int steps = (trainKeys.Length + batch - 1) / batch;
         ProgressLine? progress = ProgressLine.For(stderr);
         for (int epoch = startEpoch; epoch < s.Epochs; epoch++)
@@ -253,7 +250,7 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
                     store.Read(trainKeys[image] + (mirrored ? 1 : 0), features.AsSpan(i * floats, floats));
                     labels[i] = trainLabels[image];
                 }
-                double mean = head.Step(features, labels, n, sgd, TrainingRandom.DropoutSeed(s.Seed, epoch, step), losses);
+                double mean = trainer.Step(features, labels, n, sgd, TrainingRandom.DropoutSeed(s.Seed, epoch, step), losses);
                 // A loss that is no longer a number will not come back: stop before a checkpoint is overwritten with it.
                 if (!double.IsFinite(mean))
                     throw new AlexNetException(FormattableString.Invariant(
@@ -267,22 +264,22 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
                 if (interruption.IsRequested)
                 {
                     progress?.Clear();
-                    Checkpoint(head, classNames, statePath, fingerprint, history, epoch, step + 1, lossSum, lossImages);
+                    Checkpoint(trainer, classNames, statePath, fingerprint, history, epoch, step + 1, lossSum, lossImages);
                     interruption.ThrowIfRequested(FormattableString.Invariant(
                         $"during epoch {epoch + 1}, after step {step + 1} of {steps}; the checkpoint {s.Out} holds it (continue with --resume)"));
                 }
             }
             double trainSeconds = clock.Elapsed.TotalSeconds;
             progress?.Clear();
-            (double _, double trainTop1, double trainTop5) = Evaluate(head, store, trainKeys, trainLabels, features);
-            (double valLoss, double valTop1, double valTop5) = Evaluate(head, store, valKeys, valLabels, features);
+            (double _, double trainTop1, double trainTop5) = Evaluate(trainer, store, trainKeys, trainLabels, features);
+            (double valLoss, double valTop1, double valTop5) = Evaluate(trainer, store, valKeys, valLabels, features);
             var record = new EpochRecord(epoch + 1, lossSum / lossImages, trainTop1, trainTop5, valLoss, valTop1, valTop5,
                 imagesThisRun / trainSeconds, rate, trainSeconds);
             history.Add(record);
             stdout.WriteLine(FormattableString.Invariant(
                 $"epoch {record.Epoch}/{s.Epochs}: loss {record.Loss:F4}, train top-1 {100 * trainTop1:F1}% top-5 {100 * trainTop5:F1}%, val loss {valLoss:F4} top-1 {100 * valTop1:F1}% top-5 {100 * valTop5:F1}%, {record.ImagesPerSecond:F1} images/s, lr {rate}"));
             (lossSum, lossImages) = (0, 0);
-            Checkpoint(head, classNames, statePath, fingerprint, history, epoch + 1, 0, 0, 0);
+            Checkpoint(trainer, classNames, statePath, fingerprint, history, epoch + 1, 0, 0, 0);
             if (s.Log is string logPath) NpyWriter.WriteText(logPath, string.Concat(history.Select(h => h.ToJson() + "\n")));
             if (s.Plot is string plot) TrainingPlot.Write(plot, history);
             interruption.ThrowIfRequested(() => $"after epoch {epoch + 1}; the checkpoint {s.Out} holds it (continue with --resume)");
@@ -291,14 +288,13 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
         return 0;
     }
 
-    private static int FeatureFloats(AlexNetWeights weights) => weights.Fc6.WeightShape[0];
-
     /// <summary>
-    /// pool5 of every usable image of <paramref name="set"/> (and of its mirror image with <paramref name="flips"/>)
+    /// <paramref name="layer"/> (the frozen part's output, or the preprocessed image for "input") of every usable image of
+    /// <paramref name="set"/> (and of its mirror image with <paramref name="flips"/>)
     /// into the store under keys <c>keyBase + 2·i</c> (+1 mirrored). A bad image is named on stderr and left out:
     /// it costs that image, not the run. Returns the keys and labels of the images kept.
     /// </summary>
-    private (int[] Keys, int[] Labels) Extract(AlexNetModel model, ImageInput input, LabelledImageSet set, FeatureStore store, int keyBase, bool flips, string what)
+    private (int[] Keys, int[] Labels) Extract(AlexNetModel? model, string layer, ImageInput input, LabelledImageSet set, FeatureStore store, int keyBase, bool flips, string what)
     {
         const int F = AlexNetModel.InputFloatsPerImage;
         IReadOnlyList<string> paths = [.. set.Images.Select(i => i.Path)];
@@ -307,20 +303,21 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
         var keys = new List<int>();
         var labels = new List<int>();
         int bad = 0;
-        string[] layers = ["pool5"];
+        string[] layers = [layer];
         for (int first = 0; first < paths.Count; first += FinetuneCommand.FeatureBatch)
         {
             int n = Math.Min(FinetuneCommand.FeatureBatch, paths.Count - first);
-            interruption.ThrowIfRequested(() => $"while computing the {what} images' pool5 features ({first} of {paths.Count}); nothing was written");
+            interruption.ThrowIfRequested(() => $"while computing the {what} images' {layer} features ({first} of {paths.Count}); nothing was written");
             input.Loader.Load(paths, first, n, i => batchInput.AsSpan(i * F, F), errors);
             for (int mirror = 0; mirror < (flips ? 2 : 1); mirror++)
             {
                 if (mirror == 1)
                     for (int i = 0; i < n; i++) MirrorImage(batchInput.AsSpan(i * F, F));
-                float[] pool5 = model.Features(batchInput.AsSpan(0, n * F), n, layers)["pool5"];
-                int per = pool5.Length / n;
+                // conv1 trains from the preprocessed image itself; otherwise the frozen part's output is kept.
+                float[] kept = model is null ? batchInput : model.Features(batchInput.AsSpan(0, n * F), n, layers)[layer];
+                int per = model is null ? F : kept.Length / n;
                 for (int i = 0; i < n; i++)
-                    if (errors[i] is null) store.Add(keyBase + 2 * (first + i) + mirror, pool5.AsSpan(i * per, per));
+                    if (errors[i] is null) store.Add(keyBase + 2 * (first + i) + mirror, kept.AsSpan(i * per, per));
             }
             for (int i = 0; i < n; i++)
             {
@@ -351,8 +348,8 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
         }
     }
 
-    /// <summary>Mean cross-entropy, top-1 and top-5 accuracy of the head, without dropout, over the given images.</summary>
-    private static (double Loss, double Top1, double Top5) Evaluate(FullyConnectedHead head, FeatureStore store, int[] keys, int[] labels, float[] features)
+    /// <summary>Mean cross-entropy, top-1 and top-5 accuracy, without dropout, over the given images.</summary>
+    private static (double Loss, double Top1, double Top5) Evaluate(NetworkTrainer head, FeatureStore store, int[] keys, int[] labels, float[] features)
     {
         int floats = head.InputFloats, classes = head.NumClasses;
         var logits = new float[head.MaxBatch * classes];
@@ -392,7 +389,7 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
         return (double.IsNaN(loss) ? double.PositiveInfinity : loss, rank);
     }
 
-    private void Checkpoint(FullyConnectedHead head, IReadOnlyList<string> classNames, string statePath, string fingerprint,
+    private void Checkpoint(NetworkTrainer head, IReadOnlyList<string> classNames, string statePath, string fingerprint,
         List<EpochRecord> history, int epochsDone, int stepsDone, double lossSum, long lossImages)
     {
         WeightFileWriter.Write(s.Out, head.ExportWeights());

@@ -178,19 +178,25 @@ public sealed class AlexNetModel : IDisposable
 
     /// <summary>HWIO (kh, kw, cin/groups, cout) to the GEMM's row-major [cout][(ci·kh + i)·kw + j]: each
     /// output channel's filter is one contiguous row, and the rows of group g are the g-th block.</summary>
-    private static float[] ConvolutionWeights(LayerWeights layer)
+    private static float[] ConvolutionWeights(LayerWeights layer) => ConvolutionRows(layer.Weight, layer.WeightShape, toEngine: true);
+
+    /// <summary>A convolution's weights between the file's HWIO and the engine's [cout][(ci·kh + i)·kw + j];
+    /// <paramref name="toEngine"/> false is the inverse, for writing trained weights back in the file's order.</summary>
+    internal static float[] ConvolutionRows(float[] w, int[] shape, bool toEngine)
     {
-        int kh = layer.WeightShape[0], kw = layer.WeightShape[1], cin = layer.WeightShape[2], cout = layer.WeightShape[3];
-        float[] w = layer.Weight;
+        int kh = shape[0], kw = shape[1], cin = shape[2], cout = shape[3];
         var result = new float[w.Length];
         int k = cin * kh * kw;
         for (int i = 0; i < kh; i++)
         for (int j = 0; j < kw; j++)
         for (int ci = 0; ci < cin; ci++)
         {
-            int source = ((i * kw + j) * cin + ci) * cout;
+            int file = ((i * kw + j) * cin + ci) * cout;
             int column = (ci * kh + i) * kw + j;
-            for (int co = 0; co < cout; co++) result[co * k + column] = w[source + co];
+            if (toEngine)
+                for (int co = 0; co < cout; co++) result[co * k + column] = w[file + co];
+            else
+                for (int co = 0; co < cout; co++) result[file + co] = w[co * k + column];
         }
         return result;
     }

@@ -47,6 +47,7 @@ public sealed class FullyConnectedHead : IDisposable
     private readonly DeviceBuffer<int> _labels;
     private readonly DeviceBuffer<float> _loss;
     private readonly AlexNetWeights _initial;
+    private int _count;
     private bool _disposed;
 
     /// <summary>
@@ -55,7 +56,7 @@ public sealed class FullyConnectedHead : IDisposable
     /// get gradients and momentum (zero). <paramref name="pool5"/> is the plan's pool5 (fc6's input shape).
     /// </summary>
     public FullyConnectedHead(ComputeDevice device, AlexNetWeights weights, ActivationPlan pool5, IReadOnlyCollection<string> trainedLayers,
-        int maxBatch, float keepProbability)
+        int maxBatch, float keepProbability, bool inputGradient = false)
     {
         ArgumentNullException.ThrowIfNull(device);
         ArgumentNullException.ThrowIfNull(weights);
@@ -69,8 +70,9 @@ public sealed class FullyConnectedHead : IDisposable
             int index = LayerIndex(layer);
             _trained[index] = true;
         }
-        if (trainedLayers.Count == 0) throw new AlexNetException("the head trains at least one of fc6, fc7, fc8");
-        _lowest = Array.IndexOf(_trained, true);
+        if (trainedLayers.Count == 0 && !inputGradient) throw new AlexNetException("the head trains at least one of fc6, fc7, fc8");
+        // With the input's gradient asked for (a convolution below trains), backward runs through every layer.
+        _lowest = inputGradient ? -1 : Array.IndexOf(_trained, true);
         _device = device;
         _stream = device.DefaultStream;
         _initial = weights;
@@ -107,6 +109,7 @@ public sealed class FullyConnectedHead : IDisposable
                 // The gradient at layer i's output exists where backward passes through: the logits always, the
                 // hidden layers from the lowest trained one's output up (its input's gradient is never needed).
                 if (i == 3 || i > _lowest) _grads[i] = Own(device.Allocate<float>((long)maxBatch * _widths[i]));
+                // (with the input's gradient, _lowest is −1 and _grads[0] is pool5's gradient)
             }
             _labels = Own(device.Allocate<int>(maxBatch));
             _loss = Own(device.Allocate<float>(maxBatch));
@@ -160,13 +163,44 @@ public sealed class FullyConnectedHead : IDisposable
         for (int i = 0; i < count; i++)
             if ((uint)labels[i] >= (uint)NumClasses)
                 throw new AlexNetException($"label {labels[i]} of image {i} is not a class of this head (0…{NumClasses - 1})");
+        _stream.CopyToDevice(features[..(count * InputFloats)], _activations[0]);
+        QueueStep(labels, count, sgd, dropoutSeed);
+        return ReadLosses(count, losses);
+    }
+
+    /// <summary>The device buffer the head reads its input from, [N][<see cref="InputFloats"/>]: the convolutions below
+    /// write pool5 there when they train too.</summary>
+    public DeviceBuffer<float> Input => _activations[0];
+
+    /// <summary>pool5's gradient after <see cref="QueueForwardBackward"/>, [N][<see cref="InputFloats"/>]; only with
+    /// the input's gradient asked for at construction.</summary>
+    public DeviceBuffer<float> InputGradient => _grads[0] ?? throw new InvalidOperationException("this head was built without its input's gradient");
+
+    /// <summary>A whole step on what <see cref="Input"/> holds: forward, backward, update.</summary>
+    private void QueueStep(ReadOnlySpan<int> labels, int count, SgdStep sgd, ulong dropoutSeed)
+    {
+        QueueForwardBackward(labels, count, dropoutSeed);
+        QueueUpdate(sgd);
+    }
+
+    /// <summary>Queues the forward pass (dropout from <paramref name="dropoutSeed"/>), the loss and every gradient
+    /// (down to <see cref="InputGradient"/> when it exists) for the <paramref name="count"/> images in <see cref="Input"/>;
+    /// nothing is updated yet.</summary>
+    public void QueueForwardBackward(ReadOnlySpan<int> labels, int count, ulong dropoutSeed)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (count <= 0 || count > MaxBatch) throw new AlexNetException($"a batch of the head holds 1…{MaxBatch} images, not {count}");
+        if (labels.Length < count) throw new AlexNetException($"a step of {count} images needs {count} labels, not {labels.Length}");
+        for (int i = 0; i < count; i++)
+            if ((uint)labels[i] >= (uint)NumClasses)
+                throw new AlexNetException($"label {labels[i]} of image {i} is not a class of this head (0…{NumClasses - 1})");
         ComputeStream s = _stream;
-        s.CopyToDevice(features[..(count * InputFloats)], _activations[0]);
         s.CopyToDevice(labels[..count], _labels);
+        _count = count;
         Forward(count, dropoutSeed);
         int classes = NumClasses;
         _backward.SoftmaxCrossEntropyBackward(s, _grads[3]!, _loss, _activations[3], _labels, count, classes, 1f / count);
-        for (int l = 2; l >= _lowest; l--)
+        for (int l = 2; l >= Math.Max(_lowest, 0); l--)
         {
             int inputs = _widths[l], outputs = _widths[l + 1];
             DeviceBuffer<float> g = _grads[l + 1]!;
@@ -178,25 +212,51 @@ public sealed class FullyConnectedHead : IDisposable
                 _backward.BiasGradient(s, _biasGrads[l]!, g, count, outputs, 1);
             }
             if (l == _lowest) break;
-            // dX = G·Wᵀ, then through the layer below's dropout and ReLU (its stored output is 0 wherever either cut it).
+            // dX = G·Wᵀ, then (above pool5) through the layer below's dropout and ReLU: its stored output is 0
+            // wherever either cut it. pool5's gradient goes to the convolutions as it is.
             DeviceBuffer<float> dx = _grads[l]!;
             s.Gemm(MatrixView.RowMajor(g, count, outputs), MatrixView.RowMajor(_weights[l], inputs, outputs).T, MatrixView.RowMajor(dx, count, inputs));
+            if (l == 0) break;
             _backward.ReluBackward(s, dx, _activations[l], count * inputs);
             if (KeepProbability < 1f)
                 _backward.DropoutBackward(s, dx, count * inputs, KeepProbability, dropoutSeed, DropoutOffset(l - 1));
         }
-        // The updates come after every gradient: dX of a layer reads its weights before they change.
-        for (int l = _lowest; l < 3; l++)
+    }
+
+    /// <summary>Queues the SGD update of the trained layers with the gradients of the last <see cref="QueueForwardBackward"/>
+    /// (after every gradient: dX of a layer read its weights before they change).</summary>
+    public void QueueUpdate(SgdStep sgd)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ComputeStream s = _stream;
+        for (int l = 0; l < 3; l++)
         {
             if (!_trained[l]) continue;
             _backward.SgdMomentum(s, _weights[l], _weightVelocity[l]!, _weightGrads[l]!, _widths[l] * _widths[l + 1],
                 sgd.LearningRate, sgd.Momentum, sgd.WeightDecay);
             _backward.SgdMomentum(s, _biases[l], _biasVelocity[l]!, _biasGrads[l]!, _widths[l + 1], sgd.LearningRate, sgd.Momentum, 0f);
         }
-        s.CopyToHost(_loss, losses[..count]);
+    }
+
+    /// <summary>Waits, copies the last step's per-image losses to <paramref name="losses"/> and returns their mean.</summary>
+    public double ReadLosses(int count, Span<float> losses)
+    {
+        if (count != _count) throw new InvalidOperationException($"the last step had {_count} images, not {count}");
+        if (losses.Length < count) throw new AlexNetException($"a step of {count} images writes {count} losses, not {losses.Length}");
+        _stream.CopyToHost(_loss, losses[..count]);
         double sum = 0;
         for (int i = 0; i < count; i++) sum += losses[i];
         return sum / count;
+    }
+
+    /// <summary>fc8's logits for the <paramref name="count"/> images in <see cref="Input"/>, without dropout; waits.</summary>
+    public void EvaluateInput(int count, Span<float> logits)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (count <= 0 || count > MaxBatch) throw new AlexNetException($"a batch of the head holds 1…{MaxBatch} images, not {count}");
+        if (logits.Length < count * NumClasses) throw new AlexNetException($"{count} images have {count * NumClasses} logits; the destination holds {logits.Length}");
+        Forward(count, dropoutSeed: null);
+        _stream.CopyToHost(_activations[3], logits[..(count * NumClasses)]);
     }
 
     /// <summary>fc8's logits (bias added) for <paramref name="count"/> images, without dropout (inference), into
@@ -206,8 +266,7 @@ public sealed class FullyConnectedHead : IDisposable
         CheckBatch(features, count);
         if (logits.Length < count * NumClasses) throw new AlexNetException($"{count} images have {count * NumClasses} logits; the destination holds {logits.Length}");
         _stream.CopyToDevice(features[..(count * InputFloats)], _activations[0]);
-        Forward(count, dropoutSeed: null);
-        _stream.CopyToHost(_activations[3], logits[..(count * NumClasses)]);
+        EvaluateInput(count, logits);
     }
 
     private void CheckBatch(ReadOnlySpan<float> features, int count)
