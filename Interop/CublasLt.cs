@@ -295,8 +295,10 @@ public sealed unsafe class CublasLtMatmulPlan : IDisposable
         if (!HasAlgorithm) throw new InvalidOperationException("no algorithm chosen yet: call ChooseAlgorithm first");
         float alpha = 1f, beta = 0f;
         CublasLtMatmulAlgo algorithm = _algorithm;
-        CublasLtException.ThrowIfFailed(CublasLt.cublasLtMatmul(handle, _descriptor, &alpha, a, _layoutA, b, _layoutB, &beta, c, _layoutC, c, _layoutC,
-            &algorithm, workspace, (nuint)workspaceBytes, stream), $"cublasLtMatmul({Shape})");
+        CublasStatus status = CublasLt.cublasLtMatmul(handle, _descriptor, &alpha, a, _layoutA, b, _layoutB, &beta, c, _layoutC, c, _layoutC,
+            &algorithm, workspace, (nuint)workspaceBytes, stream);
+        // The call's text is made only on failure: a forward pass allocates nothing.
+        if (status != CublasStatus.Success) CublasLtException.ThrowIfFailed(status, $"cublasLtMatmul({Shape})");
     }
 
     /// <summary>Destroys the descriptors; never throws.</summary>

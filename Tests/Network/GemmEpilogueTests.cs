@@ -74,6 +74,19 @@ public class GemmEpilogueTests
     }
 
     [Fact]
+    public void APassWithTheEpilogueAllocatesNothingAfterWarmUp()
+    {
+        using var device = new RecordingDevice { HasGemmBias = true };
+        using AlexNetModel model = Model(device, GemmEpilogue.CublasLt);
+        model.Run(3);
+        device.GemmBiases.Clear();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 3; i++) model.Run(3);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(6, device.GemmBiases.Count);
+    }
+
+    [Fact]
     public void WithDropoutTheDropoutKernelKeepsTheBias()
     {
         using var device = new RecordingDevice { HasGemmBias = true };
