@@ -10,6 +10,7 @@ public enum NativeLibraryId
     CudaDriver,
     Nvrtc,
     Cublas,
+    CublasLt,
     OpenCl,
     ClBlast,
     OpenBlas,
@@ -30,6 +31,7 @@ public static class NativeLibraries
     internal const string CudaDriverName = "alexnet-cuda-driver";
     internal const string NvrtcName = "alexnet-nvrtc";
     internal const string CublasName = "alexnet-cublas";
+    internal const string CublasLtName = "alexnet-cublaslt";
     internal const string OpenClName = "alexnet-opencl";
     internal const string ClBlastName = "alexnet-clblast";
     internal const string OpenBlasName = "alexnet-openblas";
@@ -94,6 +96,9 @@ public static class NativeLibraries
         NativeLibraryId.CudaDriver => ["libcuda.so.1", "libcuda.so"],
         NativeLibraryId.Nvrtc => ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so.11.2", "libnvrtc.so"],
         NativeLibraryId.Cublas => ["libcublas.so.13", "libcublas.so.12", "libcublas.so.11", "libcublas.so"],
+        // cuBLAS links its own release of cuBLASLt (libcublas.so.N needs libcublasLt.so.N, found beside it): loaded
+        // after cuBLAS, the same soname resolves to that already-loaded library.
+        NativeLibraryId.CublasLt => ["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so.11", "libcublasLt.so"],
         NativeLibraryId.OpenCl => ["libOpenCL.so.1", "libOpenCL.so"],
         NativeLibraryId.ClBlast => ["libclblast.so.1", "libclblast.so"],
         // Debian installs it through the alternatives system (libopenblas.so.0 in the multiarch folder).
@@ -109,6 +114,7 @@ public static class NativeLibraries
         NativeLibraryId.CudaDriver => "ALEXNET_LIBCUDA",
         NativeLibraryId.Nvrtc => "ALEXNET_LIBNVRTC",
         NativeLibraryId.Cublas => "ALEXNET_LIBCUBLAS",
+        NativeLibraryId.CublasLt => "ALEXNET_LIBCUBLASLT",
         NativeLibraryId.OpenCl => "ALEXNET_LIBOPENCL",
         NativeLibraryId.ClBlast => "ALEXNET_LIBCLBLAST",
         NativeLibraryId.OpenBlas => "ALEXNET_LIBOPENBLAS",
@@ -237,7 +243,7 @@ public static class NativeLibraries
             if (Loaded.TryGetValue(id, out IntPtr handle)) return handle;
         }
         // Read outside the lock: it loads the driver library through this same class.
-        int? driverMajor = id is NativeLibraryId.Nvrtc or NativeLibraryId.Cublas ? DriverCudaMajor() : null;
+        int? driverMajor = id is NativeLibraryId.Nvrtc or NativeLibraryId.Cublas or NativeLibraryId.CublasLt ? DriverCudaMajor() : null;
         lock (Gate)
         {
             if (Loaded.TryGetValue(id, out IntPtr handle)) return handle;
@@ -312,6 +318,7 @@ public static class NativeLibraries
             case CudaDriverName: id = NativeLibraryId.CudaDriver; return true;
             case NvrtcName: id = NativeLibraryId.Nvrtc; return true;
             case CublasName: id = NativeLibraryId.Cublas; return true;
+            case CublasLtName: id = NativeLibraryId.CublasLt; return true;
             case OpenClName: id = NativeLibraryId.OpenCl; return true;
             case ClBlastName: id = NativeLibraryId.ClBlast; return true;
             case OpenBlasName: id = NativeLibraryId.OpenBlas; return true;
@@ -350,6 +357,7 @@ public sealed class NativeLibraryNotFoundException(NativeLibraryId library, IRea
         NativeLibraryId.CudaDriver => "the CUDA driver library (libcuda)",
         NativeLibraryId.Nvrtc => "NVRTC (libnvrtc)",
         NativeLibraryId.Cublas => "cuBLAS (libcublas)",
+        NativeLibraryId.CublasLt => "cuBLASLt (libcublasLt)",
         NativeLibraryId.OpenCl => "the OpenCL ICD loader (libOpenCL)",
         NativeLibraryId.ClBlast => "CLBlast (libclblast)",
         NativeLibraryId.OpenBlas => "OpenBLAS (libopenblas)",
@@ -360,7 +368,7 @@ public sealed class NativeLibraryNotFoundException(NativeLibraryId library, IRea
     private static string Hint(NativeLibraryId id) => id switch
     {
         NativeLibraryId.CudaDriver => "Install the NVIDIA driver, or on Debian without a GPU run .ci/native-packages.sh (package libcuda1)",
-        NativeLibraryId.Nvrtc or NativeLibraryId.Cublas =>
+        NativeLibraryId.Nvrtc or NativeLibraryId.Cublas or NativeLibraryId.CublasLt =>
             $"Install the CUDA toolkit libraries, add their folder to LD_LIBRARY_PATH, or set {NativeLibraries.OverrideVariable(id)} to the file",
         NativeLibraryId.OpenBlas =>
             $"Run .ci/native-packages.sh as root (Debian package libopenblas0-pthread), or set {NativeLibraries.OverrideVariable(id)} to the file",

@@ -14,8 +14,10 @@
 #                    loader's cache knows (`ldconfig -p`) and those in the probed folders, `alexnet info`
 #   kernels.txt      `alexnet bench kernels` (device-timed medians per kernel and GEMM), then `alexnet bench
 #                    --fuse off`: the pass with each convolution's bias and ReLU as a pass of its own,
-#                    `alexnet bench --workspace l2`: the lowering in chunks the size of the L2, and
-#                    `alexnet bench --graph off`: no CUDA graph captured, every pass launch by launch
+#                    `alexnet bench --workspace l2`: the lowering in chunks the size of the L2,
+#                    `alexnet bench --graph off`: no CUDA graph captured, every pass launch by launch, and
+#                    `alexnet bench --epilogue kernel` then `--epilogue cublaslt`: fc6's and fc7's bias and ReLU
+#                    as a kernel's pass, then in cuBLASLt's GEMM epilogue
 #   features.txt     `alexnet features` over synthetic full-size weights and three PNGs, all 14 layers, then
 #                    checked by the independent numpy implementation of the reference
 #   classify.txt     `alexnet classify --stats` over PNGs of several sizes (end-to-end, decode-only and
@@ -182,6 +184,16 @@ bench_nograph() {
   echo "== alexnet bench --graph off (bench.json is --graph auto: a graph per batch size on a GPU)"
   "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --graph off
 }
+# fc6's and fc7's bias and ReLU as bias_relu's pass after the GEMM (what --epilogue auto runs), then in the GEMM itself
+# (cuBLASLt's RELU_BIAS epilogue), one after the other in one step so the two are timed on the same warm GPU. `alexnet
+# check` above has already held the epilogue's results against the references.
+bench_epilogue() {
+  local e
+  for e in kernel cublaslt; do
+    echo "== alexnet bench --epilogue $e (bench.json is --epilogue auto: the kernel)"
+    "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --epilogue "$e" || echo "FAIL bench --epilogue $e: exit $?"
+  done
+}
 # The workspace the size of the GPU's L2 (50 MB on an H100, 60 MB on an H200), against bench.json's 256 MiB:
 # smaller chunks whose lowered input may stay in the cache between im2col and the GEMM.
 # The reduced precisions, against bench.json's FP32: TF32 tensor cores on FP32 storage, then fp16 and bf16
@@ -248,7 +260,7 @@ hostile() {
     fi
   done
 }
-export -f environment check check_warm bench features pytorch kernels bench_unfused bench_nograph bench_precisions bench_l2 features_numpy classify hostile
+export -f environment check check_warm bench features pytorch kernels bench_unfused bench_nograph bench_epilogue bench_precisions bench_l2 features_numpy classify hostile
 
 step environment 40 "$out/environment.txt" "$out/environment.txt" environment "versions, alexnet info"
 step check 120 "$out/check.txt" "$out/check.txt" check "alexnet check --device $DEVICE"
@@ -270,6 +282,7 @@ summarize
 step kernels 60 "$out/kernels.txt" "$out/kernels.txt" kernels "alexnet bench kernels --device $DEVICE --warmup 5 --repeats $REPEATS"
 step bench-unfused 60 "$out/kernels.txt" "$out/kernels.txt" bench_unfused "alexnet bench --fuse off --batch $BATCHES"
 step bench-nograph 60 "$out/kernels.txt" "$out/kernels.txt" bench_nograph "alexnet bench --graph off --batch $BATCHES"
+step bench-epilogue 60 "$out/kernels.txt" "$out/kernels.txt" bench_epilogue "alexnet bench --epilogue kernel, then cublaslt --batch $BATCHES"
 step bench-l2 60 "$out/kernels.txt" "$out/kernels.txt" bench_l2 "alexnet bench --workspace l2 --batch $BATCHES"
 step bench-precisions 90 "$out/kernels.txt" "$out/kernels.txt" bench_precisions "alexnet bench --precision tf32, fp16, bf16 --batch $BATCHES"
 step features-numpy 60 "$out/features.txt" "$out/features.txt" features_numpy "alexnet_numpy.py against the engine's 14 layers"

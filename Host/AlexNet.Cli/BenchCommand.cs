@@ -47,20 +47,26 @@ internal static class BenchCommand
             "Whether each batch size's pass is captured as a CUDA graph on its first pass and replayed with one launch: auto (the default) where the device can (CUDA), on, or off (launch by launch); " +
             "with graphs the launch-by-launch pass is timed beside the replay",
             "auto", "on", "off");
+        Option<string?> epilogue = CliOptions.Choice("--epilogue",
+            "Where fc6's and fc7's bias and ReLU run: auto (the default) is kernel until a GPU run measures cublaslt faster; kernel, a bias_relu pass after each GEMM; " +
+            "cublaslt, in the GEMM itself (cuBLASLt's RELU_BIAS epilogue, CUDA only)",
+            "auto", "kernel", "cublaslt");
         var bench = new Command("bench", "Time the whole forward pass per batch size, with a per-operation breakdown; 'bench kernels' times each operation at one size")
         {
-            netDevice, weights, batches, iterations, netWarmup, format, peer, fuse, workspace, precision, graph, kernels,
+            netDevice, weights, batches, iterations, netWarmup, format, peer, fuse, workspace, precision, graph, epilogue, kernels,
         };
         bench.SetAction(result => RunNetwork(result.GetDevice(netDevice), result.GetValue(weights), result.GetValue(batches),
             result.GetValue(iterations), result.GetValue(netWarmup), result.GetValue(format) == "json", result.GetValue(peer) ?? "auto",
             result.GetValue(fuse) switch { "on" => true, "off" => false, _ => null }, result.GetValue(workspace), result.GetValue(precision),
             result.InvocationConfiguration.Output, result.InvocationConfiguration.Error,
-            result.GetValue(graph) switch { "on" => true, "off" => false, _ => null }));
+            result.GetValue(graph) switch { "on" => true, "off" => false, _ => null },
+            result.GetValue(epilogue) switch { "kernel" => GemmEpilogue.Kernel, "cublaslt" => GemmEpilogue.CublasLt, _ => GemmEpilogue.Auto }));
         return bench;
     }
 
     private static int RunNetwork(DeviceChoice choice, string? weightFile, IReadOnlyList<int>? requested, int iterations, int warmup, bool json,
-        string peerChoice, bool? fuse, WorkspaceSize workspace, PrecisionChoice precision, TextWriter stdout, TextWriter stderr, bool? graph)
+        string peerChoice, bool? fuse, WorkspaceSize workspace, PrecisionChoice precision, TextWriter stdout, TextWriter stderr, bool? graph,
+        GemmEpilogue epilogue)
     {
         using Interruption interruption = Interruption.Listen();
         using SelectedDevice selected = DeviceSelector.Open(choice);
@@ -71,6 +77,9 @@ internal static class BenchCommand
         if (graph == true && device.GraphsUnsupportedReason is string noGraphs)
             return UsageErrors.Write("bench", $"--graph on needs a device that captures graphs, but {noGraphs} ({selected.Reason}); use --graph auto or off", stderr);
         string? graphsOff = NetworkBench.GraphsOff(device, graph);
+        if (epilogue == GemmEpilogue.CublasLt
+            && !device.SupportsGemmBias(Precisions.Storage(precision.Value), Precisions.Math(precision.Value), out string? noEpilogue))
+            return UsageErrors.Write("bench", $"--epilogue cublaslt needs cuBLASLt's bias epilogue, but {noEpilogue} ({selected.Reason}); use --epilogue auto or kernel", stderr);
         // TorchSharp is a CPU library: the peer of a CPU device. On a GPU the peer is PyTorch on the same GPU
         // (Bench/gpu), since TorchSharp's CUDA build is not available to this project.
         using IBenchPeer? peer = peerChoice switch
@@ -104,7 +113,7 @@ internal static class BenchCommand
         };
         if (!json)
             NetworkBench.WriteTextHeader(stdout,
-                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}{names}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(workspaceBytes, device)}\nprecision: {precision.Describe()}\ngraph: {NetworkBench.DescribeGraphs(graphsOff)}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
+                $"device: {device.Description} ({selected.Reason})\nGEMMs: {device.GemmProvider}; kernels compiled by {device.CompilerVersion}; .NET {Environment.Version}\nweights: {weights}{names}\nactivations: {(fused ? "each convolution's bias and ReLU fused into the next kernel" : "each convolution's bias and ReLU a pass of its own")}\nworkspace: {workspace.Describe(workspaceBytes, device)}\nprecision: {precision.Describe()}\ngraph: {NetworkBench.DescribeGraphs(graphsOff)}\nepilogue: {NetworkBench.DescribeEpilogue(epilogue)}\nwarm-up {warmup}, {iterations} timed passes per batch, device-side timing, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC",
                 peer, graphsOff is null);
         var results = new List<NetworkBenchResult>();
         try
@@ -115,13 +124,13 @@ internal static class BenchCommand
                 results.Add(result);
                 progress?.Clear();
                 if (!json) NetworkBench.WriteTextRow(stdout, result, graphsOff is null);
-            }, useGraphs: graphsOff is null);
+            }, useGraphs: graphsOff is null, epilogue);
         }
         finally
         {
             progress?.Clear();
             // The batch sizes measured before a failure or an interruption are reported whole.
-            if (json) NetworkBench.WriteJson(stdout, device, weights, fused, workspaceBytes, precision.Value, results, peer, graphsOff);
+            if (json) NetworkBench.WriteJson(stdout, device, weights, fused, workspaceBytes, precision.Value, results, peer, graphsOff, epilogue);
             else NetworkBench.WriteTextFooter(stdout, results, peer);
         }
         if (results.All(r => r.Skipped is not null))

@@ -39,14 +39,14 @@ internal static class NetworkBench
     /// </summary>
     public static IReadOnlyList<NetworkBenchResult> Run(ComputeDevice device, AlexNetWeights weights, IReadOnlyList<int> batches,
         int warmup, int iterations, IBenchPeer? peer, bool fuseActivations, long workspaceBytes, Precision precision, Action<string> step,
-        Action<NetworkBenchResult>? measured = null, bool useGraphs = false)
+        Action<NetworkBenchResult>? measured = null, bool useGraphs = false, GemmEpilogue epilogue = GemmEpilogue.Auto)
     {
         var results = new List<NetworkBenchResult>();
         foreach (int batch in batches)
         {
             step($"batch {batch}: building the model");
             NetworkBenchResult result;
-            AlexNetModel? model = TryCreate(device, weights, batch, fuseActivations, workspaceBytes, precision, useGraphs, out string? skipped);
+            AlexNetModel? model = TryCreate(device, weights, batch, fuseActivations, workspaceBytes, precision, useGraphs, epilogue, out string? skipped);
             if (model is null)
             {
                 result = new NetworkBenchResult(batch, 0, 0, 0, 0, 0, [], skipped);
@@ -63,13 +63,17 @@ internal static class NetworkBench
 
     /// <summary>The model for <paramref name="batch"/>, or null with the reason when the device cannot hold it.</summary>
     private static AlexNetModel? TryCreate(ComputeDevice device, AlexNetWeights weights, int batch, bool fuseActivations, long workspaceBytes,
-        Precision precision, bool useGraphs, out string? skipped)
+        Precision precision, bool useGraphs, GemmEpilogue epilogue, out string? skipped)
     {
         skipped = null;
         try
         {
             return AlexNetModel.Create(device, weights,
-                new AlexNetOptions { MaxBatch = batch, FuseActivations = fuseActivations, WorkspaceBytes = workspaceBytes, Precision = precision, UseGraphs = useGraphs });
+                new AlexNetOptions
+                {
+                    MaxBatch = batch, FuseActivations = fuseActivations, WorkspaceBytes = workspaceBytes, Precision = precision, UseGraphs = useGraphs,
+                    GemmEpilogue = epilogue,
+                });
         }
         catch (AlexNetException e) when (e.Message.StartsWith("out of", StringComparison.Ordinal))
         {
@@ -145,6 +149,14 @@ internal static class NetworkBench
         ? "on: each batch size captured on its first pass and replayed with one launch; the launch-by-launch pass timed beside it"
         : $"off: {graphsOff}";
 
+    /// <summary>The header's line on where fc6's and fc7's bias and ReLU run.</summary>
+    public static string DescribeEpilogue(GemmEpilogue epilogue) => epilogue == GemmEpilogue.CublasLt
+        ? "cublaslt: fc6's and fc7's bias and ReLU in their GEMM (cuBLASLt's RELU_BIAS epilogue); their \"gemm\" steps include them"
+        : $"kernel{(epilogue == GemmEpilogue.Auto ? " (auto: until a GPU run measures cublaslt faster)" : "")}: a bias+relu pass after fc6's and fc7's GEMMs";
+
+    /// <summary>"kernel" or "cublaslt": where the epilogue ran, as JSON names it (auto is the kernel).</summary>
+    public static string EpilogueName(GemmEpilogue epilogue) => epilogue == GemmEpilogue.CublasLt ? "cublaslt" : "kernel";
+
     /// <summary>The header lines and the table's column names, before anything is measured.</summary>
     public static void WriteTextHeader(TextWriter o, string header, IBenchPeer? peer, bool graphs = false)
     {
@@ -193,7 +205,7 @@ internal static class NetworkBench
     }
 
     public static void WriteJson(TextWriter o, ComputeDevice device, string weights, bool fusedActivations, long workspaceBytes, Precision precision,
-        IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer, string? graphsOff)
+        IReadOnlyList<NetworkBenchResult> results, IBenchPeer? peer, string? graphsOff, GemmEpilogue epilogue = GemmEpilogue.Auto)
     {
         var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
@@ -215,6 +227,7 @@ internal static class NetworkBench
             w.WriteNumber("workspace_bytes", workspaceBytes);
             w.WriteBoolean("graphs", graphsOff is null);
             if (graphsOff is not null) w.WriteString("graphs_off", graphsOff);
+            w.WriteString("gemm_epilogue", EpilogueName(epilogue));
             if (peer is not null) w.WriteString("peer", peer.Name);
             w.WriteStartArray("results");
             foreach (NetworkBenchResult r in results)

@@ -13,14 +13,15 @@ namespace AlexNet.Cuda.Tests.Interop;
 public partial class EntryPointTests
 {
     public static TheoryData<NativeLibraryId> Libraries() =>
-        new(NativeLibraryId.CudaDriver, NativeLibraryId.Nvrtc, NativeLibraryId.Cublas, NativeLibraryId.OpenCl, NativeLibraryId.ClBlast,
-            NativeLibraryId.OpenBlas, NativeLibraryId.OneDnn);
+        new(NativeLibraryId.CudaDriver, NativeLibraryId.Nvrtc, NativeLibraryId.Cublas, NativeLibraryId.CublasLt, NativeLibraryId.OpenCl,
+            NativeLibraryId.ClBlast, NativeLibraryId.OpenBlas, NativeLibraryId.OneDnn);
 
     private static Type BindingClass(NativeLibraryId id) => id switch
     {
         NativeLibraryId.CudaDriver => typeof(CudaDriver),
         NativeLibraryId.Nvrtc => typeof(Nvrtc),
         NativeLibraryId.Cublas => typeof(Cublas),
+        NativeLibraryId.CublasLt => typeof(CublasLt),
         NativeLibraryId.OpenCl => typeof(OpenCl),
         NativeLibraryId.ClBlast => typeof(ClBlast),
         NativeLibraryId.OpenBlas => typeof(OpenBlas),
@@ -41,7 +42,7 @@ public partial class EntryPointTests
     public void EveryDeclaredEntryPointExists(NativeLibraryId id)
     {
         // Required like every other library under ALEXNET_REQUIRE_NATIVE=1 (`./alexnet test` and CI install
-        // cuBLAS); skipped with the reason only where nothing asks for it.
+        // cuBLAS, and with it the cuBLASLt it links); skipped with the reason only where nothing asks for it.
         TestNative.Require(id);
         List<string> names = DeclaredEntryPoints(BindingClass(id));
         Assert.NotEmpty(names);

@@ -28,6 +28,7 @@ public class NativeLibraryTests
     [Theory]
     [InlineData(NativeLibraryId.Nvrtc)]
     [InlineData(NativeLibraryId.Cublas)]
+    [InlineData(NativeLibraryId.CublasLt)]
     public void ToolkitReleasesNewerThanTheDriverAreNeverTried(NativeLibraryId id)
     {
         IReadOnlyList<string> all = NativeLibraries.AllCandidateNames(id);

@@ -8,6 +8,10 @@ namespace AlexNet.Cuda.Tests.Network;
 internal readonly record struct RecordedGemm(int M, int N, int K, int BatchCount,
     long AddressA, int Lda, long StrideA, long AddressB, int Ldb, long StrideB, long AddressC, int Ldc, long StrideC);
 
+/// <summary>One GEMM with a bias epilogue as a backend receives it (<c>GemmBiasCore</c>): the checked column-major
+/// call, the bias buffer and whether ReLU follows.</summary>
+internal readonly record struct RecordedGemmBias(GemmCall Call, DeviceBuffer Bias, bool Relu);
+
 /// <summary>
 /// A device that computes nothing: its buffers are addresses on a 256-byte grid (as <c>cuMemAlloc</c> aligns
 /// them) with no memory behind them, its launches and copies do nothing, and every GEMM is recorded as the
@@ -24,6 +28,16 @@ internal sealed unsafe class RecordingDevice : ComputeDevice
     /// <summary>The GEMMs since the last <see cref="List{T}.Clear"/>; its capacity is kept, so recording a
     /// pass's few dozen GEMMs allocates nothing.</summary>
     public List<RecordedGemm> Gemms { get; } = new(4096);
+
+    /// <summary>The GEMMs with a bias epilogue since the last clear (only where <see cref="HasGemmBias"/>).</summary>
+    public List<RecordedGemmBias> GemmBiases { get; } = new(256);
+
+    /// <summary>When set, the device has a GEMM with a bias epilogue for FP32 (what cuBLASLt gives CUDA), and records
+    /// each call in <see cref="GemmBiases"/>.</summary>
+    public bool HasGemmBias { get; init; }
+
+    public override bool SupportsGemmBias(ElementFormat format, GemmMath math, out string? reason) =>
+        HasGemmBias ? SupportsGemm(format, math, out reason) : base.SupportsGemmBias(format, math, out reason);
 
     public int Allocations { get; private set; }
 
@@ -112,6 +126,8 @@ internal sealed unsafe class RecordingDevice : ComputeDevice
             float beta, DeviceBuffer<float> c, long cOffset, int ldc, long strideC, int batchCount) =>
             device.Gemms.Add(new RecordedGemm(m, n, k, batchCount, Address(a, aOffset), lda, strideA, Address(b, bOffset), ldb, strideB,
                 Address(c, cOffset), ldc, strideC));
+
+        protected override void GemmBiasCore(in GemmCall call, DeviceBuffer bias, bool relu) => device.GemmBiases.Add(new RecordedGemmBias(call, bias, relu));
 
         public override void Synchronize() => device.Synchronizations++;
 

@@ -10,7 +10,8 @@ namespace AlexNet.Cuda.Backends;
 /// <summary>
 /// A CUDA GPU through the driver API: the device's primary context (shared with the runtime API, so
 /// with PyTorch in the same process), non-blocking streams, kernels compiled by NVRTC for the GPU's own
-/// architecture, GEMMs by cuBLAS with one handle per stream. Everything a stream needs is created when
+/// architecture, GEMMs by cuBLAS with one handle per stream, and GEMMs with a bias(+ReLU) epilogue by cuBLASLt
+/// (one handle for the device: cuBLASLt takes the stream per call). Everything a stream needs is created when
 /// the stream is: nothing is created lazily inside a forward pass, which CUDA graph capture requires.
 /// </summary>
 public sealed unsafe class CudaDevice : ComputeDevice
@@ -19,6 +20,10 @@ public sealed unsafe class CudaDevice : ComputeDevice
     private readonly int _device;
     private IntPtr _context;
     private readonly CudaStream _defaultStream;
+    // cuBLASLt's handle, or zero with the reason (a library that is missing or of another release than cuBLAS's is not
+    // a reason to refuse the GPU: only GemmBias needs it).
+    private IntPtr _cublasLt;
+    private readonly string? _cublasLtProblem;
 
     private CudaDevice(int ordinal, int device, IntPtr context, IntPtr stream, IntPtr cublas, KernelCache cache, string name, NvrtcTarget target)
     {
@@ -43,6 +48,36 @@ public sealed unsafe class CudaDevice : ComputeDevice
         GemmProvider = Cublas.cublasGetVersion_v2(cublas, out int version) == CublasStatus.Success && version > 0
             ? $"cuBLAS {version / 10000}.{version / 100 % 100}.{version % 100}"
             : "cuBLAS";
+        (_cublasLt, _cublasLtProblem) = OpenCublasLt(version);
+    }
+
+    /// <summary>
+    /// cuBLASLt's handle, loaded after cuBLAS so that its soname resolves to the cuBLASLt that cuBLAS itself links
+    /// (libcublas.so.N needs libcublasLt.so.N); a release other than cuBLAS's (<paramref name="cublasVersion"/>, 0
+    /// when unknown) is refused, since the two are built together. Never throws: the problem comes back instead.
+    /// </summary>
+    private static (IntPtr Handle, string? Problem) OpenCublasLt(int cublasVersion)
+    {
+        try
+        {
+            NativeLibraries.Load(NativeLibraryId.CublasLt);
+            int version = (int)CublasLt.cublasLtGetVersion();
+            if (cublasVersion > 0 && version / 10000 != cublasVersion / 10000)
+                return (IntPtr.Zero, $"cuBLASLt {Release(version)} ({NativeLibraries.LoadedPath(NativeLibraryId.CublasLt)}) is not the release of cuBLAS {Release(cublasVersion)} ({NativeLibraries.LoadedPath(NativeLibraryId.Cublas)})");
+            using SignalHandlers.Scope handlers = SignalHandlers.Preserve();
+            CublasLtException.ThrowIfFailed(CublasLt.cublasLtCreate(out IntPtr handle));
+            return (handle, null);
+        }
+        catch (AlexNetException e)
+        {
+            return (IntPtr.Zero, e.Message);
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            return (IntPtr.Zero, $"{NativeLibraries.LoadedPath(NativeLibraryId.CublasLt)} is not a cuBLASLt this engine can use: {e.Message}");
+        }
+
+        static string Release(int v) => $"{v / 10000}.{v / 100 % 100}.{v % 100}";
     }
 
     /// <summary>
@@ -137,6 +172,18 @@ public sealed unsafe class CudaDevice : ComputeDevice
         }
         reason = $"{Name} is compute capability {major}.{minor}; {ComputeStream.GemmMathName(format, math)} GEMMs need {needed / 10}.{needed % 10} or later";
         return false;
+    }
+
+    /// <summary>cuBLASLt's GEMM with a bias epilogue (<see cref="ComputeStream.GemmBias"/>) runs what cuBLAS's GEMMs do,
+    /// where cuBLASLt loaded and its handle was created.</summary>
+    public override bool SupportsGemmBias(ElementFormat format, GemmMath math, out string? reason)
+    {
+        if (_cublasLt == IntPtr.Zero)
+        {
+            reason = $"cuBLASLt is not available on {Name}: {_cublasLtProblem}";
+            return false;
+        }
+        return SupportsGemm(format, math, out reason);
     }
 
     public override string Name { get; }
@@ -320,9 +367,40 @@ public sealed unsafe class CudaDevice : ComputeDevice
     protected override void ReleaseDevice()
     {
         if (_context == IntPtr.Zero) return;
+        // After every stream (and so every plan of a stream) is gone; cublasLtDestroy synchronises the device.
+        IntPtr lt = Interlocked.Exchange(ref _cublasLt, IntPtr.Zero);
+        if (lt != IntPtr.Zero && CudaDriver.cuCtxSetCurrent(_context) == CudaResult.Success) CublasLt.cublasLtDestroy(lt);
         CudaDriver.cuDevicePrimaryCtxRelease_v2(_device);
         _context = IntPtr.Zero;
     }
+
+    private static CublasOperation Op(MatrixOp op) => op == MatrixOp.None ? CublasOperation.None : CublasOperation.Transpose;
+
+    private static CudaDataType DataType(ElementFormat format) => format switch
+    {
+        ElementFormat.Half => CudaDataType.R16F,
+        ElementFormat.BFloat16 => CudaDataType.R16BF,
+        _ => CudaDataType.R32F,
+    };
+
+    /// <summary>
+    /// A checked column-major GEMM with a bias epilogue as cuBLASLt takes it: the same operations, sizes and leading
+    /// dimensions, A's and B's type and C's (the bias, left at its default type, is C's: cuBLASLt's datatypes table
+    /// pairs FP32, fp16 and bf16 D with a bias of the same type under CUBLAS_COMPUTE_32F), FP32 accumulation, or
+    /// TF32 products (CUBLAS_COMPUTE_32F_FAST_TF32, FP32 operands) as GemmEx runs them.
+    /// </summary>
+    internal static CublasLtMatmulShape EpilogueShape(in GemmCall call, bool relu) => new(
+        Op(call.TransA), Op(call.TransB), (ulong)call.M, (ulong)call.N, (ulong)call.K, call.Lda, call.Ldb, call.Ldc,
+        DataType(call.Format), DataType(call.CFormat),
+        call.Math == GemmMath.Tf32 ? CublasComputeType.Compute32FFastTf32 : CublasComputeType.Compute32F,
+        relu ? CublasLtEpilogue.ReluBias : CublasLtEpilogue.Bias);
+
+    /// <summary>The largest power of two up to 256 that divides <paramref name="address"/>: what an operand there is
+    /// aligned to, for cuBLASLt's heuristic.</summary>
+    internal static uint Alignment(ulong address) => address == 0 ? 256u : (uint)Math.Min(256UL, address & (~address + 1));
+
+    /// <summary>One cuBLASLt problem at operand alignments: the key of a stream's plans.</summary>
+    private readonly record struct EpilogueKey(CublasLtMatmulShape Shape, uint AlignA, uint AlignB, uint AlignC, uint AlignBias);
 
     /// <summary>A CUDA stream with its own cuBLAS handle, so GEMMs on different streams need no lock and
     /// no stream switching.</summary>
@@ -332,6 +410,12 @@ public sealed unsafe class CudaDevice : ComputeDevice
         private IntPtr _stream = stream;
         private IntPtr _cublas = cublas;
         private ulong _cublasWorkspace = AttachCublasWorkspace(device, cublas);
+        private readonly nuint _cublasWorkspaceBytes = CublasWorkspaceBytes(device);
+        // cuBLASLt plans by problem, made at a problem's first GemmBias (the heuristic is queried once per problem, as
+        // cuBLASLt recommends) and reused by every later call, a graph capture's included. A model's pass has two per
+        // batch size; past the bound they are all destroyed and made again as needed.
+        private readonly Dictionary<EpilogueKey, CublasLtMatmulPlan> _epiloguePlans = [];
+        private const int EpiloguePlanCapacity = 64;
 
         public IntPtr Handle => _stream;
 
@@ -382,8 +466,6 @@ public sealed unsafe class CudaDevice : ComputeDevice
             }
         }
 
-        private static CublasOperation Op(MatrixOp op) => op == MatrixOp.None ? CublasOperation.None : CublasOperation.Transpose;
-
         private static ulong At(DeviceBuffer<float> buffer, long offset) => (ulong)buffer.Handle + (ulong)offset * sizeof(float);
 
         protected override void GemmCore(MatrixOp transA, MatrixOp transB, int m, int n, int k,
@@ -408,13 +490,6 @@ public sealed unsafe class CudaDevice : ComputeDevice
 
         private static ulong At(DeviceBuffer buffer, long offset) => (ulong)buffer.Handle + (ulong)(offset * buffer.ElementSize);
 
-        private static CudaDataType DataType(ElementFormat format) => format switch
-        {
-            ElementFormat.Half => CudaDataType.R16F,
-            ElementFormat.BFloat16 => CudaDataType.R16BF,
-            _ => CudaDataType.R32F,
-        };
-
         /// <summary>TF32 and the 16-bit formats: cublasGemmEx / cublasGemmStridedBatchedEx with FP32 accumulation
         /// (alpha and beta are floats for a 32F compute type), so tensor cores do the products.</summary>
         protected override void GemmExCore(in GemmCall call)
@@ -431,6 +506,51 @@ public sealed unsafe class CudaDevice : ComputeDevice
                 CublasException.ThrowIfFailed(Cublas.cublasGemmStridedBatchedEx(_cublas, Op(call.TransA), Op(call.TransB), call.M, call.N, call.K,
                     &alpha, At(call.A, call.AOffset), type, call.Lda, call.StrideA, At(call.B, call.BOffset), type, call.Ldb, call.StrideB,
                     &beta, At(call.C, call.COffset), cType, call.Ldc, call.StrideC, call.BatchCount, compute, CublasGemmAlgo.Default));
+        }
+
+        /// <summary>
+        /// One cublasLtMatmul with the BIAS or RELU_BIAS epilogue, in place in C (beta 0), on this stream. Its workspace
+        /// is this stream's cuBLAS workspace: the two libraries' kernels on one stream run one after the other, so they
+        /// never use it at once, and no call allocates one during a capture.
+        /// </summary>
+        protected override void GemmBiasCore(in GemmCall call, DeviceBuffer bias, bool relu)
+        {
+            IntPtr stream = Live();
+            IntPtr lt = _device._cublasLt;
+            if (lt == IntPtr.Zero) throw new AlexNetException($"GemmBias: cuBLASLt is not available on {_device.Name}: {_device._cublasLtProblem}");
+            ulong a = At(call.A, call.AOffset), b = At(call.B, call.BOffset), c = At(call.C, call.COffset), biasAddress = (ulong)bias.Handle;
+            var key = new EpilogueKey(EpilogueShape(call, relu), Alignment(a), Alignment(b), Alignment(c), Alignment(biasAddress));
+            lock (_epiloguePlans)
+            {
+                if (!_epiloguePlans.TryGetValue(key, out CublasLtMatmulPlan? plan))
+                {
+                    if (_epiloguePlans.Count >= EpiloguePlanCapacity) DestroyPlans();
+                    plan = CublasLtMatmulPlan.Create(key.Shape);
+                    try
+                    {
+                        // The heuristic reads the bias pointer's alignment, so it is set first.
+                        plan.SetBias(biasAddress);
+                        plan.ChooseAlgorithm(lt, _cublasWorkspaceBytes, key.AlignA, key.AlignB, key.AlignC);
+                    }
+                    catch
+                    {
+                        plan.Dispose();
+                        throw;
+                    }
+                    _epiloguePlans[key] = plan;
+                }
+                else
+                {
+                    plan.SetBias(biasAddress);
+                }
+                plan.Run(lt, a, b, c, _cublasWorkspace, _cublasWorkspaceBytes, stream);
+            }
+        }
+
+        private void DestroyPlans()
+        {
+            foreach (CublasLtMatmulPlan plan in _epiloguePlans.Values) plan.Dispose();
+            _epiloguePlans.Clear();
         }
 
         public override void Synchronize() => CudaException.ThrowIfFailed(CudaDriver.cuStreamSynchronize(Live()));
@@ -459,6 +579,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
             // Releasing never throws; a failed synchronize here means the work is lost anyway.
             CudaDriver.cuStreamSynchronize(stream);
             if (cublas != IntPtr.Zero) Cublas.cublasDestroy_v2(cublas);
+            lock (_epiloguePlans) DestroyPlans();
             ulong workspace = Interlocked.Exchange(ref _cublasWorkspace, 0);
             if (workspace != 0) CudaDriver.cuMemFree_v2(workspace);
             CudaDriver.cuStreamDestroy_v2(stream);
@@ -517,8 +638,7 @@ public sealed unsafe class CudaDevice : ComputeDevice
     /// </summary>
     private static ulong AttachCublasWorkspace(CudaDevice device, IntPtr cublas)
     {
-        CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int major, CudaDeviceAttribute.ComputeCapabilityMajor, device._device));
-        nuint bytes = (nuint)(major >= 9 ? 32 : 4) << 20;
+        nuint bytes = CublasWorkspaceBytes(device);
         CudaException.ThrowIfFailed(CudaDriver.cuMemAlloc_v2(out ulong workspace, bytes), $"cuMemAlloc_v2({bytes} bytes for the cuBLAS workspace)");
         CublasStatus status = Cublas.cublasSetWorkspace_v2(cublas, workspace, bytes);
         if (status != CublasStatus.Success)
@@ -527,6 +647,12 @@ public sealed unsafe class CudaDevice : ComputeDevice
             CublasException.ThrowIfFailed(status, "cublasSetWorkspace_v2(handle, workspace, bytes)");
         }
         return workspace;
+    }
+
+    private static nuint CublasWorkspaceBytes(CudaDevice device)
+    {
+        CudaException.ThrowIfFailed(CudaDriver.cuDeviceGetAttribute(out int major, CudaDeviceAttribute.ComputeCapabilityMajor, device._device));
+        return (nuint)(major >= 9 ? 32 : 4) << 20;
     }
 
     /// <summary>An instantiated CUDA graph (<c>CUgraphExec</c>).</summary>

@@ -81,7 +81,7 @@ public static class GemmPrecisionChecks
     }
 
     /// <summary><paramref name="values"/> as <paramref name="format"/> stores them (unchanged for FP32).</summary>
-    private static float[] Stored(float[] values, ElementFormat format)
+    internal static float[] Stored(float[] values, ElementFormat format)
     {
         if (format == ElementFormat.Float32) return values;
         return [.. values.Select(v => ElementFormats.ToFloat(ElementFormats.ToBits(v, format), format))];

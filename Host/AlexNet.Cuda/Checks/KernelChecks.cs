@@ -52,6 +52,7 @@ public static class KernelChecks
         foreach (var check in PrecisionNetworkChecks.All(precisions)) yield return check;
         foreach (var check in GraphChecks.All()) yield return check;
         foreach (var check in OverlapChecks.All()) yield return check;
+        foreach (var check in EpilogueChecks.All()) yield return check;
         // Last, so that their own last check, the corrupt cache entry, is the last of all.
         foreach (var check in DeviceChecks.All()) yield return check;
     }

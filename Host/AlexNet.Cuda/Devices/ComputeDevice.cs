@@ -57,6 +57,17 @@ public abstract class ComputeDevice : IDisposable
         return false;
     }
 
+    /// <summary>
+    /// Whether <see cref="ComputeStream.GemmBias"/> (a GEMM whose epilogue adds a bias and applies ReLU) can multiply
+    /// <paramref name="format"/> operands with <paramref name="math"/> on this device; when not, <paramref name="reason"/>
+    /// says why in a sentence fragment. Only CUDA has one (cuBLASLt's); elsewhere the bias is a kernel's pass.
+    /// </summary>
+    public virtual bool SupportsGemmBias(ElementFormat format, GemmMath math, out string? reason)
+    {
+        reason = $"{GemmProvider} on {Name} has no GEMM with a bias epilogue (cuBLASLt's, on CUDA, is the engine's only one)";
+        return false;
+    }
+
     public abstract long TotalMemoryBytes { get; }
 
     /// <summary>The device's last-level data cache in bytes, 0 when it does not say: a GPU's L2

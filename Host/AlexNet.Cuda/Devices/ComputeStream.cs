@@ -132,25 +132,8 @@ public abstract class ComputeStream : IDisposable
 
     private void GemmColumnMajor(in MatrixView a, in MatrixView b, in MatrixView c, GemmBatch batch, float alpha, float beta, GemmMath math)
     {
+        ElementFormat format = CheckGemm(a, b, c, batch, math);
         int m = c.Rows, n = c.Columns, k = a.Columns;
-        if (a.Rows != m || b.Rows != k || b.Columns != n)
-            throw new ArgumentException($"GEMM shapes do not chain: A is {a.Rows}×{a.Columns}, B is {b.Rows}×{b.Columns}, C is {m}×{n}");
-        // A and B share a format; C has it too, or is FP32 (16-bit inputs with the FP32 accumulation kept whole).
-        ElementFormat format = a.Format;
-        if (b.Format != format || (c.Format != format && c.Format != ElementFormat.Float32))
-            throw new ArgumentException($"GEMM operands differ in format: A is {ElementFormats.Name(a.Format)}, B {ElementFormats.Name(b.Format)}, C {ElementFormats.Name(c.Format)}; convert one first (only C may be FP32 beside 16-bit A and B)");
-        if (math == GemmMath.Tf32 && format != ElementFormat.Float32)
-            throw new ArgumentException($"TF32 math takes FP32 operands, not {ElementFormats.Name(format)} (16-bit operands always accumulate in FP32)");
-        if (batch.Count < 0) throw new ArgumentOutOfRangeException(nameof(batch), $"GEMM batch count {batch.Count} is negative");
-        CheckOperand("A", a, batch.StrideA, batch.Count);
-        CheckOperand("B", b, batch.StrideB, batch.Count);
-        CheckOperand("C", c, batch.StrideC, batch.Count);
-        // Matrix i of C covers [offset + i·stride, offset + i·stride + ldc·(n−1) + m): a smaller stride makes
-        // two batch entries write the same elements, a race in cuBLAS and silently wrong results.
-        long span = (long)c.LeadingDimension * (n - 1) + m;
-        if (batch.Count > 1 && m > 0 && n > 0 && batch.StrideC < span)
-            throw new ArgumentOutOfRangeException(nameof(batch),
-                $"GEMM batch outputs overlap: strideC {batch.StrideC} is less than the {span} elements one {m}×{n} C (ld {c.LeadingDimension}) spans");
         if (m == 0 || n == 0 || batch.Count == 0) return;
         if (format != ElementFormat.Float32 || math != GemmMath.Default)
         {
@@ -172,6 +155,76 @@ public abstract class ComputeStream : IDisposable
         else
             GemmStridedBatchedCore(a.Op, b.Op, m, n, k, alpha, fa, a.Offset, a.LeadingDimension, batch.StrideA,
                 fb, b.Offset, b.LeadingDimension, batch.StrideB, beta, fc, c.Offset, c.LeadingDimension, batch.StrideC, batch.Count);
+    }
+
+    /// <summary>
+    /// C = A·B + bias, then max(·, 0) when <paramref name="relu"/>: a fully connected layer's GEMM, bias and ReLU as one
+    /// call, where the backend has a GEMM whose epilogue does them (cuBLASLt's BIAS / RELU_BIAS on CUDA; see
+    /// <see cref="ComputeDevice.SupportsGemmBias"/>, and elsewhere the caller runs <see cref="Gemm"/> and a bias kernel
+    /// itself). A is N×K, B K×F, C N×F as the views are used; the bias holds one value per column of C (F values at
+    /// its start, stored in C's format: floats for an FP32 C, 16-bit values of C's format otherwise), added to every
+    /// row. C must be a row-major view, as an fc layer's [N][F] output is: see below. Alpha is 1 and beta 0 (C is not
+    /// read); one GEMM, no batch. Checked as <see cref="Gemm"/> is, before any native call.
+    /// <para>
+    /// Why row-major: a row-major C is stored as the column-major matrix Cᵀ (F×N, the same leading dimension), and is
+    /// computed as Cᵀ = Bᵀ·Aᵀ (see <see cref="GemmBatched"/>). The rows of that column-major D are C's columns, the
+    /// features; cuBLASLt's bias epilogue adds a vector as long as D has rows to every column of D, element (i, j)
+    /// gaining bias[i]: C(n, f) gains bias[f], as wanted. A column-major C would need its bias along D's columns, which
+    /// the epilogue does not do, and a row-ordered D (CUBLASLT_ORDER_ROW), which would turn it round, takes no bias
+    /// epilogue (cuBLASLt's datatypes table). For the same reason a convolution's output, row-major [Cout][N·H·W] with
+    /// its bias per row, does not fit: its column-major D is (N·H·W)×Cout, the bias along its columns.
+    /// </para>
+    /// </summary>
+    public void GemmBias(in MatrixView a, in MatrixView b, in MatrixView c, DeviceBuffer bias, bool relu, GemmMath math = GemmMath.Default)
+    {
+        ArgumentNullException.ThrowIfNull(bias);
+        if (!c.Transposed)
+            throw new ArgumentException($"GemmBias adds one bias per column of a row-major C; C is a column-major {c.Rows}×{c.Columns} view, whose per-column bias cuBLASLt's epilogue cannot add (make C a row-major view)", nameof(c));
+        // The column-major problem, as GemmBatched turns it: D = Cᵀ (F×N) = Bᵀ·Aᵀ, one bias per row of D.
+        MatrixView da = b.T, db = a.T, dc = c.T;
+        var single = new GemmBatch(1, 0, 0, 0);
+        ElementFormat format = CheckGemm(da, db, dc, single, math);
+        int m = dc.Rows, n = dc.Columns, k = da.Columns;
+        if (!ReferenceEquals(bias.Device, Device))
+            throw new ArgumentException($"the bias belongs to another device ({bias.Device.Description})", nameof(bias));
+        if (bias.ElementSize != ElementFormats.SizeOf(dc.Format))
+            throw new ArgumentException($"the bias must be stored as C is ({ElementFormats.Name(dc.Format)}, {ElementFormats.SizeOf(dc.Format)}-byte elements), not in {bias.ElementSize}-byte elements: cuBLASLt's bias has D's type", nameof(bias));
+        if (bias.Length < m)
+            throw new ArgumentOutOfRangeException(nameof(bias), $"the bias holds {bias.Length} values, but C has {m} columns");
+        if (ReferenceEquals(bias, dc.Buffer))
+            throw new ArgumentException("the bias and C are the same buffer: the GEMM would write over the bias it reads", nameof(bias));
+        if (!Device.SupportsGemmBias(format, math, out string? reason))
+            throw new AlexNetException($"GEMM with a bias epilogue in {GemmMathName(format, math)}: {reason}");
+        if (m == 0 || n == 0) return;
+        Interlocked.Increment(ref _gemms);
+        GemmBiasCore(new GemmCall(da.Op, db.Op, m, n, k, 1f, 0f, da.Buffer, da.Offset, da.LeadingDimension, 0,
+            db.Buffer, db.Offset, db.LeadingDimension, 0, dc.Buffer, dc.Offset, dc.LeadingDimension, 0, 1, format, math, dc.Format), bias, relu);
+    }
+
+    /// <summary>Checks a column-major GEMM's operands against each other and their buffers and returns A's and B's
+    /// format; refuses, with a one-line message, what no backend may be handed.</summary>
+    private ElementFormat CheckGemm(in MatrixView a, in MatrixView b, in MatrixView c, GemmBatch batch, GemmMath math)
+    {
+        int m = c.Rows, n = c.Columns, k = a.Columns;
+        if (a.Rows != m || b.Rows != k || b.Columns != n)
+            throw new ArgumentException($"GEMM shapes do not chain: A is {a.Rows}×{a.Columns}, B is {b.Rows}×{b.Columns}, C is {m}×{n}");
+        // A and B share a format; C has it too, or is FP32 (16-bit inputs with the FP32 accumulation kept whole).
+        ElementFormat format = a.Format;
+        if (b.Format != format || (c.Format != format && c.Format != ElementFormat.Float32))
+            throw new ArgumentException($"GEMM operands differ in format: A is {ElementFormats.Name(a.Format)}, B {ElementFormats.Name(b.Format)}, C {ElementFormats.Name(c.Format)}; convert one first (only C may be FP32 beside 16-bit A and B)");
+        if (math == GemmMath.Tf32 && format != ElementFormat.Float32)
+            throw new ArgumentException($"TF32 math takes FP32 operands, not {ElementFormats.Name(format)} (16-bit operands always accumulate in FP32)");
+        if (batch.Count < 0) throw new ArgumentOutOfRangeException(nameof(batch), $"GEMM batch count {batch.Count} is negative");
+        CheckOperand("A", a, batch.StrideA, batch.Count);
+        CheckOperand("B", b, batch.StrideB, batch.Count);
+        CheckOperand("C", c, batch.StrideC, batch.Count);
+        // Matrix i of C covers [offset + i·stride, offset + i·stride + ldc·(n−1) + m): a smaller stride makes
+        // two batch entries write the same elements, a race in cuBLAS and silently wrong results.
+        long span = (long)c.LeadingDimension * (n - 1) + m;
+        if (batch.Count > 1 && m > 0 && n > 0 && batch.StrideC < span)
+            throw new ArgumentOutOfRangeException(nameof(batch),
+                $"GEMM batch outputs overlap: strideC {batch.StrideC} is less than the {span} elements one {m}×{n} C (ld {c.LeadingDimension}) spans");
+        return format;
     }
 
     /// <summary>"tf32", "fp16", "bf16" or "fp32": what a GEMM of <paramref name="format"/> operands with
@@ -309,6 +362,12 @@ public abstract class ComputeStream : IDisposable
     /// <see cref="ComputeDevice.SupportsGemm"/> said yes. Backends without one never get here.</summary>
     protected virtual void GemmExCore(in GemmCall call) =>
         throw new AlexNetException($"GEMM in {GemmMathName(call.Format, call.Math)}: {Device.Description} has no such GEMM");
+
+    /// <summary>A checked column-major GEMM (alpha 1, beta 0, batch 1) whose epilogue adds <paramref name="bias"/>[i] to
+    /// row i of C (<see cref="GemmCall.M"/> values of C's format) and then, with <paramref name="relu"/>, clamps at 0;
+    /// on a device whose <see cref="ComputeDevice.SupportsGemmBias"/> said yes. Backends without one never get here.</summary>
+    protected virtual void GemmBiasCore(in GemmCall call, DeviceBuffer bias, bool relu) =>
+        throw new AlexNetException($"GEMM with a bias epilogue: {Device.Description} has none");
 
     // ---- checks shared by both backends ----
 

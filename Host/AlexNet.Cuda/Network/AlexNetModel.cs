@@ -47,6 +47,9 @@ public sealed class AlexNetModel : IDisposable
     private readonly DeviceBuffer[] _arenas;
     private readonly DeviceBuffer[] _weights = new DeviceBuffer[8];
     private readonly DeviceBuffer<float>[] _biases = new DeviceBuffer<float>[8];
+    // fc6's and fc7's biases as the GEMM epilogue takes them (in the activations' format: cuBLASLt's bias has D's type):
+    // the FP32 biases themselves, or 16-bit copies.
+    private readonly DeviceBuffer?[] _epilogueBiases = new DeviceBuffer?[2];
     private readonly DeviceBuffer<float>? _probabilities, _logits;
     private readonly ElementFormat _format;
     private readonly GemmMath _math;
@@ -76,6 +79,7 @@ public sealed class AlexNetModel : IDisposable
             _kernels = new NetworkKernels(device, null, _format);
             owned.Add(_kernels);
             FusesActivations = options.FuseActivations ?? AlexNetOptions.FusesActivationsByDefault(device);
+            UsesGemmEpilogue = options.GemmEpilogue == GemmEpilogue.CublasLt && options.KeepProbability >= 1f;
             _staging = Track(device.Allocate<float>(plan.StagingFloats), owned);
             _workspace = Track(Allocate(device, _format, Math.Max(1, plan.WorkspaceFloats)), owned);
             _arenas = [Track(Allocate(device, _format, plan.ArenaFloats[0]), owned), Track(Allocate(device, _format, plan.ArenaFloats[1]), owned)];
@@ -91,6 +95,8 @@ public sealed class AlexNetModel : IDisposable
                 // Weights in the precision's storage: converted once, here.
                 _weights[i] = Track(device.Upload(converted, _format), owned);
                 _biases[i] = Track(device.Upload<float>(layer.Bias), owned);
+                if (UsesGemmEpilogue && i is 5 or 6)
+                    _epilogueBiases[i - 5] = _format == ElementFormat.Float32 ? _biases[i] : Track(device.Upload(layer.Bias, _format), owned);
                 if (i < 5) _convolutionBiases[plan.Convolutions[i].Name] = (float[])layer.Bias.Clone();
             }
         }
@@ -127,6 +133,9 @@ public sealed class AlexNetModel : IDisposable
         options.Validate();
         if (!Precisions.IsSupported(device, options.Precision, out string? reason))
             throw new AlexNetException($"precision {Precisions.Name(options.Precision)} is not available on {device.Name}: {reason}; `alexnet info` lists each device's precisions");
+        if (options.GemmEpilogue == GemmEpilogue.CublasLt
+            && !device.SupportsGemmBias(Precisions.Storage(options.Precision), Precisions.Math(options.Precision), out string? noEpilogue))
+            throw new AlexNetException($"cuBLASLt's bias epilogue was asked for (GemmEpilogue = CublasLt), but {noEpilogue}");
         if (options.UseGraphs == true && device.GraphsUnsupportedReason is string noGraphs)
             throw new AlexNetException($"graphs were asked for (UseGraphs = true), but {noGraphs}");
         NetworkPlan plan = NetworkPlan.Create(weights.Architecture, options.MaxBatch, options.WorkspaceBytes, ElementFormats.SizeOf(Precisions.Storage(options.Precision)));
@@ -154,7 +163,19 @@ public sealed class AlexNetModel : IDisposable
 
     /// <summary>The minimum work of each step of this model's pass over <paramref name="batch"/> images
     /// (<see cref="NetworkPlan.StepCosts"/>, with or without the separate bias+ReLU passes).</summary>
-    public IReadOnlyList<StepCost> StepCosts(int batch) => Plan.StepCosts(batch, FusesActivations);
+    public IReadOnlyList<StepCost> StepCosts(int batch)
+    {
+        IReadOnlyList<StepCost> steps = Plan.StepCosts(batch, FusesActivations);
+        if (!UsesGemmEpilogue) return steps;
+        // fc6's and fc7's bias and ReLU run in their GEMMs: no pass of their own, and each GEMM reads its bias too.
+        int biasBytes = ElementFormats.SizeOf(_format);
+        return [.. steps.Where(c => c.Name is not ("fc6 bias+relu" or "fc7 bias+relu"))
+            .Select(c => c.Name is "fc6 gemm" or "fc7 gemm" ? c with { Bytes = c.Bytes + (double)Plan.FullyConnected[c.Name == "fc6 gemm" ? 0 : 1] * biasBytes } : c)];
+    }
+
+    /// <summary>Whether fc6's and fc7's bias and ReLU run in their GEMM's epilogue (<see cref="AlexNetOptions.GemmEpilogue"/>
+    /// = CublasLt, without dropout) rather than as bias_relu's pass; the profile's "fc6 gemm" and "fc7 gemm" then include them.</summary>
+    public bool UsesGemmEpilogue { get; }
 
     /// <summary>The device buffers and their sizes; print it to see the peak bytes.</summary>
     public NetworkPlan Plan { get; }
@@ -405,8 +426,13 @@ public sealed class AlexNetModel : IDisposable
             bool logits = layer == 7 && _logits is not null;
             DeviceBuffer output = logits ? _logits! : Other(current);
             int outputs = fcPlan.Channels;
-            s.Gemm(MatrixView.RowMajor(current, _format, n, inputs), MatrixView.RowMajor(_weights[layer], _format, inputs, outputs),
-                MatrixView.RowMajor(output, logits ? ElementFormat.Float32 : _format, n, outputs), math: _math);
+            var x = MatrixView.RowMajor(current, _format, n, inputs);
+            var w = MatrixView.RowMajor(_weights[layer], _format, inputs, outputs);
+            var y = MatrixView.RowMajor(output, logits ? ElementFormat.Float32 : _format, n, outputs);
+            // fc6 and fc7 with the epilogue: the bias and ReLU in the GEMM (y is [N][F], one bias per column: GemmBias).
+            bool epilogue = layer < 7 && UsesGemmEpilogue;
+            if (epilogue) s.GemmBias(x, w, y, _epilogueBiases[layer - 5]!, relu: true, _math);
+            else s.Gemm(x, w, y, math: _math);
             profile?.Mark(s, FcGemm[layer - 5]);
             if (layer < 7)
             {
@@ -417,7 +443,7 @@ public sealed class AlexNetModel : IDisposable
                         _biases[layer], outputs);
                     profile?.Mark(s, FcDropout[layer - 5]);
                 }
-                else
+                else if (!epilogue)
                 {
                     _kernels.BiasRelu(s, output, _biases[layer], n, outputs, 1, relu: true);
                     profile?.Mark(s, FcBias[layer - 5]);
@@ -600,6 +626,7 @@ public sealed class AlexNetModel : IDisposable
         _logits?.Dispose();
         foreach (DeviceBuffer? w in _weights) w?.Dispose();
         foreach (DeviceBuffer<float>? b in _biases) b?.Dispose();
+        if (_format != ElementFormat.Float32) foreach (DeviceBuffer? b in _epilogueBiases) b?.Dispose();
     }
 
     // ---- graphs ----

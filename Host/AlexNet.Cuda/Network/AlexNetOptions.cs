@@ -101,4 +101,28 @@ public sealed class AlexNetOptions
     /// device that cannot is an error at load; false: never. Features and profiled passes always run launch by launch.
     /// </summary>
     public bool? UseGraphs { get; init; }
+
+    /// <summary>
+    /// Where fc6's and fc7's bias and ReLU are applied: <see cref="Network.GemmEpilogue.Kernel"/>, by bias_relu's pass
+    /// over the GEMM's output; <see cref="Network.GemmEpilogue.CublasLt"/>, by the GEMM itself (cuBLASLt's RELU_BIAS
+    /// epilogue, CUDA only: a device without it refuses to build the model, naming why), one read and one write of each
+    /// [N][4096] activation and a launch fewer. <see cref="Network.GemmEpilogue.Auto"/> (the default) is the kernel until
+    /// a GPU run measures cuBLASLt's pass faster (<c>alexnet bench --epilogue</c>; Bench/gpu/run-checks.sh times both).
+    /// With dropout (<see cref="KeepProbability"/> below 1) the kernel path runs either way: the dropout kernel applies
+    /// the bias and ReLU in its own pass. fc8 keeps its bias in the softmax kernel, which adds it to the logits in place.
+    /// </summary>
+    public GemmEpilogue GemmEpilogue { get; init; } = GemmEpilogue.Auto;
+}
+
+/// <summary>Where the fully connected layers' bias and ReLU run (<see cref="AlexNetOptions.GemmEpilogue"/>).</summary>
+public enum GemmEpilogue
+{
+    /// <summary>The kernel, until a GPU measurement says otherwise.</summary>
+    Auto,
+
+    /// <summary>A bias_relu pass after each GEMM.</summary>
+    Kernel,
+
+    /// <summary>cuBLASLt's GEMM with the RELU_BIAS epilogue (<see cref="Devices.ComputeStream.GemmBias"/>).</summary>
+    CublasLt,
 }
