@@ -95,6 +95,7 @@ public class CliProcessTests
         Assert.Equal("workspace: 256 MiB", child.ReadLine());
         Assert.Equal("precision: fp32", child.ReadLine());
         Assert.Equal("graph: off: OpenCL has no graphs: the stream path runs", child.ReadLine());
+        Assert.StartsWith("epilogue: kernel", child.ReadLine());
         Assert.StartsWith("warm-up 3, 100000000 timed passes per batch", child.ReadLine());
         Assert.Matches(@"^batch +images/s +median ms", child.ReadLine());
         // A hundred million passes take days: the lines above came while the measurement runs.

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using System.Security.Cryptography;
+using System.IO.Hashing;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -65,7 +65,7 @@ internal static class FinetuneCommand
         Option<float> momentum = CliOptions.FiniteFloat("--momentum", "Momentum (0: plain SGD, as the TensorFlow code)", 0.9f, x => x >= 0 && x < 1, "a number in [0, 1)");
         Option<float> weightDecay = CliOptions.FiniteFloat("--weight-decay", "L2 weight decay on the weights (not the biases)", 5e-4f, x => x >= 0, "a number of 0 or more");
         Option<LearningRateSchedule> schedule = CliOptions.Typed("--lr-schedule", "constant|step:E:F",
-            "Learning-rate schedule: constant (the default), or step:E:F to multiply the rate by F every E epochs", LearningRateSchedule.TryParse,
+            "Learning-rate schedule: constant, or step:E:F to multiply the rate by F every E epochs", LearningRateSchedule.TryParse,
             "constant or step:E:F (as step:5:0.1)", LearningRateSchedule.Constant);
         var flip = new Option<bool>("--flip") { Description = "Mirror each training image left to right at random, per epoch" };
         Option<ulong> seed = CliOptions.UnsignedLong("--seed", "Seed of the new layers' initialisation, the shuffle, the flips and dropout: the same seed gives the same model", 1);
@@ -176,7 +176,7 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
         {
             resumed = TrainingState.Read(statePath);
             if (!File.Exists(s.Out)) throw new AlexNetException($"--resume: the checkpoint {s.Out} is missing beside its state {statePath}");
-            if (TrainingState.Sha256Of(s.Out) != resumed.WeightsSha256)
+            if (TrainingState.HashOf(s.Out) != resumed.WeightsHash)
                 throw new AlexNetException($"--resume: {s.Out} is not the weight file {statePath} was written with (was the run stopped while writing its checkpoint?); start afresh");
             if (resumed.Fingerprint != fingerprint)
                 throw new AlexNetException($"--resume: {s.Out} was trained on other data or settings (--train, --val, --train-layers, --num-classes, --keep-prob, --batch, --lr, --momentum, --weight-decay, --lr-schedule, --flip, --seed and the preprocessing must be as before)");
@@ -394,7 +394,7 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
     {
         WeightFileWriter.Write(s.Out, head.ExportWeights());
         ClassLabels.WriteBeside(s.Out, classNames);
-        new TrainingState(epochsDone, stepsDone, lossSum, lossImages, fingerprint, TrainingState.Sha256Of(s.Out),
+        new TrainingState(epochsDone, stepsDone, lossSum, lossImages, fingerprint, TrainingState.HashOf(s.Out),
             [.. history.Select(h => h.ToJson())], head.ExportVelocity()).Write(statePath);
     }
 
@@ -411,6 +411,6 @@ internal sealed class FinetuneRun(FinetuneSettings s, TextWriter stdout, TextWri
         text.Append(string.Join(",", train.ClassNames)).Append('\n');
         text.Append(CultureInfo.InvariantCulture, $"{classes} {string.Join(",", s.TrainLayers.Order(StringComparer.Ordinal))} {s.KeepProbability:R} {s.Batch} {s.LearningRate:R} {s.Momentum:R} {s.WeightDecay:R} {s.Schedule} {s.Flip} {s.Seed}\n");
         text.Append(CultureInfo.InvariantCulture, $"{s.Images.Resize} {string.Join(",", s.Images.MeanBgr.Select(m => m.ToString("R", CultureInfo.InvariantCulture)))} {s.Images.Decoder} {s.Images.FastDecode}\n");
-        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
+        return Convert.ToHexStringLower(XxHash128.Hash(Encoding.UTF8.GetBytes(text.ToString())));
     }
 }

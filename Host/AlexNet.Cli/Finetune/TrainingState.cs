@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
+using System.IO.Hashing;
 using System.Text;
 using System.Text.Json;
 using AlexNet.Cuda;
@@ -13,7 +13,7 @@ namespace AlexNet.Cli.Finetune;
 /// Where a fine-tuning run stands, kept beside its checkpoint (<c>model.npy</c> → <c>model.state.npz</c>) so that
 /// <c>--resume</c> continues to the same result as a run never stopped: the position (epochs finished, steps of
 /// the current epoch done, the loss summed so far in it), the settings that must not change (a
-/// <see cref="Fingerprint"/> of the data, layers and optimiser), the epochs' records, the weight file's SHA-256
+/// <see cref="Fingerprint"/> of the data, layers and optimiser), the epochs' records, the weight file's XxHash128
 /// (a checkpoint whose two files come from different moments is refused) and the optimiser's momentum. The
 /// shuffle, the flips and the dropout masks are functions of the seed, the epoch and the step
 /// (<see cref="TrainingRandom"/>), so the position is their whole state.
@@ -23,7 +23,7 @@ namespace AlexNet.Cli.Finetune;
 /// </para>
 /// </summary>
 internal sealed record TrainingState(int EpochsDone, int StepsDone, double EpochLossSum, long EpochImages, string Fingerprint,
-    string WeightsSha256, IReadOnlyList<string> History, IReadOnlyDictionary<string, float[]> Velocity)
+    string WeightsHash, IReadOnlyList<string> History, IReadOnlyDictionary<string, float[]> Velocity)
 {
     public const int FormatVersion = 1;
 
@@ -31,10 +31,14 @@ internal sealed record TrainingState(int EpochsDone, int StepsDone, double Epoch
     public static string PathFor(string weightsPath) =>
         Path.Combine(Path.GetDirectoryName(Path.GetFullPath(weightsPath))!, Path.GetFileNameWithoutExtension(weightsPath) + ".state.npz");
 
-    public static string Sha256Of(string path)
+    /// <summary>XxHash128 of a file (a checksum against mixing two checkpoints, not a defence against tampering; the
+    /// engine keeps the cryptography library, and with it OpenSSL, out of the NativeAOT binary).</summary>
+    public static string HashOf(string path)
     {
         using FileStream stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
+        var hash = new XxHash128();
+        hash.Append(stream);
+        return Convert.ToHexStringLower(hash.GetCurrentHash());
     }
 
     public void Write(string path)
@@ -49,7 +53,7 @@ internal sealed record TrainingState(int EpochsDone, int StepsDone, double Epoch
             j.WriteNumber("epoch_loss_sum", EpochLossSum);
             j.WriteNumber("epoch_images", EpochImages);
             j.WriteString("fingerprint", Fingerprint);
-            j.WriteString("weights_sha256", WeightsSha256);
+            j.WriteString("weights_xxhash128", WeightsHash);
             j.WriteStartArray("history");
             foreach (string line in History) j.WriteStringValue(line);
             j.WriteEndArray();
@@ -120,7 +124,7 @@ internal sealed record TrainingState(int EpochsDone, int StepsDone, double Epoch
             return new TrainingState(
                 root.GetProperty("epochs_done").GetInt32(), root.GetProperty("steps_done").GetInt32(),
                 root.GetProperty("epoch_loss_sum").GetDouble(), root.GetProperty("epoch_images").GetInt64(),
-                root.GetProperty("fingerprint").GetString() ?? "", root.GetProperty("weights_sha256").GetString() ?? "",
+                root.GetProperty("fingerprint").GetString() ?? "", root.GetProperty("weights_xxhash128").GetString() ?? "",
                 [.. root.GetProperty("history").EnumerateArray().Select(e => e.GetString() ?? "")], velocity);
         }
         catch (Exception e) when (e is InvalidDataException or JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
