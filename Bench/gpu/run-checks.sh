@@ -16,6 +16,8 @@
 #                    --fuse off`: the pass with each convolution's bias and ReLU as a pass of its own,
 #                    `alexnet bench --workspace l2`: the lowering in chunks the size of the L2,
 #                    `alexnet bench --graph off`: no CUDA graph captured, every pass launch by launch, and
+#                    `alexnet bench --workspace 1024 --batch max`: the largest batch a 1 GiB workspace takes
+#                    without chunking, in fp32 and fp16,
 #                    `alexnet bench --epilogue kernel` then `--epilogue cublaslt`: fc6's and fc7's bias and ReLU
 #                    as a kernel's pass, then in cuBLASLt's GEMM epilogue
 #   features.txt     `alexnet features` over synthetic full-size weights and three PNGs, all 14 layers, then
@@ -206,6 +208,15 @@ bench_precisions() {
     "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --precision "$p" || echo "FAIL bench --precision $p: exit $?"
   done
 }
+# The largest batch a 1 GiB workspace takes without chunking any lowering (`--batch max`: 153 images in FP32 and TF32,
+# 306 in fp16/bf16, whose elements are half the size), FP32 then fp16: the most images one pass takes at full GEMM width.
+bench_max() {
+  local p
+  for p in fp32 fp16; do
+    echo "== alexnet bench --workspace 1024 --batch max --precision $p"
+    "$EXE" bench --verbose --device "$DEVICE" --batch max --workspace 1024 --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --precision "$p" || echo "FAIL bench --batch max --precision $p: exit $?"
+  done
+}
 bench_l2() {
   echo "== alexnet bench --workspace l2 (bench.json has the default 256 MiB)"
   "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --workspace l2
@@ -260,7 +271,7 @@ hostile() {
     fi
   done
 }
-export -f environment check check_warm bench features pytorch kernels bench_unfused bench_nograph bench_epilogue bench_precisions bench_l2 features_numpy classify hostile
+export -f environment check check_warm bench features pytorch kernels bench_unfused bench_nograph bench_epilogue bench_precisions bench_max bench_l2 features_numpy classify hostile
 
 step environment 40 "$out/environment.txt" "$out/environment.txt" environment "versions, alexnet info"
 step check 120 "$out/check.txt" "$out/check.txt" check "alexnet check --device $DEVICE"
@@ -284,6 +295,7 @@ step bench-unfused 60 "$out/kernels.txt" "$out/kernels.txt" bench_unfused "alexn
 step bench-nograph 60 "$out/kernels.txt" "$out/kernels.txt" bench_nograph "alexnet bench --graph off --batch $BATCHES"
 step bench-epilogue 60 "$out/kernels.txt" "$out/kernels.txt" bench_epilogue "alexnet bench --epilogue kernel, then cublaslt --batch $BATCHES"
 step bench-l2 60 "$out/kernels.txt" "$out/kernels.txt" bench_l2 "alexnet bench --workspace l2 --batch $BATCHES"
+step bench-max 60 "$out/kernels.txt" "$out/kernels.txt" bench_max "alexnet bench --workspace 1024 --batch max, fp32 then fp16"
 step bench-precisions 90 "$out/kernels.txt" "$out/kernels.txt" bench_precisions "alexnet bench --precision tf32, fp16, bf16 --batch $BATCHES"
 step features-numpy 60 "$out/features.txt" "$out/features.txt" features_numpy "alexnet_numpy.py against the engine's 14 layers"
 step classify 90 "$out/classify.txt" "$out/classify.txt" classify "alexnet classify --device $DEVICE --stats, $IMAGES PNGs; numpy check of 3"

@@ -29,8 +29,13 @@ internal static class BenchCommand
             result.GetValue(size), result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
         Option<DeviceChoice?> netDevice = CliOptions.Device();
         var weights = new Option<string?>("--weights") { Description = "A weight file; without one, seeded synthetic weights of the real shapes", HelpName = "FILE" };
-        Option<IReadOnlyList<int>?> batches = CliOptions.PositiveIntList("--batch",
-            "Batch sizes, comma-separated (default: 1,8,64,256 on CUDA, 1,8,32 on OpenCL); one the device cannot hold is skipped");
+        Option<IReadOnlyList<int>?> batches = CliOptions.CommaList<int>("--batch", "N[,N]|max",
+            "Batch sizes, comma-separated (default: 1,8,64,256 on CUDA, 1,8,32 on OpenCL); max: the largest whose every convolution's lowering fits the workspace in one chunk; one the device cannot hold is skipped",
+            (string text, out int value) =>
+            {
+                value = MaxBatch;
+                return text == "max" || (int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value) && value > 0);
+            }, "positive whole numbers or max separated by commas (as 1,64,max)");
         Option<int> iterations = CliOptions.PositiveInt("--iterations", "Timed forward passes per batch size; the median and minimum are reported", 20);
         Option<int> netWarmup = CliOptions.PositiveInt("--warmup", "Untimed passes first", 3);
         Option<string?> format = CliOptions.Choice("--format", "text (default), or JSON for programs", "text", "json");
@@ -64,6 +69,14 @@ internal static class BenchCommand
         return bench;
     }
 
+    /// <summary><c>--batch max</c> as parsed, before the workspace is known.</summary>
+    private const int MaxBatch = 0;
+
+    /// <summary>The largest batch for which the workspace holds every convolution's whole lowering (no chunking), in
+    /// the precision's element size: the most images one pass can take at full GEMM width.</summary>
+    internal static int LargestUnchunkedBatch(long workspaceBytes, int elementBytes) =>
+        Math.Max(1, NetworkPlan.LargestUnchunkedBatch(AlexNet.Cuda.Weights.AlexNetArchitecture.Default, workspaceBytes, elementBytes));
+
     private static int RunNetwork(DeviceChoice choice, string? weightFile, IReadOnlyList<int>? requested, int iterations, int warmup, bool json,
         string peerChoice, bool? fuse, WorkspaceSize workspace, PrecisionChoice precision, TextWriter stdout, TextWriter stderr, bool? graph,
         GemmEpilogue epilogue)
@@ -91,6 +104,12 @@ internal static class BenchCommand
         bool fused = fuse ?? AlexNetOptions.FusesActivationsByDefault(device);
         long workspaceBytes = workspace.For(device);
         IReadOnlyList<int> sizes = requested ?? (device.Backend == DeviceBackend.Cuda ? [1, 8, 64, 256] : [1, 8, 32]);
+        if (sizes.Contains(MaxBatch))
+        {
+            int max = LargestUnchunkedBatch(workspaceBytes, ElementFormats.SizeOf(Precisions.Storage(precision.Value)));
+            sizes = [.. sizes.Select(b => b == MaxBatch ? max : b).Distinct()];
+            stderr.WriteLine($"{Program.Name}: --batch max is {max}: the largest batch whose every lowering fits the {workspaceBytes / 1048576.0:F0} MiB workspace in one chunk");
+        }
         AlexNet.Cuda.Weights.AlexNetWeights w = weightFile is null
             ? AlexNet.Cuda.Checks.SyntheticNetwork.Weights(AlexNet.Cuda.Weights.AlexNetArchitecture.Default, seed: 1)
             : AlexNet.Cuda.Weights.WeightFile.Load(weightFile);

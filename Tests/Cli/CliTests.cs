@@ -157,15 +157,16 @@ public class CliTests
     [InlineData("weights f.npy --num-classes -3", "--num-classes takes a positive whole number, not '-3'", "alexnet weights")]
     [InlineData("weights f.npy --num-classes 1e3", "--num-classes takes a positive whole number, not '1e3'", "alexnet weights")]
     [InlineData("weights f.npy --seed -1", "--seed takes a non-negative whole number, not '-1'", "alexnet weights")]
-    [InlineData("bench --batch 0", "--batch takes positive whole numbers separated by commas (as 1,8,64), not '0'", "alexnet bench")]
-    [InlineData("bench --batch -1", "--batch takes positive whole numbers separated by commas (as 1,8,64), not '-1'", "alexnet bench")]
-    [InlineData("bench --batch abc", "--batch takes positive whole numbers separated by commas (as 1,8,64), not 'abc'", "alexnet bench")]
-    [InlineData("bench --batch 1,x", "--batch takes positive whole numbers separated by commas (as 1,8,64); 'x' in '1,x' is not one", "alexnet bench")]
-    [InlineData("bench --batch 1,,2", "--batch takes positive whole numbers separated by commas (as 1,8,64); '1,,2' has an empty item", "alexnet bench")]
-    [InlineData("bench --batch 8,", "--batch takes positive whole numbers separated by commas (as 1,8,64); '8,' has an empty item", "alexnet bench")]
-    [InlineData("bench --batch ,", "--batch takes positive whole numbers separated by commas (as 1,8,64), not ','", "alexnet bench")]
+    [InlineData("bench --batch 0", "--batch takes positive whole numbers or max separated by commas (as 1,64,max), not '0'", "alexnet bench")]
+    [InlineData("bench --batch -1", "--batch takes positive whole numbers or max separated by commas (as 1,64,max), not '-1'", "alexnet bench")]
+    [InlineData("bench --batch abc", "--batch takes positive whole numbers or max separated by commas (as 1,64,max), not 'abc'", "alexnet bench")]
+    [InlineData("bench --batch 1,x", "--batch takes positive whole numbers or max separated by commas (as 1,64,max); 'x' in '1,x' is not one", "alexnet bench")]
+    [InlineData("bench --batch 1,,2", "--batch takes positive whole numbers or max separated by commas (as 1,64,max); '1,,2' has an empty item", "alexnet bench")]
+    [InlineData("bench --batch max,max", "--batch names max twice", "alexnet bench")]
+    [InlineData("bench --batch 8,", "--batch takes positive whole numbers or max separated by commas (as 1,64,max); '8,' has an empty item", "alexnet bench")]
+    [InlineData("bench --batch ,", "--batch takes positive whole numbers or max separated by commas (as 1,64,max), not ','", "alexnet bench")]
     [InlineData("bench --batch 1,8,8", "--batch names 8 twice", "alexnet bench")]
-    [InlineData("bench --batch 99999999999", "--batch takes positive whole numbers separated by commas (as 1,8,64), not '99999999999'", "alexnet bench")]
+    [InlineData("bench --batch 99999999999", "--batch takes positive whole numbers or max separated by commas (as 1,64,max), not '99999999999'", "alexnet bench")]
     [InlineData("bench --iterations 0", "--iterations takes a positive whole number, not '0'", "alexnet bench")]
     [InlineData("bench --peer pytorch", "--peer takes one of auto, torchsharp, none, not 'pytorch'", "alexnet bench")]
     [InlineData("weights f.npy --skip-layer fc9",
@@ -181,7 +182,7 @@ public class CliTests
     [Fact]
     public void AnEmptyListIsRefusedWhereverItStands()
     {
-        AssertUsageError(Run("bench", "--batch", ""), "--batch takes positive whole numbers separated by commas (as 1,8,64), not ''", "alexnet bench");
+        AssertUsageError(Run("bench", "--batch", ""), "--batch takes positive whole numbers or max separated by commas (as 1,64,max), not ''", "alexnet bench");
         AssertUsageError(Run("weights", "f.npy", "--skip-layer", ""),
             "--skip-layer takes layer names separated by commas, from conv1, conv2, conv3, conv4, conv5, fc6, fc7, fc8, not ''", "alexnet weights");
     }

@@ -1,3 +1,4 @@
+using AlexNet.Cuda.Weights;
 using System.Text.Json;
 using AlexNet.Cli;
 using AlexNet.Cuda.Devices;
@@ -12,6 +13,33 @@ namespace AlexNet.Cuda.Tests.Cli;
 [Collection(OpenClCollection.Name)]
 public class NetworkBenchTests(OpenClFixture fixture)
 {
+    [SkippableFact]
+    public void BatchMaxIsTheLargestBatchWhoseLoweringsFitTheWorkspaceWhole()
+    {
+        _ = fixture.Device;
+        // conv2's lowering is the largest: 2 groups × 48·5·5 rows × 27·27 columns = 1 749 600 floats (6.67 MiB) an
+        // image; conv1's 3·11·11 × 55·55 = 1 098 075. 16 MiB holds two images of it, 1 GiB 153 (306 in 16 bits).
+        long perImage = AlexNetArchitecture.Default.Layers.Take(5).Select((l, i) =>
+        {
+            int[] outputs = [55, 27, 13, 13, 13];
+            return (long)l.WeightShape[0] * l.WeightShape[1] * l.WeightShape[2] * l.Groups * outputs[i] * outputs[i];
+        }).Max();
+        Assert.Equal(1_749_600, perImage);
+        Assert.Equal((int)((1L << 30) / (perImage * 4)), NetworkPlan.LargestUnchunkedBatch(AlexNetArchitecture.Default, 1L << 30));
+        Assert.Equal(153, NetworkPlan.LargestUnchunkedBatch(AlexNetArchitecture.Default, 1L << 30));
+        Assert.Equal(306, NetworkPlan.LargestUnchunkedBatch(AlexNetArchitecture.Default, 1L << 30, elementBytes: 2));
+        Assert.Equal(2, NetworkPlan.LargestUnchunkedBatch(AlexNetArchitecture.Default, 16L << 20));
+
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", "1,max", "--workspace", "16", "--iterations", "1", "--warmup", "1",
+            "--peer", "none", "--format", "json"], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        Assert.Contains("alexnet: --batch max is 2: the largest batch whose every lowering fits the 16 MiB workspace in one chunk", stderr.ToString());
+        using JsonDocument doc = JsonDocument.Parse(stdout.ToString());
+        Assert.Equal([1, 2], doc.RootElement.GetProperty("results").EnumerateArray().Select(r => r.GetProperty("batch").GetInt32()));
+    }
+
     [SkippableFact]
     public void BenchAtBatchOneWritesJsonWithEveryFieldAndAPerOperationBreakdown()
     {
@@ -228,7 +256,7 @@ public class NetworkBenchTests(OpenClFixture fixture)
         var stderr = new StringWriter();
         Assert.Equal(2, Program.Run(["bench", "--device", "opencl", "--batch", "1,x"], stdout, stderr));
         Assert.Equal("", stdout.ToString());
-        Assert.Equal("alexnet: error: --batch takes positive whole numbers separated by commas (as 1,8,64); 'x' in '1,x' is not one\n" +
+        Assert.Equal("alexnet: error: --batch takes positive whole numbers or max separated by commas (as 1,64,max); 'x' in '1,x' is not one\n" +
             "Run 'alexnet bench --help' for usage.\n", stderr.ToString().ReplaceLineEndings("\n"));
     }
 

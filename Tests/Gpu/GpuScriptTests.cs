@@ -256,9 +256,9 @@ public class GpuScriptTests(OpenClFixture fixture)
         string[] commands = File.ReadAllLines(Path.Combine(Scripts, "run-checks.sh"))
             .Where(l => l.TrimStart().StartsWith("\"$EXE\" ", StringComparison.Ordinal)).ToArray();
         // info, check twice, bench, features, bench kernels, bench --fuse off, bench --graph off, bench --epilogue
-        // (a loop over kernel, cublaslt), bench --precision (a loop over tf32, fp16, bf16), bench --workspace l2,
-        // classify, classify of the crafted files.
-        Assert.Equal(13, commands.Length);
+        // (a loop over kernel, cublaslt), bench --precision (a loop over tf32, fp16, bf16), bench --batch max (a loop
+        // over fp32, fp16), bench --workspace l2, classify, classify of the crafted files.
+        Assert.Equal(14, commands.Length);
         Assert.All(commands, c => Assert.Contains(" --verbose", c));
     }
 

@@ -246,6 +246,11 @@ public sealed class NetworkPlan
     /// strides, paddings and pooling of docs/model.md). Throws an <see cref="AlexNetException"/> when the
     /// shapes do not chain or the workspace cannot hold one image's lowering.
     /// </summary>
+    /// <summary>The largest batch whose every convolution's lowering fits <paramref name="workspaceBytes"/> whole (one
+    /// chunk each), for elements of <paramref name="elementBytes"/>: the fewest images any convolution's workspace holds.</summary>
+    public static int LargestUnchunkedBatch(AlexNetArchitecture architecture, long workspaceBytes, int elementBytes = sizeof(float)) =>
+        Create(architecture, 1, workspaceBytes, elementBytes).Convolutions.Min(c => c.WorkspaceImages);
+
     internal static NetworkPlan Create(AlexNetArchitecture architecture, int maxBatch, long workspaceBytes, int elementBytes = sizeof(float))
     {
         // (stride, VALID?) of conv1..conv5 and whether a 3×3/2 pool follows, as the reference defines them.
