@@ -1,4 +1,4 @@
-using AlexNet.Cuda;
+using AlexNet.Cuda.Export;
 
 namespace AlexNet.Cli.Finetune;
 
@@ -50,17 +50,7 @@ internal static class TrainingPlot
         plot.YLabel("cross-entropy loss");
         plot.Axes.Right.Label.Text = "top-1 accuracy (%)";
         plot.ShowLegend(ScottPlot.Alignment.MiddleRight);
-        string full = Path.GetFullPath(path);
-        string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp.png");
-        try
-        {
-            plot.SavePng(temp, 800, 500);
-            File.Move(temp, full, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw new AlexNetException($"cannot write the plot {path}: {e.Message.ReplaceLineEndings(" ").TrimEnd('.')}", e);
-        }
+        byte[] png = plot.GetImageBytes(800, 500, ScottPlot.ImageFormat.Png);
+        NpyWriter.WriteFile(path, stream => stream.Write(png));
     }
 }

@@ -59,47 +59,17 @@ internal sealed record TrainingState(int EpochsDone, int StepsDone, double Epoch
             j.WriteEndArray();
             j.WriteEndObject();
         }
-        string full = Path.GetFullPath(path);
-        string temp = Path.Combine(Path.GetDirectoryName(full)!, $".{Path.GetFileName(full)}.{Environment.ProcessId}.tmp");
-        try
+        NpyWriter.WriteFile(path, stream =>
         {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+            using var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true);
+            foreach ((string name, float[] values) in Velocity.OrderBy(v => v.Key, StringComparer.Ordinal))
             {
-                using (var zip = new ZipArchive(stream, ZipArchiveMode.Create, leaveOpen: true))
-                {
-                    foreach ((string name, float[] values) in Velocity.OrderBy(v => v.Key, StringComparer.Ordinal))
-                    {
-                        using Stream member = zip.CreateEntry(name + ".npy", CompressionLevel.NoCompression).Open();
-                        member.Write(NpyWriter.Header([values.Length]));
-                        WriteFloats(member, values);
-                    }
-                    using Stream state = zip.CreateEntry("state.json", CompressionLevel.NoCompression).Open();
-                    state.Write(json.ToArray());
-                }
-                stream.Flush(flushToDisk: true);
+                using Stream member = zip.CreateEntry(name + ".npy", CompressionLevel.NoCompression).Open();
+                NpyWriter.WriteArray(member, values, [values.Length]);
             }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-            throw new AlexNetException($"cannot write the optimiser state {path}: {e.Message.ReplaceLineEndings(" ").TrimEnd('.')}", e);
-        }
-    }
-
-    private static void WriteFloats(Stream stream, float[] values)
-    {
-        if (BitConverter.IsLittleEndian)
-        {
-            stream.Write(MemoryMarshal.AsBytes(values.AsSpan()));
-            return;
-        }
-        var buffer = new byte[4];
-        foreach (float v in values)
-        {
-            BinaryPrimitives.WriteSingleLittleEndian(buffer, v);
-            stream.Write(buffer);
-        }
+            using Stream state = zip.CreateEntry("state.json", CompressionLevel.NoCompression).Open();
+            state.Write(json.ToArray());
+        });
     }
 
     /// <summary>Reads a state this class wrote; anything else is a one-line error naming the file.</summary>

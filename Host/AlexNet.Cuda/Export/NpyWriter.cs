@@ -65,8 +65,17 @@ public static class NpyWriter
         return header;
     }
 
-    private static void WriteArray(Stream stream, float[] data, int[] shape)
+    /// <summary>Writes what <paramref name="write"/> writes to <paramref name="path"/> atomically, as the arrays are
+    /// written: a temporary file in the same folder, flushed, then renamed over the path; a failure is one line
+    /// naming the path and the cause, and leaves no temporary file and any earlier file as it was.</summary>
+    public static void WriteFile(string path, Action<Stream> write) => WriteAtomically(path, write);
+
+    /// <summary>One float32 array as a .npy (header and data) onto <paramref name="stream"/>: an .npz member, say.</summary>
+    public static void WriteArray(Stream stream, float[] data, int[] shape)
     {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(data);
+        CheckShape(data.Length, shape);
         stream.Write(Header(shape));
         if (BitConverter.IsLittleEndian)
         {

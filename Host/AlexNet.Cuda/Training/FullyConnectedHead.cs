@@ -341,17 +341,20 @@ public sealed class FullyConnectedHead : IDisposable
         for (int l = 0; l < 3; l++)
         {
             if (!_trained[l]) continue;
-            foreach ((string part, DeviceBuffer<float> buffer) in new[] { ("weight", _weightVelocity[l]!), ("bias", _biasVelocity[l]!) })
-            {
-                string name = LayerNames[l] + "." + part;
-                if (!velocity.TryGetValue(name, out float[]? values))
-                    throw new AlexNetException($"the optimiser state has no momentum for {name}");
-                if (values.LongLength != buffer.Length)
-                    throw new AlexNetException($"the optimiser state's {name} has {values.LongLength} values; the layer has {buffer.Length}");
-                float[] v = l == 0 && part == "weight" ? AlexNetModel.Fc6Rows(values, _pool5Channels, _pool5Pixels, _widths[1], toEngine: true) : values;
-                _stream.CopyToDevice<float>(v, buffer);
-            }
+            float[] weight = Velocity(velocity, LayerNames[l] + ".weight", _weightVelocity[l]!);
+            _stream.CopyToDevice<float>(l == 0 ? AlexNetModel.Fc6Rows(weight, _pool5Channels, _pool5Pixels, _widths[1], toEngine: true) : weight, _weightVelocity[l]!);
+            _stream.CopyToDevice<float>(Velocity(velocity, LayerNames[l] + ".bias", _biasVelocity[l]!), _biasVelocity[l]!);
         }
+    }
+
+    /// <summary>The momentum array <paramref name="name"/> of an optimiser state, checked to fit <paramref name="buffer"/>.</summary>
+    internal static float[] Velocity(IReadOnlyDictionary<string, float[]> velocity, string name, DeviceBuffer<float> buffer)
+    {
+        if (!velocity.TryGetValue(name, out float[]? values))
+            throw new AlexNetException($"the optimiser state has no momentum for {name}");
+        if (values.LongLength != buffer.Length)
+            throw new AlexNetException($"the optimiser state's {name} has {values.LongLength} values; the layer has {buffer.Length}");
+        return values;
     }
 
     public void Dispose()

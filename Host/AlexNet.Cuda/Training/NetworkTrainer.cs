@@ -297,14 +297,9 @@ public sealed class NetworkTrainer : IDisposable
         {
             if (!_trained[i]) continue;
             string name = AlexNetArchitecture.LayerNames[i];
-            foreach ((string part, DeviceBuffer<float> buffer) in new[] { ("weight", _weightVelocity[i]!), ("bias", _biasVelocity[i]!) })
-            {
-                if (!velocity.TryGetValue($"{name}.{part}", out float[]? values))
-                    throw new AlexNetException($"the optimiser state has no momentum for {name}.{part}");
-                if (values.LongLength != buffer.Length)
-                    throw new AlexNetException($"the optimiser state's {name}.{part} has {values.LongLength} values; the layer has {buffer.Length}");
-                _stream.CopyToDevice<float>(part == "weight" ? AlexNetModel.ConvolutionRows(values, _initial.Layers[i].WeightShape, toEngine: true) : values, buffer);
-            }
+            float[] weight = FullyConnectedHead.Velocity(velocity, name + ".weight", _weightVelocity[i]!);
+            _stream.CopyToDevice<float>(AlexNetModel.ConvolutionRows(weight, _initial.Layers[i].WeightShape, toEngine: true), _weightVelocity[i]!);
+            _stream.CopyToDevice<float>(FullyConnectedHead.Velocity(velocity, name + ".bias", _biasVelocity[i]!), _biasVelocity[i]!);
         }
     }
 
