@@ -27,6 +27,7 @@ internal static class InfoCommand
         if (inv.CudaDevicesMissing is not null) stdout.WriteLine($"  none: {inv.CudaDevicesMissing}");
         stdout.WriteLine($"NVRTC:         {inv.Nvrtc}");
         stdout.WriteLine($"cuBLAS:        {inv.Cublas}");
+        stdout.WriteLine($"cuBLASLt:      {inv.CublasLt}");
         stdout.WriteLine("OpenCL devices:");
         foreach (string d in inv.OpenClDevices) stdout.WriteLine($"  {d}");
         if (inv.OpenClDevicesMissing is not null) stdout.WriteLine($"  none: {inv.OpenClDevicesMissing}");

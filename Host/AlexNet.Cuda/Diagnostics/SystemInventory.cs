@@ -20,7 +20,8 @@ public sealed record SystemInventory(
     string ClBlast,
     string OpenBlas,
     IReadOnlyList<string> OpenClGemm,
-    string OneDnn = "")
+    string OneDnn = "",
+    string CublasLt = "")
 {
     public static SystemInventory Probe()
     {
@@ -50,6 +51,8 @@ public sealed record SystemInventory(
             return $"{NvrtcCompiler.VersionText}, builds sm_{archs.Min()}..sm_{archs.Max()}";
         }) + ToolkitChoice(NativeLibraryId.Nvrtc);
         string cublas = Describe(NativeLibraryId.Cublas, () => "loadable") + ToolkitChoice(NativeLibraryId.Cublas);
+        // cuBLASLt runs fc6's and fc7's bias+ReLU epilogue (--epilogue cublaslt); its file shows which release loaded.
+        string cublasLt = Describe(NativeLibraryId.CublasLt, () => "loadable");
 
         var clDevices = new List<string>();
         string? clMissing = null;
@@ -88,7 +91,7 @@ public sealed record SystemInventory(
         catch (AlexNetException e) { clGemm.Add($"none: {e.Message}"); }
 
         return new SystemInventory(KernelCache.DefaultRoot(), Environment.GetEnvironmentVariable("POCL_CACHE_DIR"),
-            driver, cudaDevices, cudaMissing, nvrtc, cublas, clDevices, clMissing, clblast, openblas, clGemm, onednn);
+            driver, cudaDevices, cudaMissing, nvrtc, cublas, clDevices, clMissing, clblast, openblas, clGemm, onednn, cublasLt);
     }
 
     /// <summary>A CUDA device's description and the precisions its cuBLAS GEMMs run (<c>--precision</c>).</summary>
