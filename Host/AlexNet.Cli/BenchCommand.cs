@@ -41,8 +41,8 @@ internal static class BenchCommand
         Option<string?> format = CliOptions.Choice("--format", "text (default), or JSON for programs", "text", "json");
         Option<string?> peer = CliOptions.Choice("--peer",
             "Also time another implementation on the same weights and images: auto (the default) is torchsharp on a CPU device when this build has it, else none; " +
-            "torchsharp is TorchSharp's AlexNet on the CPU",
-            "auto", "torchsharp", "none");
+            "torchsharp is TorchSharp's AlexNet on the CPU; onnxruntime is ONNX Runtime's CPU provider on an ONNX graph built from the same weights",
+            "auto", "torchsharp", "onnxruntime", "none");
         Option<string?> fuse = CliOptions.Choice("--fuse",
             "Whether each convolution's bias and ReLU run inside the kernel that reads its output next, and each LRN with the pool after it as one kernel: auto (the default) on a GPU and not on a CPU device, on, or off (passes of their own)",
             "auto", "on", "off");
@@ -93,11 +93,12 @@ internal static class BenchCommand
         if (epilogue == GemmEpilogue.CublasLt
             && !device.SupportsGemmBias(Precisions.Storage(precision.Value), Precisions.Math(precision.Value), out string? noEpilogue))
             return UsageErrors.Write("bench", $"--epilogue cublaslt needs cuBLASLt's bias epilogue, but {noEpilogue} ({selected.Reason}); use --epilogue auto or kernel", stderr);
-        // TorchSharp is a CPU library: the peer of a CPU device. On a GPU the peer is PyTorch on the same GPU
-        // (Bench/gpu), since TorchSharp's CUDA build is not available to this project.
+        // TorchSharp and ONNX Runtime's CPU provider are CPU libraries: peers of a CPU device. On a GPU the peer is
+        // PyTorch on the same GPU (Bench/gpu), since TorchSharp's CUDA build is not available to this project.
         using IBenchPeer? peer = peerChoice switch
         {
             "torchsharp" => BenchPeers.TorchSharp(),
+            "onnxruntime" => BenchPeers.OnnxRuntime(),
             "auto" when device.IsCpu && BenchPeers.HasTorchSharp => BenchPeers.TorchSharp(),
             _ => null,
         };

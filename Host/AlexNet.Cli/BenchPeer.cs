@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using AlexNet.Cuda.Network;
 using AlexNet.Cuda.Weights;
 
 namespace AlexNet.Cli;
@@ -21,10 +23,65 @@ internal interface IBenchPeer : IDisposable
         ReadOnlySpan<float> engineProbabilities, Action<string>? progress);
 }
 
-/// <summary>Which peers this build has: TorchSharp's CPU AlexNet in the JIT build the launcher makes; none in
-/// the NativeAOT build (libtorch is not AOT-compiled; the GPU validation machine compares with PyTorch).</summary>
+/// <summary>Which peers this build has: TorchSharp's and ONNX Runtime's CPU AlexNets in the JIT build the launcher
+/// makes; none in the NativeAOT build (libtorch is not AOT-compiled, and the GPU validation machine compares with
+/// PyTorch).</summary>
 internal static class BenchPeers
 {
+    private const string NoPeersInAot = "this alexnet is the NativeAOT build, which leaves the CPU peers out: run `./alexnet bench` from the repository for that comparison, or pass --peer none";
+
+    /// <summary>True when this build carries ONNX Runtime.</summary>
+    public static bool HasOnnxRuntime =>
+#if ONNXRUNTIME_PEER
+        true;
+#else
+        false;
+#endif
+
+    /// <summary>ONNX Runtime's peer, or throws an <see cref="AlexNet.Cuda.AlexNetException"/> saying why there is none.</summary>
+    public static IBenchPeer OnnxRuntime()
+    {
+#if ONNXRUNTIME_PEER
+        return new OnnxRuntimeBenchPeer();
+#else
+        throw new AlexNet.Cuda.AlexNetException(NoPeersInAot);
+#endif
+    }
+
+    /// <summary>
+    /// The timing and the comparison every CPU peer shares: <paramref name="pass"/> (synchronous: it returns when its
+    /// results are computed) run <paramref name="warmup"/> times, then timed <paramref name="iterations"/> times by
+    /// the wall clock; <paramref name="probabilities"/> (the peer's, [N][classes]) against the engine's.
+    /// </summary>
+    public static BenchPeerResult TimeAndCompare(string who, Action pass, int batch, int warmup, int iterations,
+        ReadOnlySpan<float> probabilities, ReadOnlySpan<float> engineProbabilities, int classes, Action<string>? progress)
+    {
+        for (int i = 0; i < warmup; i++)
+        {
+            progress?.Invoke($"batch {batch}: {who} warm-up pass {i + 1}/{warmup}");
+            pass();
+        }
+        var times = new double[iterations];
+        for (int i = 0; i < iterations; i++)
+        {
+            progress?.Invoke($"batch {batch}: {who} pass {i + 1}/{iterations}");
+            long start = Stopwatch.GetTimestamp();
+            pass();
+            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        double median = AlexNet.Cuda.Bench.BenchmarkHarness.Median(times);
+
+        double maxDifference = 0;
+        int agreements = 0;
+        for (int n = 0; n < batch; n++)
+        {
+            ReadOnlySpan<float> ours = engineProbabilities.Slice(n * classes, classes), theirs = probabilities.Slice(n * classes, classes);
+            for (int c = 0; c < classes; c++) maxDifference = Math.Max(maxDifference, Math.Abs(ours[c] - theirs[c]));
+            if (ClassRanking.Top(ours, 1)[0] == ClassRanking.Top(theirs, 1)[0]) agreements++;
+        }
+        return new BenchPeerResult(median, times.Min(), batch / (median / 1000), maxDifference, agreements);
+    }
+
     /// <summary>True when this build carries TorchSharp.</summary>
     public static bool HasTorchSharp =>
 #if TORCHSHARP_PEER
@@ -39,7 +96,7 @@ internal static class BenchPeers
 #if TORCHSHARP_PEER
         return new TorchSharpBenchPeer();
 #else
-        throw new AlexNet.Cuda.AlexNetException("this alexnet is the NativeAOT build, which leaves TorchSharp out: run `./alexnet bench` from the repository for the TorchSharp comparison, or pass --peer none");
+        throw new AlexNet.Cuda.AlexNetException(NoPeersInAot);
 #endif
     }
 }

@@ -1,5 +1,4 @@
 #if TORCHSHARP_PEER
-using System.Diagnostics;
 using AlexNet.Cuda;
 using AlexNet.Cuda.Network;
 using AlexNet.Cuda.Torch;
@@ -47,31 +46,7 @@ internal sealed class TorchSharpBenchPeer : IBenchPeer
         net.Forward(images, batch);
         var probabilities = new float[batch * net.NumClasses];
         net.ReadProbabilities(probabilities);
-        for (int i = 0; i < warmup; i++)
-        {
-            progress?.Invoke($"batch {batch}: TorchSharp warm-up pass {i + 1}/{warmup}");
-            net.Run(batch);
-        }
-
-        var times = new double[iterations];
-        for (int i = 0; i < iterations; i++)
-        {
-            progress?.Invoke($"batch {batch}: TorchSharp pass {i + 1}/{iterations}");
-            long start = Stopwatch.GetTimestamp();
-            net.Run(batch);
-            times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-        }
-        double median = AlexNet.Cuda.Bench.BenchmarkHarness.Median(times);
-
-        double maxDifference = 0;
-        int agreements = 0, classes = net.NumClasses;
-        for (int n = 0; n < batch; n++)
-        {
-            ReadOnlySpan<float> ours = engineProbabilities.Slice(n * classes, classes), theirs = probabilities.AsSpan(n * classes, classes);
-            for (int c = 0; c < classes; c++) maxDifference = Math.Max(maxDifference, Math.Abs(ours[c] - theirs[c]));
-            if (ClassRanking.Top(ours, 1)[0] == ClassRanking.Top(theirs, 1)[0]) agreements++;
-        }
-        return new BenchPeerResult(median, times.Min(), batch / (median / 1000), maxDifference, agreements);
+        return BenchPeers.TimeAndCompare("TorchSharp", () => net.Run(batch), batch, warmup, iterations, probabilities, engineProbabilities, net.NumClasses, progress);
     }
 
     public void Dispose() => _network?.Dispose();

@@ -168,7 +168,7 @@ public class CliTests
     [InlineData("bench --batch 1,8,8", "--batch names 8 twice", "alexnet bench")]
     [InlineData("bench --batch 99999999999", "--batch takes positive whole numbers or max separated by commas (as 1,64,max), not '99999999999'", "alexnet bench")]
     [InlineData("bench --iterations 0", "--iterations takes a positive whole number, not '0'", "alexnet bench")]
-    [InlineData("bench --peer pytorch", "--peer takes one of auto, torchsharp, none, not 'pytorch'", "alexnet bench")]
+    [InlineData("bench --peer pytorch", "--peer takes one of auto, torchsharp, onnxruntime, none, not 'pytorch'", "alexnet bench")]
     [InlineData("weights f.npy --skip-layer fc9",
         "--skip-layer takes layer names separated by commas, from conv1, conv2, conv3, conv4, conv5, fc6, fc7, fc8, not 'fc9'", "alexnet weights")]
     [InlineData("weights f.npy --skip-layer fc7,pool5",

@@ -249,6 +249,25 @@ public class NetworkBenchTests(OpenClFixture fixture)
         Assert.Contains("peer: TorchSharp 0.107.0", stdout.ToString());
     }
 
+    [SkippableFact]
+    public void PeerOnnxRuntimeRunsTheSameNetworkAndAgreesWithTheEngine()
+    {
+        // ONNX Runtime's CPU provider on the graph built from the same (synthetic, full-size) weights: every image's
+        // top class agrees and no probability differs by more than 1e-4 (two FP32 computations: about 1e-5 here).
+        _ = fixture.Device;
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(["bench", "--device", "opencl", "--batch", "3", "--iterations", "1", "--warmup", "1", "--peer", "onnxruntime", "--format", "json"], stdout, stderr);
+        Assert.True(code == 0, stderr.ToString());
+        using JsonDocument doc = JsonDocument.Parse(stdout.ToString());
+        Assert.StartsWith("ONNX Runtime 1.31.1 (CPU execution provider", doc.RootElement.GetProperty("peer").GetString());
+        JsonElement peer = Assert.Single(doc.RootElement.GetProperty("results").EnumerateArray()).GetProperty("peer");
+        Assert.Equal(3, peer.GetProperty("top1_agreements").GetInt32());
+        double difference = peer.GetProperty("max_probability_difference").GetDouble();
+        Assert.InRange(difference, 0, 1e-4);
+        Assert.True(peer.GetProperty("images_per_second").GetDouble() > 0);
+    }
+
     [Fact]
     public void ABadBatchListIsAUsageErrorBeforeAnyDeviceIsOpened()
     {
