@@ -9,17 +9,19 @@
 #                    channels_last, TF32, FP16 autocast) timed the same way, its logits against the
 #                    engine's and the numpy implementation's
 #   summary.md       Bench/gpu/summarize.py: per batch, the engine against each PyTorch mode (images/s and
-#                    the ratio), the logits comparisons, every step's exit status and seconds
+#                    the ratio), every other engine run below beside them, the fastest of each side, the
+#                    logits comparisons, every step's exit status and seconds
 #   environment.txt  machine, driver, toolkit, PyTorch versions, LD_LIBRARY_PATH, the CUDA libraries the
 #                    loader's cache knows (`ldconfig -p`) and those in the probed folders, `alexnet info`
-#   kernels.txt      `alexnet bench kernels` (device-timed medians per kernel and GEMM), then `alexnet bench
+#   kernels.txt      `alexnet bench kernels` (device-timed medians per kernel and GEMM), then the JSON of
+#                    each other engine run (also in summary.md's tables): `alexnet bench
 #                    --fuse off`: the pass with each convolution's bias and ReLU as a pass of its own,
 #                    `alexnet bench --workspace l2`: the lowering in chunks the size of the L2,
 #                    `alexnet bench --graph off`: no CUDA graph captured, every pass launch by launch, and
 #                    `alexnet bench --workspace 1024 --batch max`: the largest batch a 1 GiB workspace takes
 #                    without chunking, in fp32 and fp16,
 #                    `alexnet bench --epilogue kernel` then `--epilogue cublaslt`: fc6's and fc7's bias and ReLU
-#                    as a kernel's pass, then in cuBLASLt's GEMM epilogue
+#                    as a kernel's pass, then in cuBLASLt's GEMM epilogue, and `--precision tf32`, `fp16`, `bf16`
 #   features.txt     `alexnet features` over synthetic full-size weights and three PNGs, all 14 layers, then
 #                    checked by the independent numpy implementation of the reference
 #   classify.txt     `alexnet classify --stats` over PNGs of several sizes (end-to-end, decode-only and
@@ -121,8 +123,14 @@ step() {
 }
 
 summarize() {
+  local modes=() f
+  # In the order they ran (oldest first); the labels have no spaces.
+  for f in $(ls -tr "$WORK"/bench-*.json 2>/dev/null); do
+    f=${f##*/bench-}
+    modes+=(--mode "${f%.json}=$WORK/bench-$f")
+  done
   timeout 30 "$PYTHON" "$GPU_SCRIPTS/summarize.py" --out "$out/summary.md" --bench "$out/bench.json" \
-    --pytorch "$out/pytorch.json" --steps "$steps" --log "bench stderr=$WORK/bench.err" \
+    --pytorch "$out/pytorch.json" --steps "$steps" --log "bench stderr=$WORK/bench.err" "${modes[@]}" \
     --log "PyTorch output=$WORK/pytorch.log" \
     --results "$out/check.txt" --results "$out/features.txt" --results "$out/classify.txt" \
     || echo "summarize.py failed (exit $?); step statuses: $(cat "$steps")" >> "$out/summary.md"
@@ -174,17 +182,30 @@ pytorch() {
 kernels() {
   "$EXE" bench kernels --verbose --device "$DEVICE" --warmup 5 --repeats "$REPEATS"
 }
+# Each of the other engine runs below writes its own `alexnet bench --format json` to $WORK/bench-LABEL.json, which
+# summary.md puts beside bench.json and PyTorch in each batch's table; the JSON (per-operation times included) is
+# also copied into kernels.txt, the file that comes back with it.
+# bench_mode LABEL ARGS...: one such run, with ARGS added to the common options.
+bench_mode() {
+  local label="$1"
+  shift
+  echo "== alexnet bench $* (bench-$label.json, in summary.md)"
+  "$EXE" bench --verbose --device "$DEVICE" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --format json "$@" > "$WORK/bench-$label.json"
+  local rc=$?
+  cat "$WORK/bench-$label.json"
+  echo
+  [ "$rc" -eq 0 ] || echo "FAIL bench $*: exit $rc"
+  return "$rc"
+}
 # bench.json has the GPU's default pass, each convolution's bias and ReLU fused into the next kernel; the same
 # pass with them as passes of their own, for the difference the fusion makes.
 bench_unfused() {
-  echo "== alexnet bench --fuse off (bench.json is --fuse auto: fused on a GPU)"
-  "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --fuse off
+  bench_mode fuse-off --batch "$BATCHES" --fuse off
 }
 # bench.json replays a CUDA graph per batch size (--graph auto on a GPU) and times the launch-by-launch pass
 # beside it in the same model; the same run with nothing captured at all, for the process as users run it off.
 bench_nograph() {
-  echo "== alexnet bench --graph off (bench.json is --graph auto: a graph per batch size on a GPU)"
-  "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --graph off
+  bench_mode graph-off --batch "$BATCHES" --graph off
 }
 # fc6's and fc7's bias and ReLU as bias_relu's pass after the GEMM (what --epilogue auto runs), then in the GEMM itself
 # (cuBLASLt's RELU_BIAS epilogue), one after the other in one step so the two are timed on the same warm GPU. `alexnet
@@ -192,20 +213,16 @@ bench_nograph() {
 bench_epilogue() {
   local e
   for e in kernel cublaslt; do
-    echo "== alexnet bench --epilogue $e (bench.json is --epilogue auto: the kernel)"
-    "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --epilogue "$e" || echo "FAIL bench --epilogue $e: exit $?"
+    bench_mode "epilogue-$e" --batch "$BATCHES" --epilogue "$e"
   done
 }
-# The workspace the size of the GPU's L2 (50 MB on an H100, 60 MB on an H200), against bench.json's 256 MiB:
-# smaller chunks whose lowered input may stay in the cache between im2col and the GEMM.
 # The reduced precisions, against bench.json's FP32: TF32 tensor cores on FP32 storage, then fp16 and bf16
 # storage (half the bytes of every kernel and of the weights) with FP32-accumulating GEMMs. `alexnet check`
 # above has already held each precision's probabilities to its tolerance against FP32.
 bench_precisions() {
   local p
   for p in tf32 fp16 bf16; do
-    echo "== alexnet bench --precision $p (bench.json is fp32)"
-    "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --precision "$p" || echo "FAIL bench --precision $p: exit $?"
+    bench_mode "$p" --batch "$BATCHES" --precision "$p"
   done
 }
 # The largest batch a 1 GiB workspace takes without chunking any lowering (`--batch max`: 153 images in FP32 and TF32,
@@ -213,13 +230,13 @@ bench_precisions() {
 bench_max() {
   local p
   for p in fp32 fp16; do
-    echo "== alexnet bench --workspace 1024 --batch max --precision $p"
-    "$EXE" bench --verbose --device "$DEVICE" --batch max --workspace 1024 --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --precision "$p" || echo "FAIL bench --batch max --precision $p: exit $?"
+    bench_mode "max-$p" --batch max --workspace 1024 --precision "$p"
   done
 }
+# The workspace the size of the GPU's L2 (50 MB on an H100, 60 MB on an H200), against bench.json's 256 MiB:
+# smaller chunks whose lowered input may stay in the cache between im2col and the GEMM.
 bench_l2() {
-  echo "== alexnet bench --workspace l2 (bench.json has the default 256 MiB)"
-  "$EXE" bench --verbose --device "$DEVICE" --batch "$BATCHES" --iterations "$ITERATIONS" --warmup "$WARMUP" --peer none --workspace l2
+  bench_mode workspace-l2 --batch "$BATCHES" --workspace l2
 }
 # The whole network against the numpy implementation (float64, the weight file's own layouts).
 features_numpy() {
@@ -271,7 +288,7 @@ hostile() {
     fi
   done
 }
-export -f environment check check_warm bench features pytorch kernels bench_unfused bench_nograph bench_epilogue bench_precisions bench_max bench_l2 features_numpy classify hostile
+export -f environment check check_warm bench features pytorch kernels bench_mode bench_unfused bench_nograph bench_epilogue bench_precisions bench_max bench_l2 features_numpy classify hostile
 
 step environment 40 "$out/environment.txt" "$out/environment.txt" environment "versions, alexnet info"
 step check 120 "$out/check.txt" "$out/check.txt" check "alexnet check --device $DEVICE"

@@ -4,7 +4,11 @@
 ours / theirs (above 1: the engine is faster); the logits comparisons; the status of every step of the run.
 
 usage: summarize.py --out summary.md [--bench bench.json] [--pytorch pytorch.json] [--steps steps.tsv]
-                    [--results FILE ...] [--log LABEL=FILE ...]
+                    [--mode LABEL=FILE ...] [--results FILE ...] [--log LABEL=FILE ...]
+
+Each --mode file is another `alexnet bench --format json` of the same run (another precision, --fuse off, --graph
+off, an epilogue, a workspace): its rows join the engine's in each batch's table, with the ratio of bench.json's
+images/s to theirs, and each batch ends with the fastest engine mode against the fastest PyTorch mode.
 
 steps.tsv holds one step per line: name, exit status (a number, or a word such as "skipped"), seconds, what
 ran, separated by tabs. The closing lines of each --results file (check.txt, features.txt, classify.txt: pass
@@ -27,6 +31,8 @@ def load(path):
         return None, "not given"
     if not os.path.exists(path):
         return None, f"{os.path.basename(path)} was not written"
+    if os.path.getsize(path) == 0:
+        return None, f"{os.path.basename(path)} is empty: the run wrote nothing (its error is in the step's log)"
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f), None
@@ -83,7 +89,13 @@ def peak_share(device, precision, images_per_second):
     return "?"
 
 
-def throughput_tables(bench, bench_why, torch_report, torch_why):
+def engine_label(entry, label=None):
+    """The engine row's name: which run, whether it replayed a CUDA graph, and its precision."""
+    graph = " replaying its CUDA graph" if entry.get("graph") else ""
+    return f"engine{' ' + label if label else ''} (`alexnet bench`{graph}, {{precision}})"
+
+
+def throughput_tables(bench, bench_why, torch_report, torch_why, engine_modes=()):
     lines = ["## Whole forward pass: the engine against PyTorch", ""]
     if bench is None:
         lines += [f"The engine's benchmark is missing: {bench_why}.", ""]
@@ -107,12 +119,23 @@ def throughput_tables(bench, bench_why, torch_report, torch_why):
     engine_precision = (bench or {}).get("precision", "fp32")
     torch_device = (torch_report or {}).get("device") or engine_device
     ours = {r["batch"]: r for r in (bench or {}).get("results", [])}
+    # The other engine runs: label -> (report or None, why not), their results by batch.
+    mode_results = {}
+    for label, (report, why) in engine_modes:
+        if report is None:
+            lines += [f"Engine run {label}: not shown ({why}).", ""]
+            continue
+        mode_results[label] = (report, {r["batch"]: r for r in report.get("results", [])})
     modes = (torch_report or {}).get("modes", {})
     theirs = {}
     for mode, entry in modes.items():
         for r in entry.get("results", []):
             theirs.setdefault(r["batch"], {})[mode] = r
-    for batch in sorted(set(ours) | set(theirs)):
+    batches = set(ours) | set(theirs)
+    for _, by_batch in mode_results.values():
+        batches |= set(by_batch)
+    for batch in sorted(batches):
+        fastest_engine, fastest_torch = None, None
         lines += [f"### Batch {batch}", "", "| implementation | images/s | median ms | min ms | of peak | ours ÷ this |", "|---|---|---|---|---|---|"]
         mine = ours.get(batch)
         mine_ips = None
@@ -122,8 +145,8 @@ def throughput_tables(bench, bench_why, torch_report, torch_why):
             lines.append(f"| engine (`alexnet bench`) | skipped: {mine['skipped']} | | | | |")
         else:
             mine_ips = mine.get("images_per_second")
-            graph = " replaying its CUDA graph" if mine.get("graph") else ""
-            lines.append(f"| engine (`alexnet bench`{graph}, {engine_precision}) | {number(mine_ips, 1)} | {number(mine.get('median_ms'), 4)} | "
+            fastest_engine = ("bench.json", mine_ips) if mine_ips else None
+            lines.append(f"| {engine_label(mine).format(precision=engine_precision)} | {number(mine_ips, 1)} | {number(mine.get('median_ms'), 4)} | "
                          f"{number(mine.get('min_ms'), 4)} | {peak_share(engine_device, engine_precision, mine_ips)} | 1.000 |")
             # With a graph, bench also timed the same pass launch by launch, in the same model and run.
             stream_ms = mine.get("stream_median_ms") if mine.get("graph") else None
@@ -134,6 +157,20 @@ def throughput_tables(bench, bench_why, torch_report, torch_why):
                              f"{ratio(mine_ips, stream_ips)} |")
             elif mine.get("graph_failure"):
                 lines.append(f"| (no graph: its capture failed: {mine['graph_failure'].replace('|', '/')}) | | | | | |")
+        for label, (report, by_batch) in mode_results.items():
+            r = by_batch.get(batch)
+            if r is None:
+                continue
+            precision = report.get("precision", "fp32")
+            if "skipped" in r:
+                lines.append(f"| engine {label} | skipped: {r['skipped'].replace('|', '/')} | | | | |")
+                continue
+            ips = r.get("images_per_second")
+            if ips and (fastest_engine is None or ips > fastest_engine[1]):
+                fastest_engine = (label, ips)
+            lines.append(f"| {engine_label(r, label).format(precision=precision)} | {number(ips, 1)} | {number(r.get('median_ms'), 4)} | "
+                         f"{number(r.get('min_ms'), 4)} | {peak_share(report.get('description') or report.get('device'), precision, ips)} | "
+                         f"{ratio(mine_ips, ips)} |")
         for mode, entry in modes.items():
             r = theirs.get(batch, {}).get(mode)
             label = f"PyTorch {mode} ({entry.get('description', '')})"
@@ -143,9 +180,14 @@ def throughput_tables(bench, bench_why, torch_report, torch_why):
                 lines.append(f"| {label} | error: {r['error'].replace('|', '/')} | | | | |")
                 continue
             ips = r.get("images_per_second")
+            if ips and (fastest_torch is None or ips > fastest_torch[1]):
+                fastest_torch = (mode, ips)
             lines.append(f"| {label} | {number(ips, 1)} | {number(r.get('median_ms'), 4)} | {number(r.get('min_ms'), 4)} | "
                          f"{peak_share(torch_device, mode, ips)} | {ratio(mine_ips, ips)} |")
         lines.append("")
+        if fastest_engine and fastest_torch:
+            lines += [f"Fastest: the engine's {fastest_engine[0]} at {fastest_engine[1]:.1f} images/s, PyTorch's {fastest_torch[0]} at "
+                      f"{fastest_torch[1]:.1f}: {ratio(fastest_engine[1], fastest_torch[1])} (above 1: the engine is faster).", ""]
     return lines
 
 
@@ -215,6 +257,7 @@ def main():
     parser.add_argument("--bench")
     parser.add_argument("--pytorch")
     parser.add_argument("--steps")
+    parser.add_argument("--mode", action="append", default=[], help="LABEL=FILE: another engine bench JSON of the run")
     parser.add_argument("--results", action="append", default=[], help="a text result whose totals are quoted")
     parser.add_argument("--log", action="append", default=[], help="LABEL=FILE: that file's last lines under LABEL")
     a = parser.parse_args()
@@ -225,7 +268,11 @@ def main():
         title += f": {bench.get('device', '?')}"
     lines = [title, ""]
     lines += steps_table(a.steps)
-    lines += throughput_tables(bench, bench_why, torch_report, torch_why)
+    engine_modes = []
+    for item in a.mode:
+        label, _, path = item.partition("=")
+        engine_modes.append((label, load(path)))
+    lines += throughput_tables(bench, bench_why, torch_report, torch_why, engine_modes)
     lines += logits_table(torch_report)
     if a.results:
         lines += result_lines(a.results)

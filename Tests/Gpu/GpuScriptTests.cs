@@ -143,6 +143,52 @@ public class GpuScriptTests(OpenClFixture fixture)
     }
 
     [SkippableFact]
+    public void SummaryPutsEveryOtherEngineRunBesideBenchJsonAndNamesTheFastestOfEachSide()
+    {
+        NumpyReference.Require();
+        using var dir = new TempDir();
+        string bench = dir.Write("bench.json", System.Text.Encoding.UTF8.GetBytes("""
+            { "device": "NVIDIA H200 (test fixture)", "precision": "fp32", "results": [
+              { "batch": 8, "images_per_second": 4000.0, "median_ms": 2.0, "min_ms": 1.9, "graph": true, "layers": [] } ] }
+            """));
+        // fp16 twice as fast at batch 8; --batch max's own size, 306; one size skipped; one run that wrote nothing.
+        string fp16 = dir.Write("bench-fp16.json", System.Text.Encoding.UTF8.GetBytes("""
+            { "device": "NVIDIA H200 (test fixture)", "precision": "fp16", "results": [
+              { "batch": 8, "images_per_second": 8000.0, "median_ms": 1.0, "min_ms": 0.9, "graph": true, "layers": [] },
+              { "batch": 64, "skipped": "out of device memory | test", "layers": [] } ] }
+            """));
+        string max = dir.Write("bench-max-fp16.json", System.Text.Encoding.UTF8.GetBytes("""
+            { "device": "NVIDIA H200 (test fixture)", "precision": "fp16", "results": [
+              { "batch": 306, "images_per_second": 50000.0, "median_ms": 6.12, "min_ms": 6.0, "graph": false, "layers": [] } ] }
+            """));
+        var torch = new
+        {
+            device = "NVIDIA H200 (test fixture)",
+            modes = new Dictionary<string, object>
+            {
+                ["fp32"] = new { description = "eager FP32", results = new object[] { new { batch = 8, images_per_second = 1000.0, median_ms = 8.0, min_ms = 7.9 } } },
+                ["amp_fp16"] = new { description = "FP16 autocast", results = new object[] { new { batch = 8, images_per_second = 5000.0, median_ms = 1.6, min_ms = 1.5 } } },
+            },
+        };
+        string pytorch = dir.Write("pytorch.json", JsonSerializer.SerializeToUtf8Bytes(torch));
+        string summary = dir.File("summary.md");
+        (int exit, string output) = NumpyReference.Run([Path.Combine(Scripts, "summarize.py"), "--out", summary, "--bench", bench,
+            "--pytorch", pytorch, "--mode", $"fp16={fp16}", "--mode", $"max-fp16={max}", "--mode", $"bf16={dir.File("bench-bf16.json")}",
+            "--mode", $"epilogue-cublaslt={dir.Write("bench-epilogue-cublaslt.json", [])}"]);
+        Assert.True(exit == 0, output);
+        string[] lines = File.ReadAllLines(summary);
+        // bench.json's images/s over the run's: 4000 / 8000; of peak: 8000 × 1.4488 GFLOP of an H200's 989 TFLOP/s FP16.
+        Assert.Equal("| engine fp16 (`alexnet bench` replaying its CUDA graph, fp16) | 8000.0 | 1.0000 | 0.9000 | 1.2% | 0.500 |", Row(lines, 8, "| engine fp16"));
+        Assert.Equal(0.8, Ratio(lines, 8, "| PyTorch amp_fp16 ("), 0.0005);
+        Assert.Contains("Fastest: the engine's fp16 at 8000.0 images/s, PyTorch's amp_fp16 at 5000.0: 1.600 (above 1: the engine is faster).", lines);
+        Assert.Contains("skipped: out of device memory / test", Row(lines, 64, "| engine fp16"));
+        Assert.Contains("not measured", Row(lines, 306, "| engine (`alexnet bench`)"));
+        Assert.StartsWith("| engine max-fp16 (`alexnet bench`, fp16) | 50000.0 |", Row(lines, 306, "| engine max-fp16"));
+        Assert.Contains("Engine run bf16: not shown (bench-bf16.json was not written).", lines);
+        Assert.Contains("Engine run epilogue-cublaslt: not shown (bench-epilogue-cublaslt.json is empty: the run wrote nothing (its error is in the step's log)).", lines);
+    }
+
+    [SkippableFact]
     public void SummaryNamesMissingInputsInsteadOfFailing()
     {
         NumpyReference.Require();
@@ -255,10 +301,10 @@ public class GpuScriptTests(OpenClFixture fixture)
     {
         string[] commands = File.ReadAllLines(Path.Combine(Scripts, "run-checks.sh"))
             .Where(l => l.TrimStart().StartsWith("\"$EXE\" ", StringComparison.Ordinal)).ToArray();
-        // info, check twice, bench, features, bench kernels, bench --fuse off, bench --graph off, bench --epilogue
-        // (a loop over kernel, cublaslt), bench --precision (a loop over tf32, fp16, bf16), bench --batch max (a loop
-        // over fp32, fp16), bench --workspace l2, classify, classify of the crafted files.
-        Assert.Equal(14, commands.Length);
+        // info, check twice, bench, features, bench kernels, bench_mode (every other bench run: --fuse off, --graph off,
+        // --epilogue kernel and cublaslt, --precision tf32, fp16 and bf16, --batch max in fp32 and fp16, --workspace l2),
+        // classify, classify of the crafted files.
+        Assert.Equal(9, commands.Length);
         Assert.All(commands, c => Assert.Contains(" --verbose", c));
     }
 
