@@ -1,3 +1,4 @@
+using AlexNet.Cuda.Bench;
 using AlexNet.Cuda.Network;
 using AlexNet.Cuda.Weights;
 using Microsoft.ML.OnnxRuntime;
@@ -22,7 +23,7 @@ namespace AlexNet.Cuda.Onnx;
 /// intermediate tensors.
 /// </para>
 /// </summary>
-public sealed class OnnxAlexNet : IDisposable
+public sealed class OnnxAlexNet : ICpuAlexNet
 {
     private const int OpsetVersion = 17;
     private const long IrVersion = 8;

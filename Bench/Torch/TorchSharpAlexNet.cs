@@ -1,3 +1,4 @@
+using AlexNet.Cuda.Bench;
 using AlexNet.Cuda.Network;
 using AlexNet.Cuda.Weights;
 using TorchSharp;
@@ -34,7 +35,7 @@ public enum TorchLayout
 /// avoids libtorch 2.10's wrong float32 NCHW convolutions on some CPUs and shapes (docs/platform.md).
 /// </para>
 /// </summary>
-public sealed class TorchSharpAlexNet : IDisposable
+public sealed class TorchSharpAlexNet : ICpuAlexNet
 {
     public const int InputSize = AlexNetModel.InputSize;
     public const int InputChannels = AlexNetModel.InputChannels;

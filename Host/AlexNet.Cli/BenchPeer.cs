@@ -42,7 +42,17 @@ internal static class BenchPeers
     public static IBenchPeer OnnxRuntime()
     {
 #if ONNXRUNTIME_PEER
-        return new OnnxRuntimeBenchPeer();
+        string name;
+        try
+        {
+            // Loads libonnxruntime.so: a missing or unloadable native library is a one-line error here, before any timing.
+            name = $"ONNX Runtime {AlexNet.Cuda.Onnx.OnnxAlexNet.RuntimeVersion} (CPU execution provider, {Environment.ProcessorCount} threads, all graph optimisations)";
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+        {
+            throw new AlexNet.Cuda.AlexNetException($"ONNX Runtime's native library did not load ({e.GetBaseException().Message.Split('\n')[0]}): pass --peer none to benchmark without it");
+        }
+        return new CpuBenchPeer(name, "ONNX Runtime", (weights, batch) => AlexNet.Cuda.Onnx.OnnxAlexNet.Create(weights, batch));
 #else
         throw new AlexNet.Cuda.AlexNetException(NoPeersInAot);
 #endif
@@ -94,7 +104,19 @@ internal static class BenchPeers
     public static IBenchPeer TorchSharp()
     {
 #if TORCHSHARP_PEER
-        return new TorchSharpBenchPeer();
+        string name;
+        try
+        {
+            // Loads libtorch: a missing or unloadable native library is a one-line error here, before any timing.
+            name = $"TorchSharp {typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString(3)} (libtorch CPU, {AlexNet.Cuda.Torch.TorchSharpAlexNet.Threads} threads, channels-last)";
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or NotSupportedException)
+        {
+            throw new AlexNet.Cuda.AlexNetException($"TorchSharp's native library did not load ({e.GetBaseException().Message.Split('\n')[0]}): pass --peer none to benchmark without it");
+        }
+        // TorchSharp's AlexNet on the CPU: libtorch's own convolution, LRN, pooling and GEMM kernels, channels-last,
+        // inference mode.
+        return new CpuBenchPeer(name, "TorchSharp", (weights, batch) => AlexNet.Cuda.Torch.TorchSharpAlexNet.Create(weights, batch));
 #else
         throw new AlexNet.Cuda.AlexNetException(NoPeersInAot);
 #endif
